@@ -1,0 +1,82 @@
+//! The `fedtls` command line: one module per subcommand, each with clap `Args` and a `run`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// What a subcommand returns: its exit code, or an error to print as one `error:` line.
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// A failure to report on stderr as `error: MESSAGE` with the given exit code.
+#[derive(Debug)]
+pub struct CliError {
+    /// The one-line message (without the `error:` prefix).
+    pub message: String,
+    /// 1 for a refused input or a failed operation, 2 for usage errors.
+    pub code: u8,
+}
+
+impl CliError {
+    /// An operational failure (exit 1).
+    pub fn failed(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            code: 1,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl std::fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            code: 2,
+        }
+    }
+}
+
+/// Reads a whole file, naming it in the error.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))
+}
+
+#[derive(Parser)]
+#[command(
+    name = "fedtls",
+    version,
+    about = "Verify, inspect and produce FedTLS / MATF (RFC 9932) federation metadata",
+    long_about = "Verify, inspect and produce FedTLS / MATF (RFC 9932) federation metadata.\n\n\
+Members use it to check the federation's signed metadata, compute pins of their certificates and \
+lint their own metadata before upload; operators use it to sign aggregates; developers use it to \
+create a complete local test federation.\n\n\
+Exit codes: 0 success, 1 refused input or failed check, 2 usage error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+/// Parses the command line, runs the subcommand and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result: CliResult = match cli.command {};
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", err.message);
+            ExitCode::from(err.code)
+        }
+    }
+}

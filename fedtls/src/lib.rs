@@ -1,0 +1,13 @@
+//! FedTLS / MATF (RFC 9932) for Rust: verify signed federation metadata, index its entities,
+//! and identify peers by their public-key pins.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod der;
+pub mod encoding;
+pub mod pin;
+
+pub use pin::{CertThumbprint, Pin, PinError};
+pub mod names;
+
+pub use names::Tag;

@@ -11,3 +11,9 @@ pub use pin::{CertThumbprint, Pin, PinError};
 pub mod names;
 
 pub use names::Tag;
+pub mod claims;
+pub mod index;
+pub mod metadata;
+
+pub use index::Index;
+pub use metadata::{Endpoint, Entity, Metadata};

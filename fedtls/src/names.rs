@@ -19,7 +19,9 @@ impl Tag {
     /// Validates and wraps a tag.
     pub fn new(text: &str) -> Result<Self, TagError> {
         let valid = (1..=64).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if valid {
             Ok(Self(text.into()))
         } else {
@@ -54,6 +56,12 @@ impl fmt::Display for Tag {
 impl fmt::Debug for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Tag({})", self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for Tag {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -95,7 +103,13 @@ mod tests {
     #[test]
     fn organization_id_rules() {
         assert!(is_moa_organization_id("SE2021004185"));
-        for bad in ["se2021004185", "SE202100418", "SE20210041855", "SEX021004185", ""] {
+        for bad in [
+            "se2021004185",
+            "SE202100418",
+            "SE20210041855",
+            "SEX021004185",
+            "",
+        ] {
             assert!(!is_moa_organization_id(bad), "{bad:?}");
         }
     }

@@ -36,7 +36,8 @@ impl CliError {
 
 /// Reads a whole file, naming it in the error.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))
 }
 
 #[derive(Parser)]

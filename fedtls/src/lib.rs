@@ -6,6 +6,7 @@
 pub mod der;
 pub mod encoding;
 pub mod pin;
+pub mod x509;
 
 pub use pin::{CertThumbprint, Pin, PinError};
 pub mod names;

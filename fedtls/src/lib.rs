@@ -5,6 +5,7 @@
 
 pub mod der;
 pub mod encoding;
+pub mod entity;
 pub mod lint;
 pub mod pin;
 pub mod x509;

@@ -1551,14 +1551,14 @@ fn validity_problem(info: &CertInfo, what: &str, opts: &LintOptions) -> Option<(
                 format_unix_time(info.not_before)
             ),
         ))
-    } else if info.not_after - now < opts.expiry_warning_days.saturating_mul(86_400) {
+    } else if info.not_after.saturating_sub(now) < opts.expiry_warning_days.saturating_mul(86_400) {
         Some((
             Severity::Warning,
             format!(
                 "{what} ({}) expires at {}, in {} days: plan its replacement",
                 info.subject,
                 format_unix_time(info.not_after),
-                (info.not_after - now) / 86_400
+                info.not_after.saturating_sub(now) / 86_400
             ),
         ))
     } else {

@@ -5,7 +5,10 @@
 
 pub mod der;
 pub mod encoding;
+pub mod entity;
+pub mod lint;
 pub mod pin;
+pub mod x509;
 
 pub use pin::{CertThumbprint, Pin, PinError};
 pub mod names;

@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod entity;
+pub mod lint;
+
 /// What a subcommand returns: its exit code, or an error to print as one `error:` line.
 pub type CliResult = Result<ExitCode, CliError>;
 
@@ -57,7 +60,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    Lint(lint::LintArgs),
+    Entity(entity::EntityArgs),
+}
 
 /// Parses the command line, runs the subcommand and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -72,7 +78,10 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    let result: CliResult = match cli.command {};
+    let result: CliResult = match cli.command {
+        Command::Lint(args) => lint::run(args),
+        Command::Entity(args) => entity::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -3,11 +3,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod claims;
 pub mod der;
 pub mod encoding;
+pub mod jwk;
+pub mod jws;
 pub mod pin;
 
 pub use pin::{CertThumbprint, Pin, PinError};
 pub mod names;
 
 pub use names::Tag;
+
+pub use claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
+pub use jwk::{Algorithm, JwkError, Jwks, PublicJwk, SigningKey};
+pub use jws::{Jws, JwsError, JwsFormat, ProtectedHeader, SignOptions, VerifiedSignature};

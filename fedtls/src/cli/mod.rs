@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod keys;
+
 /// What a subcommand returns: its exit code, or an error to print as one `error:` line.
 pub type CliResult = Result<ExitCode, CliError>;
 
@@ -36,7 +38,8 @@ impl CliError {
 
 /// Reads a whole file, naming it in the error.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| CliError::failed(format!("cannot read {}: {e}", path.display())))
 }
 
 #[derive(Parser)]
@@ -56,7 +59,14 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Generate a metadata signing key: a private JWK and a JWKS to publish.
+    Keygen(keys::KeygenArgs),
+    /// Sign federation metadata as a JWS.
+    Sign(keys::SignArgs),
+    /// Print the RFC 7638 thumbprint of each key in a JWKS.
+    Thumbprint(keys::ThumbprintArgs),
+}
 
 /// Parses the command line, runs the subcommand and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -71,7 +81,11 @@ pub fn main() -> ExitCode {
             };
         }
     };
-    let result: CliResult = match cli.command {};
+    let result: CliResult = match cli.command {
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Sign(args) => keys::sign(args),
+        Command::Thumbprint(args) => keys::thumbprint(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -92,8 +92,9 @@ pub fn sign_metadata(
 /// Signs `payload` bytes as given, one signature per `(key, protected header)`.
 ///
 /// Each header is used as given, with `alg` and `kid` inserted from the key when absent
-/// (so tests can craft `crit`, `nbf`, odd or even invalid headers). Flattened and Compact
-/// need exactly one header.
+/// (so tests can craft `crit`, `nbf`, odd or even invalid headers); an `alg` or `kid`
+/// given as JSON `null` is left out instead (to craft headers without them). Flattened and
+/// Compact need exactly one header.
 pub fn sign_raw(
     payload: &[u8],
     headers: &[(&SigningKey, Map<String, Value>)],
@@ -113,11 +114,16 @@ pub fn sign_raw(
     let mut signing_input = Vec::new();
     for (key, header) in headers {
         let mut header = header.clone();
-        if !header.contains_key("alg") {
-            header.insert("alg".into(), key.algorithm().name().into());
-        }
-        if !header.contains_key("kid") {
-            header.insert("kid".into(), key.kid().into());
+        for (name, value) in [("alg", key.algorithm().name()), ("kid", key.kid())] {
+            match header.get(name) {
+                None => {
+                    header.insert(name.into(), value.into());
+                }
+                Some(Value::Null) => {
+                    header.remove(name);
+                }
+                Some(_) => {}
+            }
         }
         let header_json = serde_json::to_vec(&header)
             .map_err(|e| JwsError::Sign(format!("protected header: {e}")))?;

@@ -1149,6 +1149,31 @@ mod tests {
     }
 
     #[test]
+    fn a_jwk_alg_restricts_an_rsa_key_to_that_alg() {
+        let rs = SigningKey::generate(Algorithm::Rs256, "rsa").unwrap();
+        let mut private: Value = serde_json::from_str(&rs.to_private_jwk_json()).unwrap();
+        private["alg"] = "PS256".into();
+        let ps = SigningKey::from_jwk_json(private.to_string().as_bytes()).unwrap();
+        assert_eq!(ps.algorithm(), Algorithm::Ps256);
+        let signature = ps.sign(b"m").unwrap();
+        // Same key material, but the trusted JWK says RS256 only.
+        assert!(!rs.public_jwk().verify(Algorithm::Ps256, b"m", &signature));
+        assert!(ps.public_jwk().verify(Algorithm::Ps256, b"m", &signature));
+        // Without alg, both RSA algs fit.
+        let mut unlabelled = rs.public_jwk().to_json_value();
+        unlabelled.as_object_mut().unwrap().remove("alg");
+        let unlabelled = PublicJwk::from_json_value(&unlabelled).unwrap();
+        assert!(unlabelled.verify(Algorithm::Ps256, b"m", &signature));
+        assert!(!unlabelled.verify(Algorithm::Rs256, b"m", &signature));
+        let digest = digest::digest(&digest::SHA256, b"m");
+        assert!(
+            !rs.public_jwk()
+                .verify_digest(Algorithm::Ps256, &digest, &signature)
+        );
+        assert!(unlabelled.verify_digest(Algorithm::Ps256, &digest, &signature));
+    }
+
+    #[test]
     fn bit_lengths() {
         assert_eq!(bit_len(&[]), 0);
         assert_eq!(bit_len(&[0, 0]), 0);

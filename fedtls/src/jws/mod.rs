@@ -12,6 +12,29 @@
 //! Typical use: [`Jws::parse`], then [`Jws::verify_document`] (signatures, payload claims
 //! over header claims, [`ClaimsPolicy`](crate::claims::ClaimsPolicy)), or the lower-level
 //! [`Jws::verify_signatures`].
+//!
+//! ```
+//! use fedtls::claims::ClaimsPolicy;
+//! use fedtls::jwk::{Algorithm, Jwks, SigningKey};
+//! use fedtls::jws::{Jws, JwsFormat, SignOptions, sign_metadata};
+//!
+//! let key = SigningKey::generate(Algorithm::Es256, "fed-2026")?;
+//! let metadata = serde_json::json!({"version": "1.0.0", "entities": []});
+//! let options = SignOptions {
+//!     iss: "https://fed.example".into(),
+//!     lifetime_secs: 86_400,
+//!     now: 1_800_000_000,
+//!     format: JwsFormat::General,
+//!     default_cache_ttl: 3600,
+//! };
+//! let signed = sign_metadata(metadata.as_object().unwrap(), &[&key], &options)?;
+//!
+//! let trust = Jwks::from_keys(vec![key.public_jwk()]);
+//! let jws = Jws::parse(signed.as_bytes())?;
+//! let document = jws.verify_document(&trust, &ClaimsPolicy::default(), 1_800_000_060)?;
+//! assert_eq!(document.claims.exp, 1_800_086_400);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::borrow::Cow;
 use std::fmt;
@@ -25,6 +48,7 @@ mod sign;
 mod strict;
 mod verify;
 
+pub use parse::MAX_SIGNATURES;
 pub use sign::{SignOptions, sign_metadata, sign_raw};
 
 /// The three JWS serializations.

@@ -15,6 +15,11 @@ use crate::encoding::b64url_decode;
 use crate::jwk::Algorithm;
 use crate::pin::truncate_for_message;
 
+/// The most signature entries a General document may have. Key rollover needs two or
+/// three; each entry costs a hash of the whole (possibly 17 MB) signing input, so a hostile
+/// document with thousands of entries must not be able to stall the verifier.
+pub const MAX_SIGNATURES: usize = 32;
+
 /// A JSON string that borrows from the input unless it contains escapes.
 struct JsonStr<'a>(Cow<'a, str>);
 
@@ -76,7 +81,7 @@ impl<'a> Jws<'a> {
     /// duplicate members, disjoint unprotected header, claim types). In General syntax a
     /// bad entry does not fail the document: it is recorded and reported by
     /// [`Jws::verify_signatures`] only if no signature verifies. Parsing fails when no
-    /// entry is usable.
+    /// entry is usable, or with more than [`MAX_SIGNATURES`] entries.
     pub fn parse(input: &'a [u8]) -> Result<Jws<'a>, JwsError> {
         let text = std::str::from_utf8(input).map_err(|e| JwsError::NotUtf8 {
             offset: e.valid_up_to(),
@@ -122,6 +127,12 @@ fn parse_json(text: &str) -> Result<Jws<'_>, JwsError> {
             }
             if signatures.is_empty() {
                 return Err(JwsError::NoSignatures);
+            }
+            if signatures.len() > MAX_SIGNATURES {
+                return Err(JwsError::Malformed(format!(
+                    "{} signatures (at most {MAX_SIGNATURES} are accepted: each one costs a hash of the whole payload)",
+                    signatures.len()
+                )));
             }
             let entries = signatures
                 .into_iter()
@@ -187,10 +198,6 @@ fn parse_compact(text: &str) -> Result<Jws<'_>, JwsError> {
             "expected 3 base64url parts separated by '.', found {count}"
         )));
     };
-    let is_b64url = |s: &str| {
-        s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
     if !is_b64url(protected) || !is_b64url(payload) || !is_b64url(signature) {
         return Err(JwsError::Compact(
             "parts must be base64url (A-Z a-z 0-9 - _)".into(),
@@ -211,6 +218,22 @@ fn parse_compact(text: &str) -> Result<Jws<'_>, JwsError> {
         entries: vec![entry],
         compact_signing_input: signing_input,
     })
+}
+
+/// `true` for the bytes of the base64url alphabet (a table: the payload may be 17 MB).
+const B64URL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        i += 1;
+    }
+    table
+};
+
+fn is_b64url(text: &str) -> bool {
+    text.bytes().all(|b| B64URL[usize::from(b)])
 }
 
 fn make_entry<'a>(
@@ -463,6 +486,11 @@ mod tests {
             JwsError::Malformed(_)
         ));
         assert!(matches!(first_error("a.b"), JwsError::Compact(_)));
+        let many = format!(
+            r#"{{"payload":"e30","signatures":[{}]}}"#,
+            vec!["{}"; MAX_SIGNATURES + 1].join(",")
+        );
+        assert!(matches!(first_error(&many), JwsError::Malformed(m) if m.contains("at most")));
         assert!(matches!(first_error("a.b.c.d"), JwsError::Compact(_)));
         assert!(matches!(first_error("a b.c.d"), JwsError::Compact(_)));
         assert!(matches!(

@@ -272,6 +272,15 @@ impl Material {
         if e.is_empty() {
             return Err(member_err("e", "must not be zero"));
         }
+        // e = 1 would make every "signature" trivially forgeable; even exponents are
+        // invalid. Same bounds as aws-lc-rs applies to private keys (odd, > 1, <= 33 bits).
+        let e_is_odd = e.last().is_some_and(|b| b & 1 == 1);
+        if !e_is_odd || bit_len(&e) < 2 || bit_len(&e) > 33 {
+            return Err(member_err(
+                "e",
+                "RSA public exponent must be odd, greater than 1 and at most 33 bits",
+            ));
+        }
         let bits = bit_len(&n);
         if !(2048..=8192).contains(&bits) {
             return Err(JwkError::Rejected(format!(
@@ -868,6 +877,12 @@ impl SigningKey {
             }
             Material::Ed25519 { x, .. } => {
                 let d = req_bytes(obj, "d")?;
+                if d.len() != 32 {
+                    return Err(member_err(
+                        "d",
+                        format!("must be 32 bytes for Ed25519, found {}", d.len()),
+                    ));
+                }
                 let pair = Ed25519KeyPair::from_seed_and_public_key(&d, x)
                     .map_err(|e| JwkError::Rejected(format!("Ed25519 private key: {e}")))?;
                 Self::from_ed_pair(pair, alg, kid, &d)
@@ -1171,6 +1186,69 @@ mod tests {
                 .verify_digest(Algorithm::Ps256, &digest, &signature)
         );
         assert!(unlabelled.verify_digest(Algorithm::Ps256, &digest, &signature));
+    }
+
+    #[test]
+    fn rejects_weak_rsa_exponents_and_bad_private_sizes() {
+        let key = SigningKey::generate(Algorithm::Rs256, "r").unwrap();
+        let public = key.public_jwk().to_json_value();
+        for e in ["AQ", "Ag", "AAE", "AQAAAAAB"] {
+            let mut weak = public.clone();
+            weak["e"] = e.into();
+            assert!(
+                matches!(
+                    PublicJwk::from_json_value(&weak),
+                    Err(JwkError::Member { member: "e", .. })
+                ),
+                "e = {e}"
+            );
+        }
+        let mut three = public.clone();
+        three["e"] = "Aw".into();
+        assert!(PublicJwk::from_json_value(&three).is_ok());
+
+        let ed = SigningKey::generate(Algorithm::EdDsa, "e").unwrap();
+        let mut private: Value = serde_json::from_str(&ed.to_private_jwk_json()).unwrap();
+        for d in [
+            "",
+            "AA",
+            &b64url_encode([7u8; 33]),
+            &b64url_encode([7u8; 64]),
+        ] {
+            private["d"] = d.into();
+            assert!(
+                SigningKey::from_jwk_json(private.to_string().as_bytes()).is_err(),
+                "d = {d}"
+            );
+        }
+        let ec = SigningKey::generate(Algorithm::Es384, "c").unwrap();
+        let mut private: Value = serde_json::from_str(&ec.to_private_jwk_json()).unwrap();
+        for d in [
+            "",
+            "AA",
+            &b64url_encode([7u8; 49]),
+            &b64url_encode([0u8; 48]),
+        ] {
+            private["d"] = d.into();
+            assert!(
+                SigningKey::from_jwk_json(private.to_string().as_bytes()).is_err(),
+                "d = {d}"
+            );
+        }
+        let rsa: Value = serde_json::from_str(&key.to_private_jwk_json()).unwrap();
+        for member in ["d", "p", "q", "dp", "dq", "qi"] {
+            let mut broken = rsa.clone();
+            broken[member] = "AQ".into();
+            assert!(
+                SigningKey::from_jwk_json(broken.to_string().as_bytes()).is_err(),
+                "{member}"
+            );
+            broken.as_object_mut().unwrap().remove(member);
+            assert!(
+                SigningKey::from_jwk_json(broken.to_string().as_bytes()).is_err(),
+                "{member}"
+            );
+        }
     }
 
     #[test]

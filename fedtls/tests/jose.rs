@@ -960,6 +960,37 @@ proptest! {
         }
     }
 
+    #[test]
+    fn arbitrary_jwks_never_panic(
+        members in proptest::collection::vec(
+            (prop_oneof![Just("kty"), Just("crv"), Just("x"), Just("y"), Just("n"), Just("e"),
+                         Just("d"), Just("p"), Just("q"), Just("dp"), Just("dq"), Just("qi"),
+                         Just("alg"), Just("use"), Just("kid"), Just("key_ops")],
+             prop_oneof![
+                 prop_oneof![Just("EC"), Just("RSA"), Just("OKP"), Just("oct"), Just("P-256"),
+                             Just("P-384"), Just("Ed25519"), Just("X25519"), Just("ES256"),
+                             Just("sig"), Just("enc")].prop_map(Value::from),
+                 proptest::collection::vec(any::<u8>(), 0..80).prop_map(|b| Value::from(b64url_encode(b))),
+                 any::<i64>().prop_map(Value::from),
+                 Just(json!(["verify"])),
+             ]),
+            0..10),
+    ) {
+        let jwk = Value::Object(members.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        let text = json!({"keys": [jwk.clone()]}).to_string();
+        if let Ok(jwks) = Jwks::from_json(text.as_bytes()) {
+            let key = &jwks.keys()[0];
+            let _ = key.thumbprint();
+            for alg in Algorithm::ALL {
+                prop_assert!(!key.verify(alg, b"m", &[0u8; 64]));
+            }
+        }
+        if let Ok(key) = SigningKey::from_jwk_json(jwk.to_string().as_bytes()) {
+            let signature = key.sign(b"m").unwrap();
+            prop_assert!(key.public_jwk().verify(key.algorithm(), b"m", &signature));
+        }
+    }
+
     /// Flipping, inserting or deleting a byte never panics, and never makes a document
     /// verify with a different payload or header. (Some edits are harmless by design: JSON
     /// whitespace, base64 padding on the signature; they must yield the same content.)

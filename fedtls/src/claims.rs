@@ -68,6 +68,9 @@ pub enum ClaimsError {
         /// The issuer in the claims (truncated for display), if any.
         found: Option<String>,
     },
+    /// A payload whose claims were to be read is not a JSON object.
+    #[error("not a JSON object: {0}")]
+    NotAnObject(String),
     /// A claim has the wrong type or an unusable value.
     #[error("claim {member}: {reason}")]
     Invalid {
@@ -110,7 +113,7 @@ impl Claims {
     /// (parsers that keep the first and parsers that keep the last would disagree).
     pub fn from_payload_json(payload: &[u8]) -> Result<Claims, ClaimsError> {
         let PayloadClaims(result) = serde_json::from_slice::<PayloadClaims>(payload)
-            .map_err(|e| ClaimsError::invalid("payload", format!("not a JSON object: {e}")))?;
+            .map_err(|e| ClaimsError::NotAnObject(e.to_string()))?;
         result
     }
 
@@ -552,7 +555,10 @@ mod tests {
         assert_eq!(c.exp, Some(5));
         assert_eq!(c.iss.as_deref(), Some("i"));
         assert!(Claims::from_payload_json(br#"{"exp":5,"exp":6}"#).is_err());
-        assert!(Claims::from_payload_json(b"[1]").is_err());
+        assert!(matches!(
+            Claims::from_payload_json(b"[1]"),
+            Err(ClaimsError::NotAnObject(_))
+        ));
         assert!(Claims::from_payload_json(b"{").is_err());
         assert!(Claims::from_payload_json(br#"{"exp":"x"}"#).is_err());
     }

@@ -205,6 +205,21 @@ fn every_fixture_case_is_decided_at_the_right_layer() {
                     let jws = Jws::parse(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
                     jws.verify_signatures(&jwks)
                         .unwrap_or_else(|e| panic!("{file}: signature should verify: {e}"));
+                    let document =
+                        jws.verify_document(&jwks, &ClaimsPolicy::default(), FIXTURE_NOW);
+                    if file == "signed/payload-not-json.jws" {
+                        let err = document.expect_err(file);
+                        assert!(
+                            matches!(err, JwsError::Payload(ClaimsError::NotAnObject(_))),
+                            "{err:?}"
+                        );
+                        assert!(
+                            err.to_string().starts_with("payload: not a JSON object"),
+                            "{err}"
+                        );
+                    } else {
+                        document.unwrap_or_else(|e| panic!("{file}: claims should pass: {e}"));
+                    }
                 }
             },
             other => panic!("{file}: unknown expectation {other}"),

@@ -83,9 +83,7 @@ impl<'a> Reader<'a> {
             if bytes[0] == 0 {
                 return Err(self.error("non-minimal length"));
             }
-            let len = bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             if len < 0x80 {
                 return Err(self.error("non-minimal length"));
             }
@@ -94,9 +92,7 @@ impl<'a> Reader<'a> {
         let total = header
             .checked_add(len)
             .ok_or(self.error("length overflow"))?;
-        let raw = rest
-            .get(..total)
-            .ok_or(self.error("element runs past its container"))?;
+        let raw = rest.get(..total).ok_or(self.error("element runs past its container"))?;
         self.pos += total;
         Ok(Element {
             tag,

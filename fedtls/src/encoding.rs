@@ -62,10 +62,7 @@ mod tests {
     fn url_decode_accepts_optional_padding_only() {
         assert_eq!(b64url_decode("AQ").unwrap(), vec![1]);
         assert_eq!(b64url_decode("AQ==").unwrap(), vec![1]);
-        assert!(
-            b64url_decode("A+8").is_err(),
-            "standard alphabet is not base64url"
-        );
+        assert!(b64url_decode("A+8").is_err(), "standard alphabet is not base64url");
     }
 
     #[test]

@@ -19,9 +19,7 @@ impl Tag {
     /// Validates and wraps a tag.
     pub fn new(text: &str) -> Result<Self, TagError> {
         let valid = (1..=64).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if valid {
             Ok(Self(text.into()))
         } else {
@@ -97,13 +95,7 @@ mod tests {
     #[test]
     fn organization_id_rules() {
         assert!(is_moa_organization_id("SE2021004185"));
-        for bad in [
-            "se2021004185",
-            "SE202100418",
-            "SE20210041855",
-            "SEX021004185",
-            "",
-        ] {
+        for bad in ["se2021004185", "SE202100418", "SE20210041855", "SEX021004185", ""] {
             assert!(!is_moa_organization_id(bad), "{bad:?}");
         }
     }

@@ -214,18 +214,11 @@ mod tests {
 
     #[test]
     fn parses_standard_curl_and_urlsafe_forms() {
-        let pin: Pin = "tP8Ti7ULYVEeg7f+kvk+wW7X1IID5QHZGeunuVSl4NA="
-            .parse()
-            .unwrap();
-        assert_eq!(
-            pin.to_string(),
-            "tP8Ti7ULYVEeg7f+kvk+wW7X1IID5QHZGeunuVSl4NA="
-        );
+        let pin: Pin = "tP8Ti7ULYVEeg7f+kvk+wW7X1IID5QHZGeunuVSl4NA=".parse().unwrap();
+        assert_eq!(pin.to_string(), "tP8Ti7ULYVEeg7f+kvk+wW7X1IID5QHZGeunuVSl4NA=");
         let curl: Pin = pin.to_curl().parse().unwrap();
         assert_eq!(curl, pin);
-        let urlsafe: Pin = "tP8Ti7ULYVEeg7f-kvk-wW7X1IID5QHZGeunuVSl4NA"
-            .parse()
-            .unwrap();
+        let urlsafe: Pin = "tP8Ti7ULYVEeg7f-kvk-wW7X1IID5QHZGeunuVSl4NA".parse().unwrap();
         assert_eq!(urlsafe, pin);
     }
 
@@ -233,9 +226,7 @@ mod tests {
     fn rejects_wrong_length_and_garbage() {
         assert!("%%%not-base64%%%".parse::<Pin>().is_err());
         assert!("AAAA".parse::<Pin>().is_err());
-        assert!(
-            Pin::parse_with_alg("sha1", "tP8Ti7ULYVEeg7f+kvk+wW7X1IID5QHZGeunuVSl4NA=").is_err()
-        );
+        assert!(Pin::parse_with_alg("sha1", "tP8Ti7ULYVEeg7f+kvk+wW7X1IID5QHZGeunuVSl4NA=").is_err());
     }
 
     #[test]

@@ -3,10 +3,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod claims;
 pub mod der;
 pub mod encoding;
 pub mod entity;
 pub mod lint;
+pub mod jwk;
+pub mod jws;
 pub mod pin;
 pub mod x509;
 
@@ -20,3 +23,7 @@ pub mod metadata;
 
 pub use index::Index;
 pub use metadata::{Endpoint, Entity, Metadata};
+
+pub use claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
+pub use jwk::{Algorithm, JwkError, Jwks, PublicJwk, SigningKey};
+pub use jws::{Jws, JwsError, JwsFormat, ProtectedHeader, SignOptions, VerifiedSignature};

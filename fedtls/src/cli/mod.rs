@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod entity;
 pub mod lint;
+mod keys;
 
 /// What a subcommand returns: its exit code, or an error to print as one `error:` line.
 pub type CliResult = Result<ExitCode, CliError>;
@@ -63,6 +64,12 @@ struct Cli {
 enum Command {
     Lint(lint::LintArgs),
     Entity(entity::EntityArgs),
+    /// Generate a metadata signing key: a private JWK and a JWKS to publish.
+    Keygen(keys::KeygenArgs),
+    /// Sign federation metadata as a JWS.
+    Sign(keys::SignArgs),
+    /// Print the RFC 7638 thumbprint of each key in a JWKS.
+    Thumbprint(keys::ThumbprintArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps the outcome to an exit code.
@@ -81,6 +88,9 @@ pub fn main() -> ExitCode {
     let result: CliResult = match cli.command {
         Command::Lint(args) => lint::run(args),
         Command::Entity(args) => entity::run(args),
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Sign(args) => keys::sign(args),
+        Command::Thumbprint(args) => keys::thumbprint(args),
     };
     match result {
         Ok(code) => code,

@@ -4,9 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub mod entity;
-pub mod lint;
+mod entity;
+mod federation;
 mod keys;
+mod lint;
+mod lookup;
+mod pin;
+mod source;
+mod verify;
 
 /// What a subcommand returns: its exit code, or an error to print as one `error:` line.
 pub type CliResult = Result<ExitCode, CliError>;
@@ -62,14 +67,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    Verify(verify::Args),
+    Lookup(lookup::Args),
+    Pin(pin::Args),
     Lint(lint::LintArgs),
     Entity(entity::EntityArgs),
-    /// Generate a metadata signing key: a private JWK and a JWKS to publish.
-    Keygen(keys::KeygenArgs),
-    /// Sign federation metadata as a JWS.
-    Sign(keys::SignArgs),
-    /// Print the RFC 7638 thumbprint of each key in a JWKS.
     Thumbprint(keys::ThumbprintArgs),
+    Keygen(keys::KeygenArgs),
+    Sign(keys::SignArgs),
+    Federation(federation::Args),
 }
 
 /// Parses the command line, runs the subcommand and maps the outcome to an exit code.
@@ -86,11 +92,15 @@ pub fn main() -> ExitCode {
         }
     };
     let result: CliResult = match cli.command {
+        Command::Verify(args) => verify::run(args),
+        Command::Lookup(args) => lookup::run(args),
+        Command::Pin(args) => pin::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Entity(args) => entity::run(args),
+        Command::Thumbprint(args) => keys::thumbprint(args),
         Command::Keygen(args) => keys::keygen(args),
         Command::Sign(args) => keys::sign(args),
-        Command::Thumbprint(args) => keys::thumbprint(args),
+        Command::Federation(args) => federation::run(args),
     };
     match result {
         Ok(code) => code,
@@ -99,4 +109,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(err.code)
         }
     }
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (`2026-11-21T20:51:09Z`).
+pub fn rfc3339(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Civil-from-days (proleptic Gregorian), after Howard Hinnant's public-domain algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }

@@ -102,10 +102,10 @@ pub fn parse_payload(payload: &[u8], threads: usize) -> Result<Metadata, Documen
     let mut seen_ids: HashSet<&str> = HashSet::with_capacity(parsed.len());
     let mut duplicate_of = Vec::new();
     for (index, result) in parsed.iter().enumerate() {
-        if let Ok(entity) = result {
-            if !seen_ids.insert(entity.entity_id.as_str()) {
-                duplicate_of.push(index);
-            }
+        if let Ok(entity) = result
+            && !seen_ids.insert(entity.entity_id.as_str())
+        {
+            duplicate_of.push(index);
         }
     }
     drop(seen_ids);
@@ -252,6 +252,8 @@ impl<'k> SeenMembers<'k> {
         Self(Vec::with_capacity(8))
     }
 
+    // Takes the Cow itself: cloning a borrowed key keeps it allocation-free.
+    #[allow(clippy::ptr_arg)]
     fn check<E: de::Error>(&mut self, key: &Cow<'k, str>) -> Result<(), E> {
         if self.0.iter().any(|k| k == key) {
             return Err(E::custom(format_args!(

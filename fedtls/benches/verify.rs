@@ -1,0 +1,80 @@
+//! Issue targets: verify + parse + index a signed 5,000-entity aggregate (~13 MB) in ≤ 60 ms,
+//! and a client-pin lookup in ≤ 200 ns with 100,000 clients indexed.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fedtls::index::Index;
+use fedtls::jwk::{Algorithm, Jwks, SigningKey};
+use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
+use fedtls::testfed::synthetic_metadata;
+use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+
+fn signed_aggregate(entities: usize) -> (Vec<u8>, Jwks) {
+    let metadata = synthetic_metadata(entities, 2).expect("synthetic metadata");
+    let payload = match serde_json::to_value(&metadata).expect("serialize") {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("metadata serializes to an object"),
+    };
+    let key = SigningKey::generate(Algorithm::Es256, "bench").expect("key");
+    let options = SignOptions {
+        iss: "https://fed.bench.example".into(),
+        lifetime_secs: 86_400,
+        now: unix_now(),
+        format: JwsFormat::General,
+        default_cache_ttl: 3600,
+    };
+    let jws = sign_metadata(&payload, &[&key], &options).expect("sign");
+    (jws.into_bytes(), Jwks::from_keys(vec![key.public_jwk()]))
+}
+
+fn verify_aggregate(c: &mut Criterion) {
+    let (document, jwks) = signed_aggregate(5_000);
+    eprintln!("aggregate: 5000 entities, {} bytes", document.len());
+    let mut group = c.benchmark_group("verify");
+    group.throughput(Throughput::Bytes(document.len() as u64));
+    group.sample_size(30);
+    let options = VerifyOptions::default();
+    group.bench_function("verify_parse_index_5000_entities", |b| {
+        b.iter(|| {
+            let verified = verify_metadata(black_box(&document), &jwks, &options).expect("ok");
+            assert_eq!(verified.index.entities().len(), 5_000);
+            verified
+        })
+    });
+    let serial = VerifyOptions {
+        threads: 1,
+        ..VerifyOptions::default()
+    };
+    group.bench_function("verify_parse_index_5000_entities_one_parse_thread", |b| {
+        b.iter(|| verify_metadata(black_box(&document), &jwks, &serial).expect("ok"))
+    });
+    group.finish();
+}
+
+fn client_pin_lookup(c: &mut Criterion) {
+    let metadata = synthetic_metadata(50_000, 2).expect("synthetic metadata");
+    let index = Index::new(metadata);
+    let pins: Vec<_> = index
+        .entities()
+        .iter()
+        .step_by(49)
+        .flat_map(|e| e.clients.iter().map(|c| c.pins[0]))
+        .collect();
+    let clients: usize = index.entities().iter().map(|e| e.clients.len()).sum();
+    assert_eq!(clients, 100_000);
+    let mut at = 0;
+    c.bench_function("client_pin_lookup_100k_clients", |b| {
+        b.iter(|| {
+            at = (at + 1) % pins.len();
+            index.client_by_pin(black_box(&pins[at])).expect("listed")
+        })
+    });
+    let unknown = fedtls::Pin::of_spki(b"not listed");
+    c.bench_function("client_pin_lookup_100k_clients_miss", |b| {
+        b.iter(|| index.client_by_pin(black_box(&unknown)).is_none())
+    });
+}
+
+criterion_group!(benches, verify_aggregate, client_pin_lookup);
+criterion_main!(benches);

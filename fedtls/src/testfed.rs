@@ -1,0 +1,695 @@
+//! A complete local test federation on disk: a signing key and its JWKS, certificates for a
+//! few typical members, and the signed metadata that lists them.
+//!
+//! Integration tests, benchmarks and the quickstart build on it, so its layout is described
+//! by a machine-readable manifest (`federation.json`) rather than by convention alone.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer as RcgenIssuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls_pki_types::CertificateDer;
+use serde_json::{Map, Value, json};
+
+use crate::jwk::{Algorithm, Jwks, SigningKey};
+use crate::jws::{JwsFormat, SignOptions, sign_metadata};
+use crate::metadata::{Endpoint, Entity, Issuer, Metadata, SAML_SCOPE_EXTENSION};
+use crate::names::Tag;
+use crate::pin::Pin;
+
+/// Options for [`init`].
+#[derive(Debug, Clone)]
+pub struct FederationOptions {
+    /// The federation's issuer URI (`iss`).
+    pub iss: String,
+    /// How long the signed metadata stays valid, in seconds.
+    pub metadata_lifetime_secs: i64,
+    /// How long the certificates stay valid, in days.
+    pub cert_validity_days: i64,
+    /// Host name the servers' certificates and base URIs use.
+    pub host: String,
+    /// The signing key's algorithm.
+    pub algorithm: Algorithm,
+    /// Overwrite files in a non-empty directory.
+    pub force: bool,
+}
+
+impl Default for FederationOptions {
+    fn default() -> Self {
+        Self {
+            iss: "https://fed.test.example/md".to_owned(),
+            metadata_lifetime_secs: 30 * 86_400,
+            cert_validity_days: 365,
+            host: "localhost".to_owned(),
+            algorithm: Algorithm::Es256,
+            force: false,
+        }
+    }
+}
+
+/// Why a test federation could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum TestFedError {
+    /// A file could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The directory already holds files and `force` was not set.
+    #[error("{0} is not empty; choose an empty directory or pass --force to overwrite")]
+    NotEmpty(PathBuf),
+    /// Certificate or key generation failed.
+    #[error("certificate generation failed: {0}")]
+    Certificate(#[from] rcgen::Error),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// One certificate holder of the test federation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Party {
+    /// Short name, also the file stem under `certs/`.
+    pub name: String,
+    /// The entity listing it (`None` for the deliberately unlisted client).
+    pub entity_id: Option<String>,
+    /// `server`, `client` or `ca`.
+    pub role: String,
+    /// Leaf certificate (PEM).
+    pub cert: PathBuf,
+    /// Private key (PKCS#8 PEM).
+    pub key: PathBuf,
+    /// Leaf followed by its CA, for CA-issued certificates.
+    pub chain: Option<PathBuf>,
+    /// SPKI pin of the certificate.
+    pub pin: Pin,
+    /// Server base URI, for servers.
+    pub base_uri: Option<String>,
+    /// Tags in the metadata.
+    pub tags: Vec<String>,
+}
+
+/// The files of a created test federation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestFederation {
+    /// The federation's directory.
+    pub dir: PathBuf,
+    /// The issuer URI.
+    pub iss: String,
+    /// The trust anchor (public JWKS).
+    pub jwks: PathBuf,
+    /// The operator's private signing key (JWK).
+    pub signing_key: PathBuf,
+    /// The unsigned payload.
+    pub metadata_json: PathBuf,
+    /// The signed metadata (General JSON JWS).
+    pub metadata_jws: PathBuf,
+    /// Every certificate holder.
+    pub parties: Vec<Party>,
+}
+
+impl TestFederation {
+    /// The party with this name.
+    pub fn party(&self, name: &str) -> Option<&Party> {
+        self.parties.iter().find(|p| p.name == name)
+    }
+
+    /// Reads a federation back from its `federation.json` manifest.
+    pub fn open(dir: &Path) -> Result<Self, TestFedError> {
+        let path = dir.join("federation.json");
+        let bytes = fs::read(&path).map_err(|source| TestFedError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| TestFedError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        from_manifest(dir, &value).ok_or_else(|| TestFedError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a fedtls federation manifest",
+            ),
+        })
+    }
+}
+
+fn from_manifest(dir: &Path, v: &Value) -> Option<TestFederation> {
+    let file = |key: &str| v.get(key)?.as_str().map(|f| dir.join(f));
+    let parties = v
+        .get("parties")?
+        .as_array()?
+        .iter()
+        .map(|p| {
+            let s = |key: &str| p.get(key).and_then(Value::as_str).map(str::to_owned);
+            Some(Party {
+                name: s("name")?,
+                entity_id: s("entity_id"),
+                role: s("role")?,
+                cert: dir.join(s("cert")?),
+                key: dir.join(s("key")?),
+                chain: s("chain").map(|c| dir.join(c)),
+                pin: s("pin")?.parse().ok()?,
+                base_uri: s("base_uri"),
+                tags: p
+                    .get("tags")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(TestFederation {
+        dir: dir.to_path_buf(),
+        iss: v.get("iss")?.as_str()?.to_owned(),
+        jwks: file("jwks")?,
+        signing_key: file("signing_key")?,
+        metadata_json: file("metadata_json")?,
+        metadata_jws: file("metadata_jws")?,
+        parties,
+    })
+}
+
+/// A generated certificate with its key.
+struct Issued {
+    der: CertificateDer<'static>,
+    pem: String,
+    key: KeyPair,
+    params: CertificateParams,
+}
+
+struct Writer<'a> {
+    dir: &'a Path,
+}
+
+impl Writer<'_> {
+    fn write(
+        &self,
+        relative: &str,
+        contents: &[u8],
+        private: bool,
+    ) -> Result<PathBuf, TestFedError> {
+        let path = self.dir.join(relative);
+        let io = |source| TestFedError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        if private {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        #[cfg(not(unix))]
+        let _ = private;
+        let mut file = options.open(&path).map_err(io)?;
+        file.write_all(contents).map_err(io)?;
+        Ok(path)
+    }
+}
+
+fn validity(params: &mut CertificateParams, now: i64, days: i64) {
+    let at = |secs: i64| {
+        time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    params.not_before = at(now - 3600);
+    params.not_after = at(now + days * 86_400);
+}
+
+fn leaf_params(
+    common_name: &str,
+    organization: &str,
+    host: &str,
+    now: i64,
+    days: i64,
+) -> Result<CertificateParams, TestFedError> {
+    let mut params = CertificateParams::new(vec![host.to_owned()])?;
+    if host != "127.0.0.1" {
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    }
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, organization);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    validity(&mut params, now, days);
+    Ok(params)
+}
+
+fn self_signed(params: CertificateParams) -> Result<Issued, TestFedError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = params.self_signed(&key)?;
+    Ok(Issued {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        key,
+        params,
+    })
+}
+
+fn ca(common_name: &str, organization: &str, now: i64, days: i64) -> Result<Issued, TestFedError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, organization);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    validity(&mut params, now, days);
+    self_signed(params)
+}
+
+fn issued_by(params: CertificateParams, ca: &Issued) -> Result<Issued, TestFedError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let issuer = RcgenIssuer::from_params(&ca.params, &ca.key);
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok(Issued {
+        der: cert.der().clone(),
+        pem: cert.pem(),
+        key,
+        params,
+    })
+}
+
+fn endpoint(description: &str, base_uri: Option<String>, cert: &Issued, tags: &[&str]) -> Endpoint {
+    Endpoint {
+        description: Some(description.to_owned()),
+        base_uri,
+        pins: Pin::of_certificate(&cert.der).into_iter().collect(),
+        tags: tags.iter().filter_map(|t| Tag::new(t).ok()).collect(),
+        extra: Map::new(),
+    }
+}
+
+fn issuer(cert: &Issued) -> Issuer {
+    Issuer {
+        certificate: cert.der.clone(),
+        extra: Map::new(),
+    }
+}
+
+/// Creates a test federation in `dir` (created if missing) and signs its metadata.
+///
+/// Members: a municipality running an SS 12000 server and a client (self-signed), a supplier
+/// whose client and server chain to a private CA, and an authorization server tagged
+/// `gnapv1`. An extra client certificate, `unlisted-client`, is deliberately not in the
+/// metadata, for negative tests.
+pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, TestFedError> {
+    if !options.force
+        && let Ok(mut entries) = fs::read_dir(dir)
+        && entries.next().is_some()
+    {
+        return Err(TestFedError::NotEmpty(dir.to_path_buf()));
+    }
+    fs::create_dir_all(dir).map_err(|source| TestFedError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let out = Writer { dir };
+    let now = crate::verify::unix_now();
+    let days = options.cert_validity_days;
+    let host = options.host.as_str();
+
+    let school_org = "Exempla kommun";
+    let school_server = self_signed(leaf_params("school-server", school_org, host, now, days)?)?;
+    let school_client = self_signed(leaf_params("school-client", school_org, host, now, days)?)?;
+    let supplier_org = "Leverantör Exempel AB";
+    let supplier_ca = ca("Leverantör Exempel Root CA", supplier_org, now, days * 2)?;
+    let supplier_client = issued_by(
+        leaf_params("supplier-client", supplier_org, host, now, days)?,
+        &supplier_ca,
+    )?;
+    let supplier_server = issued_by(
+        leaf_params("supplier-server", supplier_org, host, now, days)?,
+        &supplier_ca,
+    )?;
+    let authority_org = "Exempelmyndigheten";
+    let authserver = self_signed(leaf_params("authserver", authority_org, host, now, days)?)?;
+    let unlisted = self_signed(leaf_params("unlisted-client", "Okänd AB", host, now, days)?)?;
+
+    let school_id = "https://school.test.example";
+    let supplier_id = "https://supplier.test.example/moa";
+    let authority_id = "https://auth.test.example";
+    let school_base = format!("https://{host}:8443/ss12000/v2.0/");
+    let supplier_base = format!("https://{host}:9443/ss12000/");
+    let auth_base = format!("https://{host}:7443/transaction");
+
+    let mut school_extensions = Map::new();
+    school_extensions.insert(
+        SAML_SCOPE_EXTENSION.to_owned(),
+        json!({"scope": ["exempla.test.example", "skola.exempla.test.example"]}),
+    );
+    let entities = vec![
+        Entity {
+            entity_id: school_id.to_owned(),
+            organization: Some(school_org.to_owned()),
+            organization_id: Some("SE2120009999".to_owned()),
+            issuers: vec![issuer(&school_server), issuer(&school_client)],
+            servers: vec![endpoint(
+                "SS 12000 API",
+                Some(school_base.clone()),
+                &school_server,
+                &["egilv1"],
+            )],
+            clients: vec![endpoint(
+                "SS 12000 client",
+                None,
+                &school_client,
+                &["egilv1"],
+            )],
+            scopes: vec![
+                "exempla.test.example".to_owned(),
+                "skola.exempla.test.example".to_owned(),
+            ],
+            extensions: Some(school_extensions),
+            extra: Map::new(),
+        },
+        Entity {
+            entity_id: supplier_id.to_owned(),
+            organization: Some(supplier_org.to_owned()),
+            organization_id: Some("SE5566000001".to_owned()),
+            issuers: vec![issuer(&supplier_ca)],
+            servers: vec![endpoint(
+                "SS 12000 API (supplier)",
+                Some(supplier_base.clone()),
+                &supplier_server,
+                &["egilv1"],
+            )],
+            clients: vec![endpoint("Sync client", None, &supplier_client, &["egilv1"])],
+            scopes: Vec::new(),
+            extensions: None,
+            extra: Map::new(),
+        },
+        Entity {
+            entity_id: authority_id.to_owned(),
+            organization: Some(authority_org.to_owned()),
+            organization_id: Some("SE2021004185".to_owned()),
+            issuers: vec![issuer(&authserver)],
+            servers: vec![endpoint(
+                "Authorization server (GNAP)",
+                Some(auth_base.clone()),
+                &authserver,
+                &["gnapv1"],
+            )],
+            clients: Vec::new(),
+            scopes: Vec::new(),
+            extensions: None,
+            extra: Map::new(),
+        },
+    ];
+    let metadata = Metadata {
+        version: "1.0.0".to_owned(),
+        cache_ttl: Some(3600),
+        claims: Default::default(),
+        entities,
+        rejected: Vec::new(),
+        warnings: Vec::new(),
+        extra: Map::new(),
+    };
+
+    let signing_key = SigningKey::generate(options.algorithm, "test-federation-1")
+        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let payload = match serde_json::to_value(&metadata) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(TestFedError::Signing(
+                "metadata did not serialize to an object".into(),
+            ));
+        }
+    };
+    let jws = sign_metadata(
+        &payload,
+        &[&signing_key],
+        &SignOptions {
+            iss: options.iss.clone(),
+            lifetime_secs: options.metadata_lifetime_secs,
+            now,
+            format: JwsFormat::General,
+            default_cache_ttl: 3600,
+        },
+    )
+    .map_err(|e| TestFedError::Signing(e.to_string()))?;
+
+    let signing_key_path = out.write(
+        "federation-signing-key.jwk",
+        signing_key.to_private_jwk_json().as_bytes(),
+        true,
+    )?;
+    let jwks_path = out.write(
+        "jwks.json",
+        Jwks::from_keys(vec![signing_key.public_jwk()])
+            .to_json()
+            .as_bytes(),
+        false,
+    )?;
+    let pretty = serde_json::to_vec_pretty(&payload).unwrap_or_default();
+    let metadata_json = out.write("metadata.json", &pretty, false)?;
+    let metadata_jws = out.write("metadata.jws", jws.as_bytes(), false)?;
+
+    let mut parties = Vec::new();
+    let mut add = |name: &str,
+                   entity_id: Option<&str>,
+                   role: &str,
+                   cert: &Issued,
+                   ca: Option<&Issued>,
+                   base_uri: Option<&str>,
+                   tags: &[&str]|
+     -> Result<(), TestFedError> {
+        let cert_path = out.write(&format!("certs/{name}.pem"), cert.pem.as_bytes(), false)?;
+        let key_path = out.write(
+            &format!("certs/{name}.key"),
+            cert.key.serialize_pem().as_bytes(),
+            true,
+        )?;
+        let chain = match ca {
+            Some(ca) => Some(out.write(
+                &format!("certs/{name}-chain.pem"),
+                format!("{}{}", cert.pem, ca.pem).as_bytes(),
+                false,
+            )?),
+            None => None,
+        };
+        parties.push(Party {
+            name: name.to_owned(),
+            entity_id: entity_id.map(str::to_owned),
+            role: role.to_owned(),
+            cert: cert_path,
+            key: key_path,
+            chain,
+            pin: Pin::of_certificate(&cert.der)
+                .map_err(|e| TestFedError::Signing(e.to_string()))?,
+            base_uri: base_uri.map(str::to_owned),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        });
+        Ok(())
+    };
+    add(
+        "school-server",
+        Some(school_id),
+        "server",
+        &school_server,
+        None,
+        Some(&school_base),
+        &["egilv1"],
+    )?;
+    add(
+        "school-client",
+        Some(school_id),
+        "client",
+        &school_client,
+        None,
+        None,
+        &["egilv1"],
+    )?;
+    add(
+        "supplier-ca",
+        Some(supplier_id),
+        "ca",
+        &supplier_ca,
+        None,
+        None,
+        &[],
+    )?;
+    add(
+        "supplier-client",
+        Some(supplier_id),
+        "client",
+        &supplier_client,
+        Some(&supplier_ca),
+        None,
+        &["egilv1"],
+    )?;
+    add(
+        "supplier-server",
+        Some(supplier_id),
+        "server",
+        &supplier_server,
+        Some(&supplier_ca),
+        Some(&supplier_base),
+        &["egilv1"],
+    )?;
+    add(
+        "authserver",
+        Some(authority_id),
+        "server",
+        &authserver,
+        None,
+        Some(&auth_base),
+        &["gnapv1"],
+    )?;
+    add(
+        "unlisted-client",
+        None,
+        "client",
+        &unlisted,
+        None,
+        None,
+        &[],
+    )?;
+
+    let federation = TestFederation {
+        dir: dir.to_path_buf(),
+        iss: options.iss.clone(),
+        jwks: jwks_path,
+        signing_key: signing_key_path,
+        metadata_json,
+        metadata_jws,
+        parties,
+    };
+    out.write("federation.json", manifest(&federation).as_bytes(), false)?;
+    Ok(federation)
+}
+
+/// The manifest, with paths relative to the federation directory.
+fn manifest(federation: &TestFederation) -> String {
+    let rel = |p: &Path| {
+        p.strip_prefix(&federation.dir)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .into_owned()
+    };
+    let parties: Vec<Value> = federation
+        .parties
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "entity_id": p.entity_id,
+                "role": p.role,
+                "cert": rel(&p.cert),
+                "key": rel(&p.key),
+                "chain": p.chain.as_deref().map(rel),
+                "pin": p.pin,
+                "base_uri": p.base_uri,
+                "tags": p.tags,
+            })
+        })
+        .collect();
+    let value = json!({
+        "iss": federation.iss,
+        "jwks": rel(&federation.jwks),
+        "signing_key": rel(&federation.signing_key),
+        "metadata_json": rel(&federation.metadata_json),
+        "metadata_jws": rel(&federation.metadata_jws),
+        "parties": parties,
+    });
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// A synthetic aggregate of `entities` realistic entities, for benchmarks and load tests.
+///
+/// Each entity has an organization and id, two issuer certificates (real ones, drawn from a
+/// small pool), one server with two tags and `clients_per_entity` clients, each with a unique
+/// pin. Around 2 KB of JSON per entity, like a real Moa aggregate.
+pub fn synthetic_metadata(
+    entities: usize,
+    clients_per_entity: usize,
+) -> Result<Metadata, TestFedError> {
+    let now = crate::verify::unix_now();
+    let pool = (0..16)
+        .map(|i| {
+            let params = leaf_params(
+                &format!("synthetic-issuer-{i}"),
+                "Syntetiska kommunen",
+                "localhost",
+                now,
+                365,
+            )?;
+            Ok(self_signed(params)?.der)
+        })
+        .collect::<Result<Vec<_>, TestFedError>>()?;
+    let mut counter = 0u64;
+    let mut next_pin = || {
+        counter += 1;
+        Pin::of_spki(&counter.to_be_bytes())
+    };
+    let tags = |names: &[&str]| {
+        names
+            .iter()
+            .filter_map(|t| Tag::new(t).ok())
+            .collect::<Vec<_>>()
+    };
+    let list = (0..entities)
+        .map(|i| Entity {
+            entity_id: format!("https://member{i}.synthetic.example/fedtls"),
+            organization: Some(format!("Syntetisk medlem {i} AB")),
+            organization_id: Some(format!("SE{:010}", 5_560_000_000u64 + i as u64)),
+            issuers: (0..2)
+                .map(|k| Issuer {
+                    certificate: pool[(2 * i + k) % pool.len()].clone(),
+                    extra: Map::new(),
+                })
+                .collect(),
+            servers: vec![Endpoint {
+                description: Some("SS 12000 API".to_owned()),
+                base_uri: Some(format!(
+                    "https://api.member{i}.synthetic.example/ss12000/v2.0/"
+                )),
+                pins: vec![next_pin()],
+                tags: tags(&["egilv1", "userlistv1"]),
+                extra: Map::new(),
+            }],
+            clients: (0..clients_per_entity)
+                .map(|c| Endpoint {
+                    description: Some(format!("Client {c}")),
+                    base_uri: None,
+                    pins: vec![next_pin()],
+                    tags: tags(&["egilv1"]),
+                    extra: Map::new(),
+                })
+                .collect(),
+            scopes: Vec::new(),
+            extensions: None,
+            extra: Map::new(),
+        })
+        .collect();
+    Ok(Metadata {
+        version: "1.0.0".to_owned(),
+        cache_ttl: Some(3600),
+        claims: Default::default(),
+        entities: list,
+        rejected: Vec::new(),
+        warnings: Vec::new(),
+        extra: Map::new(),
+    })
+}

@@ -54,6 +54,35 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// Decodes the first PEM block labelled `label` (e.g. `CERTIFICATE`) from `text`.
+///
+/// Metadata embeds thousands of public certificates; this decoder is several times faster
+/// than a constant-time one, which buys nothing for public data. Use `rustls-pki-types` for
+/// private keys. Lines may end in `\n` or `\r\n`; spaces and tabs around lines are ignored.
+pub fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let body = &text[start..];
+    let body = &body[..body.find(&end)?];
+    let mut out = Vec::with_capacity(body.len() / 4 * 3);
+    let mut lines = body
+        .split('\n')
+        .map(|line| line.trim_matches([' ', '\t', '\r']))
+        .filter(|line| !line.is_empty())
+        .peekable();
+    while let Some(line) = lines.next() {
+        let last = lines.peek().is_none();
+        if !last && line.len() % 4 != 0 {
+            // Irregular line lengths: decode the body as one piece instead.
+            let compact: String = body.split_ascii_whitespace().collect();
+            return STANDARD_LENIENT.decode(compact).ok();
+        }
+        STANDARD_LENIENT.decode_vec(line, &mut out).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +95,36 @@ mod tests {
             b64url_decode("A+8").is_err(),
             "standard alphabet is not base64url"
         );
+    }
+
+    #[test]
+    fn pem_decode_round_trips_and_tolerates_layout() {
+        let der: Vec<u8> = (0..=255u8).cycle().take(700).collect();
+        let pem = pem_encode("CERTIFICATE", &der);
+        assert_eq!(pem_decode(&pem, "CERTIFICATE").unwrap(), der);
+        assert_eq!(
+            pem_decode(&pem.replace('\n', "\r\n"), "CERTIFICATE").unwrap(),
+            der
+        );
+        let ragged = pem.replacen('\n', "", 2).replace(
+            "-----BEGIN CERTIFICATE-----",
+            "-----BEGIN CERTIFICATE-----\n",
+        );
+        assert_eq!(pem_decode(&ragged, "CERTIFICATE").unwrap(), der);
+        let one_line = format!(
+            "-----BEGIN CERTIFICATE-----{}-----END CERTIFICATE-----",
+            b64_encode(&der)
+        );
+        assert_eq!(pem_decode(&one_line, "CERTIFICATE").unwrap(), der);
+        assert!(pem_decode(&pem, "PRIVATE KEY").is_none());
+        assert!(
+            pem_decode(
+                "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----",
+                "CERTIFICATE"
+            )
+            .is_none()
+        );
+        assert!(pem_decode("-----BEGIN CERTIFICATE-----\nAAAA", "CERTIFICATE").is_none());
     }
 
     #[test]

@@ -77,11 +77,16 @@ impl Index {
     /// Indexes the usable entities of `metadata` (entity ids are already unique there).
     pub fn new(mut metadata: Metadata) -> Self {
         let entities = std::mem::take(&mut metadata.entities);
-        let count = entities.len();
+        let pins = |pick: fn(&Entity) -> &Vec<Endpoint>| {
+            entities
+                .iter()
+                .flat_map(|e| pick(e).iter().map(|p| p.pins.len()))
+                .sum::<usize>()
+        };
         let mut index = Index {
-            by_entity_id: HashMap::with_capacity(count),
-            client_pins: HashMap::with_capacity(count),
-            server_pins: HashMap::with_capacity(count),
+            by_entity_id: HashMap::with_capacity(entities.len()),
+            client_pins: HashMap::with_capacity(pins(|e| &e.clients)),
+            server_pins: HashMap::with_capacity(pins(|e| &e.servers)),
             client_tags: HashMap::new(),
             server_tags: HashMap::new(),
             by_organization_id: HashMap::new(),
@@ -133,9 +138,12 @@ impl Index {
                     Role::Server => (&mut self.server_pins, &mut self.server_tags),
                 };
                 for tag in &endpoint.tags {
-                    let list = tags.entry(tag.clone()).or_default();
-                    if list.last() != Some(&at) {
-                        list.push(at);
+                    match tags.get_mut(tag.as_str()) {
+                        Some(list) if list.last() == Some(&at) => {}
+                        Some(list) => list.push(at),
+                        None => {
+                            tags.insert(tag.clone(), vec![at]);
+                        }
                     }
                 }
                 for pin in &endpoint.pins {

@@ -4,8 +4,43 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An endpoint tag (`^[a-z0-9]{1,64}$`), used for discovery and authorization.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tag(Box<str>);
+///
+/// The Moa tags are held without allocating: an aggregate carries thousands of them.
+#[derive(Clone)]
+pub struct Tag(TagText);
+
+#[derive(Clone)]
+enum TagText {
+    Known(&'static str),
+    Custom(Box<str>),
+}
+
+impl PartialEq for Tag {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Tag {}
+
+impl std::hash::Hash for Tag {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Must hash like `str` so that maps keyed by Tag can be queried with `&str`.
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialOrd for Tag {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Tag {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
 
 /// A tag that does not match `^[a-z0-9]{1,64}$`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +58,12 @@ impl Tag {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         if valid {
-            Ok(Self(text.into()))
+            Ok(Self(
+                match MOA_STRENGTHENED_TAGS.iter().find(|&&t| t == text) {
+                    Some(known) => TagText::Known(known),
+                    None => TagText::Custom(text.into()),
+                },
+            ))
         } else {
             Err(TagError(crate::pin::truncate_for_message(text)))
         }
@@ -31,7 +71,10 @@ impl Tag {
 
     /// The tag text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            TagText::Known(text) => text,
+            TagText::Custom(text) => text,
+        }
     }
 
     /// True for the Moa profile's strengthened tags (`egilv1`, `bolv1`, `userlistv1`, `gnapv1`).
@@ -49,31 +92,31 @@ impl FromStr for Tag {
 
 impl fmt::Display for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for Tag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tag({})", self.0)
+        write!(f, "Tag({})", self.as_str())
     }
 }
 
 impl std::borrow::Borrow<str> for Tag {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for Tag {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl serde::Serialize for Tag {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -98,6 +141,13 @@ mod tests {
             assert!(Tag::new(bad).is_err(), "{bad:?} must be refused");
         }
         assert!(Tag::new(&"a".repeat(64)).is_ok());
+        assert_eq!(Tag::new("egilv1").unwrap(), Tag::new("egilv1").unwrap());
+        assert_ne!(Tag::new("egilv1").unwrap(), Tag::new("custom").unwrap());
+        let mut map = std::collections::HashMap::new();
+        map.insert(Tag::new("gnapv1").unwrap(), 1);
+        map.insert(Tag::new("custom7").unwrap(), 2);
+        assert_eq!(map.get("gnapv1"), Some(&1), "Tag hashes like str");
+        assert_eq!(map.get("custom7"), Some(&2));
     }
 
     #[test]

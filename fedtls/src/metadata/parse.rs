@@ -11,7 +11,6 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -20,7 +19,7 @@ use serde_json::{Map, Value};
 use super::model::{Endpoint, Entity, Issuer, Metadata, RejectedEntity, SAML_SCOPE_EXTENSION};
 use crate::claims::{Claims, ClaimsError};
 use crate::der;
-use crate::encoding::b64_decode;
+use crate::encoding::{b64_decode, pem_decode};
 use crate::names::Tag;
 use crate::pin::{Pin, truncate_for_message};
 
@@ -244,25 +243,41 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-/// Tracks member names of one JSON object to refuse duplicates (serde_json keeps the last).
-struct SeenMembers<'k>(Vec<Cow<'k, str>>);
+/// Known members already seen in one JSON object, one bit each, to refuse duplicates
+/// (serde_json would silently keep the last) without allocating per object.
+#[derive(Default)]
+struct Seen(u16);
 
-impl<'k> SeenMembers<'k> {
-    fn new() -> Self {
-        Self(Vec::with_capacity(8))
-    }
-
-    // Takes the Cow itself: cloning a borrowed key keeps it allocation-free.
-    #[allow(clippy::ptr_arg)]
-    fn check<E: de::Error>(&mut self, key: &Cow<'k, str>) -> Result<(), E> {
-        if self.0.iter().any(|k| k == key) {
-            return Err(E::custom(format_args!(
-                "duplicate member {:?}",
-                truncate_for_message(key)
-            )));
+impl Seen {
+    fn mark<E: de::Error>(&mut self, bit: u16, key: &str) -> Result<(), E> {
+        if self.0 & bit != 0 {
+            return Err(duplicate(key));
         }
-        self.0.push(key.clone());
+        self.0 |= bit;
         Ok(())
+    }
+}
+
+fn duplicate<E: de::Error>(key: &str) -> E {
+    E::custom(format_args!(
+        "duplicate member {:?}",
+        truncate_for_message(key)
+    ))
+}
+
+/// Keeps an unknown member verbatim, refusing a second member of the same name.
+fn keep_unknown<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    extra: &mut Map<String, Value>,
+    key: Cow<'de, str>,
+) -> Result<(), A::Error> {
+    let value = map.next_value()?;
+    match extra.entry(key.into_owned()) {
+        serde_json::map::Entry::Vacant(slot) => {
+            slot.insert(value);
+            Ok(())
+        }
+        serde_json::map::Entry::Occupied(slot) => Err(duplicate(slot.key())),
     }
 }
 
@@ -282,23 +297,25 @@ impl<'de> Deserialize<'de> for Shell<'de> {
                     entities: None,
                     extra: Map::new(),
                 };
-                let mut seen = SeenMembers::new();
+                let mut seen = Seen::default();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    seen.check(&key)?;
                     match key.as_ref() {
-                        "version" => shell.version = Some(map.next_value()?),
-                        "cache_ttl" => shell.cache_ttl = Some(map.next_value()?),
+                        "version" => {
+                            seen.mark(1, &key)?;
+                            shell.version = Some(map.next_value()?);
+                        }
+                        "cache_ttl" => {
+                            seen.mark(2, &key)?;
+                            shell.cache_ttl = Some(map.next_value()?);
+                        }
                         "iat" | "exp" | "nbf" | "iss" => {
-                            let value = map.next_value()?;
-                            shell.claims.insert(key.into_owned(), value);
+                            keep_unknown(&mut map, &mut shell.claims, key)?
                         }
                         "entities" => {
+                            seen.mark(4, &key)?;
                             shell.entities = Some(map.next_value::<RawEntities<'de>>()?.0);
                         }
-                        _ => {
-                            let value = map.next_value()?;
-                            shell.extra.insert(key.into_owned(), value);
-                        }
+                        _ => keep_unknown(&mut map, &mut shell.extra, key)?,
                     }
                 }
                 Ok(shell)
@@ -428,29 +445,40 @@ impl<'de> Deserialize<'de> for Entity {
                 let mut clients = Vec::new();
                 let mut extensions: Option<Map<String, Value>> = None;
                 let mut extra = Map::new();
-                let mut seen = SeenMembers::new();
+                let mut seen = Seen::default();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    seen.check(&key)?;
                     match key.as_ref() {
-                        "entity_id" => entity_id = optional_string(&mut map, "entity_id")?,
-                        "organization" => organization = optional_string(&mut map, "organization")?,
+                        "entity_id" => {
+                            seen.mark(1, &key)?;
+                            entity_id = optional_string(&mut map, "entity_id")?;
+                        }
+                        "organization" => {
+                            seen.mark(2, &key)?;
+                            organization = optional_string(&mut map, "organization")?;
+                        }
                         "organization_id" => {
+                            seen.mark(4, &key)?;
                             organization_id = optional_string(&mut map, "organization_id")?;
                         }
                         "issuers" => {
-                            issuers = Some(array_member::<A, Issuer>(&mut map, "issuers")?)
+                            seen.mark(8, &key)?;
+                            issuers = Some(array_member::<A, Issuer>(&mut map, "issuers")?);
                         }
-                        "servers" => servers = array_member::<A, Endpoint>(&mut map, "servers")?,
-                        "clients" => clients = array_member::<A, Endpoint>(&mut map, "clients")?,
+                        "servers" => {
+                            seen.mark(16, &key)?;
+                            servers = array_member::<A, Endpoint>(&mut map, "servers")?;
+                        }
+                        "clients" => {
+                            seen.mark(32, &key)?;
+                            clients = array_member::<A, Endpoint>(&mut map, "clients")?;
+                        }
                         "extensions" => {
+                            seen.mark(64, &key)?;
                             extensions = map
                                 .next_value::<Option<Map<String, Value>>>()
                                 .map_err(|e| nested("extensions", e))?;
                         }
-                        _ => {
-                            let value = map.next_value()?;
-                            extra.insert(key.into_owned(), value);
-                        }
+                        _ => keep_unknown(&mut map, &mut extra, key)?,
                     }
                 }
                 let entity_id = match entity_id {
@@ -523,19 +551,17 @@ impl<'de> Deserialize<'de> for Issuer {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Issuer, A::Error> {
                 let mut certificate = None;
                 let mut extra = Map::new();
-                let mut seen = SeenMembers::new();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    seen.check(&key)?;
                     if key == "x509certificate" {
-                        let pem = map
-                            .next_value::<Cow<'de, str>>()
-                            .map_err(|e| nested("x509certificate", e))?;
-                        certificate = Some(decode_issuer_certificate(&pem).map_err(|why| {
+                        if certificate.is_some() {
+                            return Err(duplicate(&key));
+                        }
+                        let raw = map.next_value::<&'de RawValue>()?;
+                        certificate = Some(decode_issuer_json(raw.get()).map_err(|why| {
                             A::Error::custom(format_args!("x509certificate: {why}"))
                         })?);
                     } else {
-                        let value = map.next_value()?;
-                        extra.insert(key.into_owned(), value);
+                        keep_unknown(&mut map, &mut extra, key)?;
                     }
                 }
                 let certificate =
@@ -547,11 +573,69 @@ impl<'de> Deserialize<'de> for Issuer {
     }
 }
 
+/// Decodes an issuer certificate from the raw JSON text of the `x509certificate` member.
+///
+/// Aggregates embed thousands of PEM certificates, so the usual shape (a PEM block whose
+/// line breaks are JSON `\n` escapes) is decoded in one pass straight from the JSON text;
+/// anything else goes through the general path.
+fn decode_issuer_json(raw: &str) -> Result<CertificateDer<'static>, String> {
+    let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        let kind = serde_json::from_str::<Value>(raw).map_or("not a string", |v| kind_of(&v));
+        return Err(format!("must be a PEM string, found {kind}"));
+    };
+    if let Some(der) = fast_pem_from_json(inner.as_bytes()) {
+        der::certificate_parts(&der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        return Ok(der);
+    }
+    let text: String = serde_json::from_str(raw).map_err(|e| strip_position(&e.to_string()))?;
+    decode_issuer_certificate(&text)
+}
+
+/// The common case only: `-----BEGIN CERTIFICATE-----`, base64 lines separated by JSON
+/// escapes or whitespace, `-----END CERTIFICATE-----`. `None` sends the input to the
+/// general path, which also produces the error messages.
+fn fast_pem_from_json(json_text: &[u8]) -> Option<CertificateDer<'static>> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let mut rest = json_text.strip_prefix(BEGIN)?;
+    let mut compact = Vec::with_capacity(rest.len());
+    loop {
+        // Copy the run of base64 up to the next separator in one go.
+        let run = rest
+            .iter()
+            .position(|&b| matches!(b, b'\\' | b' ' | b'\t' | b'-'))
+            .unwrap_or(rest.len());
+        compact.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        match rest {
+            [b'\\', b'n' | b'r' | b't', tail @ ..] | [b' ' | b'\t', tail @ ..] => rest = tail,
+            [b'\\', b'/', tail @ ..] => {
+                compact.push(b'/');
+                rest = tail;
+            }
+            [b'-', ..] => break,
+            _ => return None,
+        }
+    }
+    // After the END line only escaped line breaks and whitespace may follow.
+    let mut after = rest.strip_prefix(END)?;
+    loop {
+        match after {
+            [] => break,
+            [b'\\', b'n' | b'r' | b't', tail @ ..] | [b' ' | b'\t', tail @ ..] => after = tail,
+            _ => return None,
+        }
+    }
+    b64_decode(&compact).ok().map(CertificateDer::from)
+}
+
 /// Decodes an issuer's PEM (or, leniently, bare base64 DER) and checks the X.509 framing.
 fn decode_issuer_certificate(pem: &str) -> Result<CertificateDer<'static>, String> {
     let der = if pem.contains("-----BEGIN") {
-        CertificateDer::from_pem_slice(pem.as_bytes())
-            .map_err(|_| "not a PEM certificate (no decodable CERTIFICATE block)".to_owned())?
+        CertificateDer::from(
+            pem_decode(pem, "CERTIFICATE")
+                .ok_or("not a PEM certificate (no decodable CERTIFICATE block)")?,
+        )
     } else {
         let compact: String = pem.split_ascii_whitespace().collect();
         CertificateDer::from(
@@ -579,15 +663,19 @@ impl<'de> Deserialize<'de> for Endpoint {
                     extra: Map::new(),
                 };
                 let mut pins = None;
-                let mut seen = SeenMembers::new();
+                let mut seen = Seen::default();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    seen.check(&key)?;
                     match key.as_ref() {
                         "description" => {
+                            seen.mark(1, &key)?;
                             endpoint.description = optional_string(&mut map, "description")?;
                         }
-                        "base_uri" => endpoint.base_uri = optional_string(&mut map, "base_uri")?,
+                        "base_uri" => {
+                            seen.mark(2, &key)?;
+                            endpoint.base_uri = optional_string(&mut map, "base_uri")?;
+                        }
                         "pins" => {
+                            seen.mark(4, &key)?;
                             pins = Some(
                                 array_member::<A, PinEntry>(&mut map, "pins")?
                                     .into_iter()
@@ -595,11 +683,11 @@ impl<'de> Deserialize<'de> for Endpoint {
                                     .collect(),
                             );
                         }
-                        "tags" => endpoint.tags = array_member::<A, Tag>(&mut map, "tags")?,
-                        _ => {
-                            let value = map.next_value()?;
-                            endpoint.extra.insert(key.into_owned(), value);
+                        "tags" => {
+                            seen.mark(8, &key)?;
+                            endpoint.tags = array_member::<A, Tag>(&mut map, "tags")?;
                         }
+                        _ => keep_unknown(&mut map, &mut endpoint.extra, key)?,
                     }
                 }
                 endpoint.pins = pins.ok_or_else(|| A::Error::custom("pins is required"))?;
@@ -624,9 +712,7 @@ impl<'de> Deserialize<'de> for PinEntry {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PinEntry, A::Error> {
                 let mut alg: Option<Cow<'de, str>> = None;
                 let mut digest: Option<Cow<'de, str>> = None;
-                let mut seen = SeenMembers::new();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    seen.check(&key)?;
                     match key.as_ref() {
                         "alg" | "name" if alg.is_none() => {
                             alg = Some(map.next_value().map_err(|e| nested(&key, e))?);
@@ -636,7 +722,7 @@ impl<'de> Deserialize<'de> for PinEntry {
                         }
                         "alg" | "name" | "digest" | "value" => {
                             return Err(A::Error::custom(
-                                "mixes {alg, digest} with the legacy {name, value} form",
+                                "duplicate member, or {alg, digest} mixed with the legacy {name, value}",
                             ));
                         }
                         _ => {
@@ -776,6 +862,50 @@ mod tests {
             md.rejected[0].reason.contains("duplicate member"),
             "{:?}",
             md.rejected
+        );
+    }
+
+    #[test]
+    fn issuer_pem_fast_path_agrees_with_the_general_path() {
+        let pem = String::from_utf8(fixture("certs/interop-sis-client.pem")).unwrap();
+        let der = decode_issuer_certificate(&pem).unwrap();
+        let variants = [
+            pem.clone(),
+            pem.replace('\n', "\r\n"),
+            pem.replace('\n', "\n  "),
+            format!("\n{pem}"),
+            pem.trim_end().to_owned(),
+        ];
+        for text in &variants {
+            let json = serde_json::to_string(text).unwrap();
+            assert_eq!(decode_issuer_json(&json).unwrap(), der, "{json}");
+        }
+        // Escaped slashes, as some serializers write them.
+        let json = serde_json::to_string(&pem).unwrap().replace('/', "\\/");
+        assert!(json.contains("\\/"));
+        assert_eq!(decode_issuer_json(&json).unwrap(), der);
+        assert!(fast_pem_from_json(&json.as_bytes()[1..json.len() - 1]).is_some());
+        // Bare base64 DER goes through the general path.
+        let bare = serde_json::to_string(&crate::encoding::b64_encode(&der)).unwrap();
+        assert_eq!(decode_issuer_json(&bare).unwrap(), der);
+
+        let err = decode_issuer_json("42").unwrap_err();
+        assert_eq!(err, "must be a PEM string, found a number");
+        let truncated =
+            serde_json::to_string(&pem.replace("-----END CERTIFICATE-----", "")).unwrap();
+        assert!(decode_issuer_json(&truncated).is_err());
+        let mut bad_body = pem.clone();
+        bad_body.replace_range(40..44, "!!!!");
+        assert!(decode_issuer_json(&serde_json::to_string(&bad_body).unwrap()).is_err());
+        let after_end = format!("{pem}trailing");
+        assert_eq!(
+            fast_pem_from_json(
+                serde_json::to_string(&after_end)
+                    .unwrap()
+                    .trim_matches('"')
+                    .as_bytes()
+            ),
+            None
         );
     }
 

@@ -81,11 +81,14 @@ pub fn run(args: Args) -> CliResult {
             print_found(item);
         }
     }
-    Ok(if found.is_empty() {
+    let code = if found.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    drop(found);
+    super::exit_without_freeing(verified);
+    Ok(code)
 }
 
 fn query<'a>(index: &'a Index, args: &Args) -> Vec<Found<'a>> {

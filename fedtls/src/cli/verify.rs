@@ -40,6 +40,7 @@ pub fn run(args: Args) -> CliResult {
     } else {
         print_summary(&verified);
     }
+    super::exit_without_freeing(verified);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -398,3 +398,63 @@ fn private_keys_are_not_world_readable() {
         assert_eq!(mode & 0o077, 0, "{file} has mode {mode:o}");
     }
 }
+
+/// A one-shot HTTP/1.1 server on loopback answering every request with `status` and `body`.
+fn serve(status: &'static str, body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let url = format!("http://{}/md/metadata.jws", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/jose+json\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn verify_fetches_a_url() {
+    let jwks = fixture("jwks.json");
+    let body = std::fs::read(fixture("signed/general-es256.jws")).unwrap();
+    let (url, server) = serve("200 OK", body);
+    let out = fedtls(&["verify", "--jwks", &jwks, "--json", &url]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["entities"], 4);
+
+    let (url, server) = serve("404 Not Found", b"no such file".to_vec());
+    let out = fedtls(&["verify", "--jwks", &jwks, &url]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("HTTP 404"), "{}", stderr(&out));
+
+    let (url, server) = serve("200 OK", b"<html>maintenance</html>".to_vec());
+    let out = fedtls(&["verify", "--jwks", &jwks, &url]);
+    server.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "an error page is not metadata");
+    assert!(
+        stderr(&out).starts_with("error: metadata refused"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Nothing listens here: a clear error, not a hang or a panic.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/md.jws", closed.local_addr().unwrap());
+    drop(closed);
+    let out = fedtls(&["verify", "--jwks", &jwks, &url]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error: cannot fetch https://127.0.0.1"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -138,7 +138,7 @@ impl Claims {
                 other => {
                     return Err(ClaimsError::invalid(
                         name,
-                        format!("must be a string, found {}", json_type(other)),
+                        format!("must be a string, found {}", crate::json::kind(other)),
                     ));
                 }
             },
@@ -153,7 +153,10 @@ fn numeric_date(member: &str, value: &Value) -> Result<i64, ClaimsError> {
     let Value::Number(number) = value else {
         return Err(ClaimsError::invalid(
             member,
-            format!("must be a NumericDate (number), found {}", json_type(value)),
+            format!(
+                "must be a NumericDate (number), found {}",
+                crate::json::kind(value)
+            ),
         ));
     };
     if let Some(i) = number.as_i64() {
@@ -190,17 +193,6 @@ fn numeric_date(member: &str, value: &Value) -> Result<i64, ClaimsError> {
     }
     #[allow(clippy::cast_possible_truncation)]
     Ok(floored as i64)
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Deserializes only the claim members of a top-level object, skipping the rest.

@@ -11,6 +11,7 @@ pub mod der;
 pub mod encoding;
 pub mod entity;
 pub mod index;
+mod json;
 pub mod jwk;
 pub mod jws;
 pub mod lint;

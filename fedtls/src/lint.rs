@@ -8,19 +8,19 @@
 //! Accepted inputs: a whole document `{"version", "entities": [...]}`, a single entity object,
 //! or a bare array of entities.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
 use aws_lc_rs::digest;
 use rustls_pki_types::CertificateDer;
-use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::claims::Rfc3339;
+use crate::json::{Path, Seg, kind as type_name, parse_recording_duplicates as parse_json};
 use crate::names::{MOA_STRENGTHENED_TAGS, Tag, is_moa_organization_id};
 use crate::pin::{Pin, pem_certificates, truncate_for_message};
-use crate::x509::{self, CertInfo, format_unix_time};
+use crate::x509::{self, CertInfo};
 
 /// The extension member that ties an entity to the DNS domains it may speak for (Kontosynk).
 pub const SAML_SCOPE_EXTENSION: &str = "https://kontosynk.internetstiftelsen.se/saml-scope";
@@ -228,55 +228,6 @@ pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
 // ---------------------------------------------------------------------------------------------
 // Paths
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-/// A location in the input; renders as `$.a[0]["odd key"]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Path(Vec<Seg>);
-
-impl Path {
-    fn key(&self, key: &str) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Key(key.to_owned()));
-        Self(segs)
-    }
-
-    fn index(&self, index: usize) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Index(index));
-        Self(segs)
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("$")?;
-        for seg in &self.0 {
-            match seg {
-                Seg::Index(i) => write!(f, "[{i}]")?,
-                Seg::Key(k) if is_identifier(k) => write!(f, ".{k}")?,
-                Seg::Key(k) => {
-                    let quoted = serde_json::to_string(k).map_err(|_| fmt::Error)?;
-                    write!(f, "[{quoted}]")?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn is_identifier(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Position of a path in document order: member positions as written, array indices; a member
 /// that is missing sorts after the members that are present.
 fn ordinal(root: &Value, path: &Path) -> Vec<usize> {
@@ -299,101 +250,6 @@ fn ordinal(root: &Value, path: &Path) -> Vec<usize> {
         }
     }
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON parsing that notices duplicate member names
-
-fn parse_json(bytes: &[u8]) -> Result<(Value, Vec<Path>), serde_json::Error> {
-    let duplicates = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Seed {
-        path: Path::default(),
-        duplicates: &duplicates,
-    }
-    .deserialize(&mut de)?;
-    de.end()?;
-    Ok((value, duplicates.into_inner()))
-}
-
-struct Seed<'d> {
-    path: Path,
-    duplicates: &'d RefCell<Vec<Path>>,
-}
-
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Seed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Seed {
-            path: self.path.index(items.len()),
-            duplicates: self.duplicates,
-        })? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            let path = self.path.key(&key);
-            let value = access.next_value_seed(Seed {
-                path: path.clone(),
-                duplicates: self.duplicates,
-            })?;
-            if map.contains_key(&key) {
-                self.duplicates.borrow_mut().push(path);
-            }
-            map.insert(key, value);
-        }
-        Ok(Value::Object(map))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1539,7 +1395,7 @@ fn validity_problem(info: &CertInfo, what: &str, opts: &LintOptions) -> Option<(
             format!(
                 "{what} ({}) expired at {}: replace it",
                 info.subject,
-                format_unix_time(info.not_after)
+                Rfc3339(info.not_after)
             ),
         ))
     } else if info.not_before > now {
@@ -1548,7 +1404,7 @@ fn validity_problem(info: &CertInfo, what: &str, opts: &LintOptions) -> Option<(
             format!(
                 "{what} ({}) is not valid until {}: check the clock of the machine that made it",
                 info.subject,
-                format_unix_time(info.not_before)
+                Rfc3339(info.not_before)
             ),
         ))
     } else if info.not_after.saturating_sub(now) < opts.expiry_warning_days.saturating_mul(86_400) {
@@ -1557,7 +1413,7 @@ fn validity_problem(info: &CertInfo, what: &str, opts: &LintOptions) -> Option<(
             format!(
                 "{what} ({}) expires at {}, in {} days: plan its replacement",
                 info.subject,
-                format_unix_time(info.not_after),
+                Rfc3339(info.not_after),
                 info.not_after.saturating_sub(now) / 86_400
             ),
         ))
@@ -1614,17 +1470,6 @@ fn is_semver(text: &str) -> bool {
         && parts
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 fn hex(bytes: &[u8]) -> String {

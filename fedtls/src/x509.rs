@@ -243,33 +243,6 @@ pub fn verify_signed_by(child_der: &[u8], issuer_der: &[u8]) -> Result<(), X509E
     verify_with(&child, issuer.tbs_certificate.public_key(), false)
 }
 
-/// Formats Unix seconds as an RFC 3339 UTC timestamp (`2029-02-22T20:51:09Z`).
-pub fn format_unix_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 fn parse(der: &[u8]) -> Result<X509Certificate<'_>, X509Error> {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| X509Error::Parse(e.to_string()))?;
@@ -653,13 +626,5 @@ mod tests {
         assert_eq!(rsa_bits(&der), Ok(1024));
         assert!(rsa_bits(&[0x30, 0x00]).is_err());
         assert!(rsa_bits(&[]).is_err());
-    }
-
-    #[test]
-    fn formats_times() {
-        assert_eq!(format_unix_time(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_unix_time(1_866_487_869), "2029-02-22T20:51:09Z");
-        assert_eq!(format_unix_time(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_unix_time(-1), "1969-12-31T23:59:59Z");
     }
 }

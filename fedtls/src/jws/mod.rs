@@ -45,7 +45,6 @@ use crate::jwk::{ALLOWED_ALGORITHMS, Algorithm, JwkError};
 
 mod parse;
 mod sign;
-mod strict;
 mod verify;
 
 pub use parse::MAX_SIGNATURES;

@@ -8,10 +8,10 @@ use serde::de::{self, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::strict::{self, StrictError};
 use super::{Entry, Jws, JwsError, JwsFormat, ParsedSignature, ProtectedHeader, most_useful};
 use crate::claims::{CLAIM_NAMES, Claims};
 use crate::encoding::b64url_decode;
+use crate::json::{StrictError, parse_unique_object};
 use crate::jwk::Algorithm;
 use crate::pin::truncate_for_message;
 
@@ -260,7 +260,7 @@ fn header_object(
     location: &'static str,
     text: &str,
 ) -> Result<Map<String, Value>, JwsError> {
-    strict::parse_object(text).map_err(|e| match e {
+    parse_unique_object(text).map_err(|e| match e {
         StrictError::Duplicate(name) => JwsError::DuplicateMember {
             index,
             location,

@@ -232,17 +232,6 @@ fn nested<E: de::Error>(path: impl fmt::Display, err: E) -> E {
     E::custom(format_args!("{path}: {}", strip_position(&err.to_string())))
 }
 
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Known members already seen in one JSON object, one bit each, to refuse duplicates
 /// (serde_json would silently keep the last) without allocating per object.
 #[derive(Default)]
@@ -527,9 +516,12 @@ fn saml_scopes(extensions: &Map<String, Value>) -> Result<Vec<String>, String> {
         .as_object()
         .and_then(|o| o.get("scope"))
         .ok_or_else(|| format!("{path}: must be an object with a \"scope\" array"))?;
-    let items = scope
-        .as_array()
-        .ok_or_else(|| format!("{path}.scope: must be an array, found {}", kind_of(scope)))?;
+    let items = scope.as_array().ok_or_else(|| {
+        format!(
+            "{path}.scope: must be an array, found {}",
+            crate::json::kind(scope)
+        )
+    })?;
     items
         .iter()
         .enumerate()
@@ -580,7 +572,8 @@ impl<'de> Deserialize<'de> for Issuer {
 /// anything else goes through the general path.
 fn decode_issuer_json(raw: &str) -> Result<CertificateDer<'static>, String> {
     let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
-        let kind = serde_json::from_str::<Value>(raw).map_or("not a string", |v| kind_of(&v));
+        let kind =
+            serde_json::from_str::<Value>(raw).map_or("not a string", |v| crate::json::kind(&v));
         return Err(format!("must be a PEM string, found {kind}"));
     };
     if let Some(der) = fast_pem_from_json(inner.as_bytes()) {

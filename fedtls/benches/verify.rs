@@ -5,27 +5,13 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fedtls::index::Index;
-use fedtls::jwk::{Algorithm, Jwks, SigningKey};
-use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
-use fedtls::testfed::synthetic_metadata;
-use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+use fedtls::jwk::Jwks;
+use fedtls::testfed::{signed_synthetic_aggregate, synthetic_metadata};
+use fedtls::verify::{VerifyOptions, verify_metadata};
 
 fn signed_aggregate(entities: usize) -> (Vec<u8>, Jwks) {
-    let metadata = synthetic_metadata(entities, 2).expect("synthetic metadata");
-    let payload = match serde_json::to_value(&metadata).expect("serialize") {
-        serde_json::Value::Object(map) => map,
-        _ => unreachable!("metadata serializes to an object"),
-    };
-    let key = SigningKey::generate(Algorithm::Es256, "bench").expect("key");
-    let options = SignOptions {
-        iss: "https://fed.bench.example".into(),
-        lifetime_secs: 86_400,
-        now: unix_now(),
-        format: JwsFormat::General,
-        default_cache_ttl: 3600,
-    };
-    let jws = sign_metadata(&payload, &[&key], &options).expect("sign");
-    (jws.into_bytes(), Jwks::from_keys(vec![key.public_jwk()]))
+    let (jws, jwks) = signed_synthetic_aggregate(entities, 2).expect("synthetic aggregate");
+    (jws.into_bytes(), jwks)
 }
 
 fn verify_aggregate(c: &mut Criterion) {

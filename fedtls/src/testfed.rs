@@ -693,3 +693,32 @@ pub fn synthetic_metadata(
         extra: Map::new(),
     })
 }
+
+/// [`synthetic_metadata`] signed (General JSON, ES256, valid for a day) by a fresh key,
+/// with the JWKS that verifies it.
+pub fn signed_synthetic_aggregate(
+    entities: usize,
+    clients_per_entity: usize,
+) -> Result<(String, Jwks), TestFedError> {
+    let metadata = synthetic_metadata(entities, clients_per_entity)?;
+    let payload = match serde_json::to_value(&metadata) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return Err(TestFedError::Signing(
+                "metadata did not serialize to an object".into(),
+            ));
+        }
+    };
+    let key = SigningKey::generate(Algorithm::Es256, "synthetic")
+        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let options = SignOptions {
+        iss: "https://fed.synthetic.example".into(),
+        lifetime_secs: 86_400,
+        now: crate::verify::unix_now(),
+        format: JwsFormat::General,
+        default_cache_ttl: 3600,
+    };
+    let jws = sign_metadata(&payload, &[&key], &options)
+        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    Ok((jws, Jwks::from_keys(vec![key.public_jwk()])))
+}

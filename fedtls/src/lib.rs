@@ -18,6 +18,7 @@ pub mod lint;
 pub mod metadata;
 pub mod names;
 pub mod pin;
+pub mod snapshot;
 pub mod testfed;
 pub mod verify;
 pub mod x509;
@@ -29,4 +30,5 @@ pub use jws::{Jws, JwsError, JwsFormat, ProtectedHeader, SignOptions, VerifiedSi
 pub use metadata::{Endpoint, Entity, Metadata};
 pub use names::Tag;
 pub use pin::{CertThumbprint, Pin, PinError};
+pub use snapshot::{Snapshot, SnapshotCell, SnapshotSource};
 pub use verify::{VerifiedMetadata, VerifyError, VerifyOptions, verify_metadata};

@@ -20,6 +20,7 @@ pub mod names;
 pub mod pin;
 pub mod snapshot;
 pub mod testfed;
+pub mod tls;
 pub mod verify;
 pub mod x509;
 

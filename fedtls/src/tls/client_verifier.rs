@@ -1,0 +1,453 @@
+//! The server side: accept a client certificate iff its pin is a client pin in the current
+//! metadata.
+
+use std::sync::Arc;
+
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DistinguishedName, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use super::leaf::{Leaf, is_ca};
+use super::{PeerRejection, signature_algorithms};
+use crate::metadata::Issuer;
+use crate::snapshot::SnapshotSource;
+use crate::x509::verify_signed_by;
+
+/// The most signatures between a client's leaf and one of its entity's issuers (leaf signed
+/// directly by an issuer = 1) that [`PinnedClientVerifier::require_issuer_chain`] follows.
+pub const MAX_CHAIN_LINKS: usize = 5;
+
+/// How many of the intermediates a client presents are considered for the issuer chain;
+/// the rest are ignored.
+pub const MAX_INTERMEDIATES: usize = 8;
+
+/// Server side: accepts a client certificate iff its SPKI pin is a client pin in the
+/// **current** snapshot of the metadata.
+///
+/// Every handshake asks the [`SnapshotSource`] again, so a pin removed from the metadata is
+/// refused from the next handshake on, and when there is no valid metadata (none loaded, or
+/// the newest has expired) every client is refused. Client authentication is mandatory.
+///
+/// By default the certificate's validity period is enforced and its issuer is not checked
+/// (the pin is the trust, as FedTLS specifies); see [`require_issuer_chain`](Self::require_issuer_chain).
+#[derive(Debug)]
+pub struct PinnedClientVerifier {
+    source: Arc<dyn SnapshotSource>,
+    issuer_chain: bool,
+    validity: bool,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl PinnedClientVerifier {
+    /// A verifier reading the metadata from `source`; validity period enforced, no
+    /// issuer-chain check.
+    pub fn new(source: Arc<dyn SnapshotSource>) -> Self {
+        Self {
+            source,
+            issuer_chain: false,
+            validity: true,
+            algorithms: signature_algorithms(),
+        }
+    }
+
+    /// Also require the client certificate to come from one of the `issuers` of the entity
+    /// its pin belongs to: the leaf itself is listed as an issuer (byte for byte), or it is
+    /// signed by an issuer directly or through intermediates the client presented.
+    ///
+    /// Each link needs the child's issuer name to equal the parent's subject name and the
+    /// child's signature to verify with the parent's key; presented intermediates must be CA
+    /// certificates. At most [`MAX_CHAIN_LINKS`] links and [`MAX_INTERMEDIATES`] presented
+    /// intermediates are considered. Validity periods of issuers and intermediates are not
+    /// checked.
+    pub fn require_issuer_chain(mut self, yes: bool) -> Self {
+        self.issuer_chain = yes;
+        self
+    }
+
+    /// Refuse a client certificate outside its validity period (`notBefore <= now < notAfter`).
+    /// On by default.
+    pub fn check_validity(mut self, yes: bool) -> Self {
+        self.validity = yes;
+        self
+    }
+
+    /// The verifier as rustls takes it.
+    pub fn into_arc(self) -> Arc<dyn ClientCertVerifier> {
+        Arc::new(self)
+    }
+}
+
+impl ClientCertVerifier for PinnedClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let Some(snapshot) = self.source.current() else {
+            return Err(PeerRejection::NoMetadata.into_rustls());
+        };
+        let leaf = Leaf::parse(end_entity, false)?;
+        let Some(found) = snapshot.index().client_by_pin(&leaf.pin) else {
+            return Err(PeerRejection::UnknownClientPin {
+                pin: leaf.pin,
+                subject: leaf.subject,
+                generation: snapshot.generation(),
+            }
+            .into_rustls());
+        };
+        if self.validity {
+            leaf.check_validity(now)?;
+        }
+        if self.issuer_chain
+            && let Err(detail) = chains_to_issuers(end_entity, intermediates, &found.entity.issuers)
+        {
+            return Err(PeerRejection::NotIssuedByEntity {
+                entity_id: found.entity.entity_id.clone(),
+                pin: leaf.pin,
+                subject: leaf.subject,
+                detail,
+            }
+            .into_rustls());
+        }
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Checks that `leaf` is one of `issuers` or leads to one through `intermediates`;
+/// otherwise says what was tried.
+///
+/// Breadth first, so every intermediate is reached over the fewest links, and each
+/// intermediate is used at most once.
+pub(crate) fn chains_to_issuers(
+    leaf: &[u8],
+    intermediates: &[CertificateDer<'_>],
+    issuers: &[Issuer],
+) -> Result<(), String> {
+    if issuers.iter().any(|i| i.certificate.as_ref() == leaf) {
+        return Ok(());
+    }
+    if issuers.is_empty() {
+        return Err("the entity lists no issuer certificates".to_owned());
+    }
+    let candidates: Vec<&[u8]> = intermediates
+        .iter()
+        .take(MAX_INTERMEDIATES)
+        .map(|c| c.as_ref())
+        .filter(|c| *c != leaf && is_ca(c))
+        .collect();
+    let mut used = vec![false; candidates.len()];
+    let mut frontier = vec![leaf];
+    for _ in 0..MAX_CHAIN_LINKS {
+        let mut next = Vec::new();
+        for child in &frontier {
+            if issuers
+                .iter()
+                .any(|issuer| verify_signed_by(child, &issuer.certificate).is_ok())
+            {
+                return Ok(());
+            }
+            for (k, candidate) in candidates.iter().enumerate() {
+                if !used[k] && verify_signed_by(child, candidate).is_ok() {
+                    used[k] = true;
+                    next.push(*candidate);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        frontier = next;
+    }
+    Err(format!(
+        "neither the certificate nor any of the {} presented CA certificate(s) is listed or signed by one of the entity's {} issuer(s) within {MAX_CHAIN_LINKS} links",
+        candidates.len(),
+        issuers.len()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::ValidClaims;
+    use crate::index::Index;
+    use crate::jwk::Algorithm;
+    use crate::jws::JwsFormat;
+    use crate::metadata::parse_payload;
+    use crate::snapshot::{Snapshot, SnapshotCell};
+    use crate::verify::{SignatureInfo, VerifiedMetadata, unix_now};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer as RcgenIssuer, KeyPair,
+    };
+    use rustls::CertificateError;
+    use serde_json::json;
+    use std::time::Duration;
+
+    struct Made {
+        der: CertificateDer<'static>,
+        pem: String,
+        key: KeyPair,
+        params: CertificateParams,
+    }
+
+    fn make(cn: &str, ca: bool, signer: Option<&Made>) -> Made {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![format!("{cn}.example")]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        if ca {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        }
+        let cert = match signer {
+            Some(signer) => {
+                let issuer = RcgenIssuer::from_params(&signer.params, &signer.key);
+                params.signed_by(&key, &issuer).unwrap()
+            }
+            None => params.self_signed(&key).unwrap(),
+        };
+        Made {
+            der: cert.der().clone(),
+            pem: cert.pem(),
+            key,
+            params,
+        }
+    }
+
+    fn issuer(made: &Made) -> Issuer {
+        Issuer {
+            certificate: made.der.clone(),
+            extra: Default::default(),
+        }
+    }
+
+    fn snapshot(entities: serde_json::Value, exp: i64) -> Snapshot {
+        let doc = json!({"version": "1.0.0", "entities": entities});
+        let metadata = parse_payload(doc.to_string().as_bytes(), 1).unwrap();
+        assert!(metadata.rejected.is_empty(), "{:?}", metadata.rejected);
+        let verified = VerifiedMetadata {
+            index: Index::new(metadata),
+            claims: ValidClaims {
+                iat: None,
+                exp,
+                nbf: None,
+                iss: None,
+            },
+            signature: SignatureInfo {
+                format: JwsFormat::General,
+                index: 0,
+                alg: Algorithm::Es256,
+                kid: None,
+                key_thumbprint: String::new(),
+            },
+            payload: None,
+        };
+        Snapshot::new(verified, "unit test", 0)
+    }
+
+    fn entity(id: &str, client: &Made, issuers: &[&Made]) -> serde_json::Value {
+        let pin = crate::Pin::of_certificate(&client.der).unwrap();
+        json!({
+            "entity_id": id,
+            "issuers": issuers.iter().map(|i| json!({"x509certificate": i.pem})).collect::<Vec<_>>(),
+            "clients": [{"pins": [{"alg": "sha256", "digest": pin.to_string()}], "tags": ["egilv1"]}],
+        })
+    }
+
+    fn now() -> UnixTime {
+        UnixTime::now()
+    }
+
+    fn rejection(err: rustls::Error) -> PeerRejection {
+        PeerRejection::from_rustls(&err)
+            .cloned()
+            .unwrap_or_else(|| panic!("not a PeerRejection: {err:?}"))
+    }
+
+    #[test]
+    fn chain_through_presented_intermediates() {
+        let root = make("root", true, None);
+        let mid = make("mid", true, Some(&root));
+        let leaf = make("leaf", false, Some(&mid));
+        let issuers = [issuer(&root)];
+        assert!(chains_to_issuers(&leaf.der, &[], &issuers).is_err());
+        chains_to_issuers(&leaf.der, std::slice::from_ref(&mid.der), &issuers).unwrap();
+        chains_to_issuers(&leaf.der, &[mid.der.clone(), root.der.clone()], &issuers).unwrap();
+        // Order of presentation does not matter.
+        chains_to_issuers(&leaf.der, &[root.der.clone(), mid.der.clone()], &issuers).unwrap();
+        // Listing the intermediate itself is enough.
+        chains_to_issuers(&leaf.der, &[], &[issuer(&mid)]).unwrap();
+        // A listed leaf needs nothing else.
+        chains_to_issuers(&leaf.der, &[], &[issuer(&leaf)]).unwrap();
+        // Another root with the same name does not verify the signature.
+        let impostor = make("root", true, None);
+        let err = chains_to_issuers(
+            &leaf.der,
+            std::slice::from_ref(&mid.der),
+            &[issuer(&impostor)],
+        );
+        assert!(err.unwrap_err().contains("1 presented CA"));
+        assert!(
+            chains_to_issuers(&leaf.der, &[], &[])
+                .unwrap_err()
+                .contains("no issuer")
+        );
+    }
+
+    #[test]
+    fn non_ca_intermediates_and_long_chains_are_refused() {
+        let root = make("root", true, None);
+        let not_ca = make("notca", false, Some(&root));
+        let leaf = make("leaf", false, Some(&not_ca));
+        assert!(
+            chains_to_issuers(
+                &leaf.der,
+                std::slice::from_ref(&not_ca.der),
+                &[issuer(&root)]
+            )
+            .is_err()
+        );
+
+        let mut chain = vec![make("c0", true, None)];
+        for i in 1..=MAX_CHAIN_LINKS {
+            let next = make(&format!("c{i}"), true, chain.last());
+            chain.push(next);
+        }
+        let leaf = make("deep", false, chain.last());
+        let presented: Vec<_> = chain.iter().rev().map(|c| c.der.clone()).collect();
+        // leaf -> c5 -> c4 -> c3 -> c2 -> c1 -> c0: six links.
+        assert!(chains_to_issuers(&leaf.der, &presented, &[issuer(&chain[0])]).is_err());
+        // leaf -> c5 -> c4 -> c3 -> c2 -> c1: five links.
+        chains_to_issuers(&leaf.der, &presented, &[issuer(&chain[1])]).unwrap();
+    }
+
+    #[test]
+    fn verifies_against_the_current_snapshot() {
+        let listed = make("listed", false, None);
+        let other = make("other", false, None);
+        let cell = Arc::new(SnapshotCell::new());
+        let verifier = PinnedClientVerifier::new(cell.clone()).require_issuer_chain(true);
+        assert!(verifier.offer_client_auth() && verifier.client_auth_mandatory());
+        assert!(verifier.root_hint_subjects().is_empty());
+        assert!(!verifier.supported_verify_schemes().is_empty());
+
+        // No metadata: fail closed.
+        let err = verifier.verify_client_cert(&listed.der, &[], now());
+        assert_eq!(rejection(err.unwrap_err()), PeerRejection::NoMetadata);
+
+        cell.store(snapshot(
+            json!([entity("https://e", &listed, &[&listed])]),
+            unix_now() + 3600,
+        ));
+        verifier
+            .verify_client_cert(&listed.der, &[], now())
+            .unwrap();
+        match rejection(
+            verifier
+                .verify_client_cert(&other.der, &[], now())
+                .unwrap_err(),
+        ) {
+            PeerRejection::UnknownClientPin {
+                pin, generation, ..
+            } => {
+                assert_eq!(pin, crate::Pin::of_certificate(&other.der).unwrap());
+                assert_eq!(generation, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Right pin, wrong issuer.
+        cell.store(snapshot(
+            json!([entity("https://e", &listed, &[&other])]),
+            unix_now() + 3600,
+        ));
+        let err = rejection(
+            verifier
+                .verify_client_cert(&listed.der, &[], now())
+                .unwrap_err(),
+        );
+        assert!(
+            matches!(&err, PeerRejection::NotIssuedByEntity { entity_id, .. } if entity_id == "https://e"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("https://e"));
+        let relaxed = PinnedClientVerifier::new(cell.clone());
+        relaxed.verify_client_cert(&listed.der, &[], now()).unwrap();
+
+        // Expired metadata: fail closed again.
+        cell.store(snapshot(
+            json!([entity("https://e", &listed, &[&listed])]),
+            unix_now() - 1,
+        ));
+        let err = relaxed.verify_client_cert(&listed.der, &[], now());
+        assert_eq!(rejection(err.unwrap_err()), PeerRejection::NoMetadata);
+    }
+
+    #[test]
+    fn validity_is_checked_at_the_handshake_time() {
+        let listed = make("listed", false, None);
+        let cell = Arc::new(SnapshotCell::with(snapshot(
+            json!([entity("https://e", &listed, &[&listed])]),
+            unix_now() + 3600,
+        )));
+        let verifier = PinnedClientVerifier::new(cell.clone());
+        // rcgen's default validity ends in 4096.
+        let late = UnixTime::since_unix_epoch(Duration::from_secs(70_000_000_000));
+        assert!(matches!(
+            verifier.verify_client_cert(&listed.der, &[], late),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext { .. }
+            ))
+        ));
+        let early = UnixTime::since_unix_epoch(Duration::from_secs(1));
+        assert!(matches!(
+            verifier.verify_client_cert(&listed.der, &[], early),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYetContext { .. }
+            ))
+        ));
+        let lax = PinnedClientVerifier::new(cell).check_validity(false);
+        lax.verify_client_cert(&listed.der, &[], late).unwrap();
+        assert!(matches!(
+            lax.verify_client_cert(&CertificateDer::from(&b"junk"[..]), &[], now()),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::BadEncoding
+            ))
+        ));
+    }
+}

@@ -1,0 +1,54 @@
+//! Who an authenticated client is, according to the metadata.
+
+use crate::pin::Pin;
+use crate::snapshot::Snapshot;
+
+/// Who the peer is, from its certificate's pin and a snapshot of the metadata.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PeerIdentity {
+    /// The `entity_id` of the entity listing the pin as a client pin.
+    pub entity_id: String,
+    /// The member's legal name.
+    pub organization: Option<String>,
+    /// The member's organization id (`LLYYMMDDXXXX`).
+    pub organization_id: Option<String>,
+    /// The tags of the matched client endpoint.
+    pub tags: Vec<String>,
+    /// The DNS domains of the entity's saml-scope extension.
+    pub scopes: Vec<String>,
+    /// The pin of the peer's certificate.
+    pub pin: Pin,
+    /// The generation of the snapshot the identity was resolved against.
+    pub generation: u64,
+}
+
+impl PeerIdentity {
+    /// The client whose certificate is `leaf_der`, or `None` when its pin is not a client pin
+    /// in `snapshot` (or the bytes are not a certificate).
+    ///
+    /// This does not check whether `snapshot` has expired: take it from
+    /// [`SnapshotSource::current`](crate::SnapshotSource::current).
+    pub fn resolve(snapshot: &Snapshot, leaf_der: &[u8]) -> Option<PeerIdentity> {
+        let pin = Pin::of_certificate(leaf_der).ok()?;
+        Self::resolve_pin(snapshot, &pin)
+    }
+
+    /// The client with this pin, or `None` when it is not a client pin in `snapshot`.
+    pub fn resolve_pin(snapshot: &Snapshot, pin: &Pin) -> Option<PeerIdentity> {
+        let found = snapshot.index().client_by_pin(pin)?;
+        Some(PeerIdentity {
+            entity_id: found.entity.entity_id.clone(),
+            organization: found.entity.organization.clone(),
+            organization_id: found.entity.organization_id.clone(),
+            tags: found
+                .endpoint
+                .tags
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            scopes: found.entity.scopes.clone(),
+            pin: *pin,
+            generation: snapshot.generation(),
+        })
+    }
+}

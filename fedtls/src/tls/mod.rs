@@ -201,7 +201,10 @@ pub fn load_private_key(pem_path: &Path) -> Result<PrivateKeyDer<'static>, TlsFi
 /// Expired or not-yet-valid certificates and host name mismatches use rustls' own
 /// `CertificateError::ExpiredContext`, `NotValidYetContext` and `NotValidForNameContext`
 /// instead, so the peer gets the matching TLS alert.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// rustls displays the errors it carries with `Debug`, so `Debug` here prints the variant
+/// name and the full message: a logged handshake error reads well either way.
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeerRejection {
     /// There is no usable metadata: none was loaded yet, or the newest has expired.
     #[error(
@@ -248,6 +251,18 @@ pub enum PeerRejection {
     },
 }
 
+impl std::fmt::Debug for PeerRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::NoMetadata => "NoMetadata",
+            Self::UnknownClientPin { .. } => "UnknownClientPin",
+            Self::NotIssuedByEntity { .. } => "NotIssuedByEntity",
+            Self::UnexpectedServerPin { .. } => "UnexpectedServerPin",
+        };
+        write!(f, "{name}: {self}")
+    }
+}
+
 impl PeerRejection {
     /// The rejection inside a rustls error, if a verifier of this module produced it.
     pub fn from_rustls(error: &rustls::Error) -> Option<&PeerRejection> {
@@ -291,6 +306,12 @@ mod tests {
             .is_none()
         );
         assert!(PeerRejection::from_io(&std::io::Error::other("plain")).is_none());
+        // rustls shows the carried error with Debug: the message must be in it.
+        let shown = io.to_string();
+        assert!(
+            shown.contains("NoMetadata: no valid federation metadata"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1,0 +1,106 @@
+//! The admin listener: health, readiness, metrics and this server's own member metadata.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use fedtls::snapshot::SnapshotSource;
+use fedtls::store::MetadataStore;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+use crate::response::{Body, full, json, json_error};
+
+/// What the admin endpoints report on.
+pub(crate) struct AdminState {
+    pub(crate) source: Arc<dyn SnapshotSource>,
+    pub(crate) store: Option<MetadataStore>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) own_metadata: Option<serde_json::Value>,
+}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let state = Arc::clone(&state);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(route(&state, &request)) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(std::time::Duration::from_secs(10))
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+fn route(state: &AdminState, request: &Request<Incoming>) -> Response<Body> {
+    match request.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n", "text/plain"),
+        "/readyz" => readiness(state),
+        "/metrics" => {
+            let status = state.store.as_ref().map(MetadataStore::status);
+            text(
+                StatusCode::OK,
+                &state.metrics.render(status.as_ref()),
+                "text/plain; version=0.0.4",
+            )
+        }
+        "/metadata" => match &state.own_metadata {
+            Some(metadata) => json(StatusCode::OK, metadata),
+            None => json_error(
+                StatusCode::NOT_FOUND,
+                "no_member_metadata",
+                "this server was started without its own member metadata",
+            ),
+        },
+        _ => json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "admin endpoints: /healthz, /readyz, /metrics, /metadata",
+        ),
+    }
+}
+
+fn readiness(state: &AdminState) -> Response<Body> {
+    let status = state.store.as_ref().map(MetadataStore::status);
+    let ready = state.source.current().is_some();
+    let body = serde_json::json!({
+        "ready": ready,
+        "metadata": status,
+        "reason": if ready { None } else { Some("no valid federation metadata (missing or expired): every client is refused") },
+    });
+    json(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &body,
+    )
+}
+
+fn text(status: StatusCode, body: &str, content_type: &'static str) -> Response<Body> {
+    let mut response = Response::new(full(body.to_owned()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

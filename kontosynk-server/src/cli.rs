@@ -1,0 +1,195 @@
+//! Command-line plumbing shared by the `kontosynk-server` subcommands: the serving flags,
+//! logging, and turning them into a running server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fedtls::jwk::Jwks;
+use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
+use fedtls::tls::{ReloadableCertResolver, load_cert_chain, load_private_key};
+
+use crate::{Limits, Policy, RateLimit, ServerBuilder, TrustedProxy};
+
+/// Flags every serving subcommand accepts.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 0.0.0.0:8443.
+    #[arg(long, value_name = "ADDR", env = "KONTOSYNK_LISTEN")]
+    pub listen: SocketAddr,
+    /// The server's certificate chain (PEM, leaf first). Reloaded on SIGHUP.
+    #[arg(long, value_name = "SERVER_PEM", env = "KONTOSYNK_CERT")]
+    pub cert: PathBuf,
+    /// The server's private key (PEM). Reloaded on SIGHUP.
+    #[arg(long, value_name = "SERVER_KEY", env = "KONTOSYNK_KEY")]
+    pub key: PathBuf,
+    /// Federation metadata: an https URL or a file (re-read on every refresh).
+    #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA")]
+    pub metadata: String,
+    /// The federation's trust anchor (JWKS).
+    #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS")]
+    pub jwks: PathBuf,
+    /// Keep a verified copy of the metadata here and start from it when still valid.
+    #[arg(long, value_name = "FILE", env = "KONTOSYNK_METADATA_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Require this metadata issuer (`iss`).
+    #[arg(long, value_name = "URI", env = "KONTOSYNK_METADATA_ISS")]
+    pub iss: Option<String>,
+    /// Serve /healthz, /readyz, /metrics and /metadata on this plain-HTTP address.
+    #[arg(long, value_name = "ADDR", env = "KONTOSYNK_ADMIN")]
+    pub admin: Option<SocketAddr>,
+    /// Allow only clients whose endpoint carries one of these tags (repeatable).
+    #[arg(long = "client-tag", value_name = "TAG")]
+    pub client_tags: Vec<String>,
+    /// Allow only entities with one of these organization ids (repeatable).
+    #[arg(long = "organization-id", value_name = "ID")]
+    pub organization_ids: Vec<String>,
+    /// Also require client certificates to chain to their entity's issuers.
+    #[arg(long)]
+    pub require_issuer_chain: bool,
+    /// Per-entity rate limit in requests per second (burst = 2x, at least 1).
+    #[arg(long, value_name = "RPS")]
+    pub rate_limit: Option<f64>,
+    /// Largest request body in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_body: u64,
+    /// Plain HTTP behind a TLS terminator: take the client certificate from the Client-Cert
+    /// header, honoured only from these addresses/CIDR ranges (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<TrustedProxy>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "KONTOSYNK_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written to stderr.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the tracing subscriber (`RUST_LOG` overrides the default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// A configured, bound server and the pieces the caller may still need.
+pub struct Prepared {
+    /// The bound server.
+    pub server: crate::BoundServer,
+    /// The live metadata.
+    pub store: MetadataStore,
+    /// The server certificate, reloadable.
+    pub resolver: Arc<ReloadableCertResolver>,
+}
+
+impl ServeArgs {
+    /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
+    pub async fn prepare(&self) -> Result<Prepared, String> {
+        let jwks_bytes = std::fs::read(&self.jwks)
+            .map_err(|e| format!("cannot read the JWKS {}: {e}", self.jwks.display()))?;
+        let jwks = Jwks::from_json(&jwks_bytes)
+            .map_err(|e| format!("the JWKS {} is not usable: {e}", self.jwks.display()))?;
+        let source: MetadataSource = self
+            .metadata
+            .parse()
+            .map_err(|e| format!("--metadata {}: {e}", self.metadata))?;
+        let mut config = StoreConfig::new(source, jwks);
+        config.cache_file = self.cache.clone();
+        config.verify.policy.required_iss = self.iss.clone();
+        let store = MetadataStore::new(config).map_err(|e| e.to_string())?;
+        let snapshot = store
+            .load()
+            .await
+            .map_err(|e| format!("no usable metadata from {}: {e}", self.metadata))?;
+        tracing::info!(
+            source = snapshot.source(),
+            entities = snapshot.index().entities().len(),
+            expires = %fedtls::claims::Rfc3339(snapshot.expires_at()),
+            "metadata loaded"
+        );
+        store.spawn();
+        let chain = load_cert_chain(&self.cert).map_err(|e| e.to_string())?;
+        let key = load_private_key(&self.key).map_err(|e| e.to_string())?;
+        let resolver = Arc::new(ReloadableCertResolver::new(chain, key).map_err(|e| {
+            format!(
+                "{} and {} do not form a usable identity: {e}",
+                self.cert.display(),
+                self.key.display()
+            )
+        })?);
+        let mut builder = ServerBuilder::with_store(store.clone())
+            .require_issuer_chain(self.require_issuer_chain)
+            .policy(Policy {
+                client_tags: self.client_tags.clone(),
+                organization_ids: self.organization_ids.clone(),
+                ..Policy::default()
+            })
+            .limits(Limits {
+                max_body: self.max_body,
+                ..Limits::default()
+            });
+        builder = if self.trusted_proxies.is_empty() {
+            builder.tls(Arc::clone(&resolver))
+        } else {
+            builder.behind_terminator(self.trusted_proxies.clone())
+        };
+        if let Some(rps) = self.rate_limit {
+            if !(rps.is_finite() && rps > 0.0) {
+                return Err("--rate-limit must be a positive number of requests per second".into());
+            }
+            builder = builder.rate_limit(RateLimit {
+                per_second: rps,
+                burst: (rps * 2.0).ceil().clamp(1.0, f64::from(u32::MAX)) as u32,
+            });
+        }
+        if let Some(admin) = self.admin {
+            builder = builder.admin(admin, None);
+        }
+        let server = builder.bind(self.listen).await.map_err(|e| e.to_string())?;
+        spawn_reload_on_sighup(Arc::clone(&resolver), self.cert.clone(), self.key.clone());
+        Ok(Prepared {
+            server,
+            store,
+            resolver,
+        })
+    }
+}
+
+/// Reloads the certificate and key on SIGHUP; a bad pair keeps the current one.
+fn spawn_reload_on_sighup(resolver: Arc<ReloadableCertResolver>, cert: PathBuf, key: PathBuf) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let loaded = load_cert_chain(&cert)
+                .map_err(|e| e.to_string())
+                .and_then(|chain| Ok((chain, load_private_key(&key).map_err(|e| e.to_string())?)))
+                .and_then(|(chain, key)| resolver.reload(chain, key).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(()) => tracing::info!(cert = %cert.display(), "server certificate reloaded"),
+                Err(err) => {
+                    tracing::error!(error = %err, "certificate reload failed; keeping the current one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (resolver, cert, key);
+}

@@ -1,0 +1,187 @@
+//! Prometheus text-format metrics: handshakes, requests, connections and the metadata's age.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use fedtls::store::StoreStatus;
+
+/// Counters and gauges of one server, rendered on the admin listener's `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    handshakes: Mutex<BTreeMap<&'static str, u64>>,
+    requests: Mutex<BTreeMap<(u16, String), u64>>,
+    connections_open: AtomicI64,
+}
+
+/// Why a TLS handshake failed, as a metric label.
+pub mod handshake {
+    /// Completed.
+    pub const OK: &str = "ok";
+    /// The client's pin is not a client pin in the metadata.
+    pub const UNKNOWN_CLIENT: &str = "unknown_client";
+    /// There is no valid (unexpired) metadata: every client is refused.
+    pub const METADATA_UNAVAILABLE: &str = "metadata_unavailable";
+    /// The client sent no certificate.
+    pub const NO_CLIENT_CERTIFICATE: &str = "no_client_certificate";
+    /// The client certificate is expired or not yet valid.
+    pub const CERTIFICATE_NOT_VALID: &str = "certificate_not_valid";
+    /// The client certificate does not chain to its entity's issuers.
+    pub const BAD_ISSUER: &str = "bad_issuer";
+    /// The handshake did not finish in time.
+    pub const TIMEOUT: &str = "timeout";
+    /// Anything else (protocol errors, unsupported parameters, resets).
+    pub const OTHER: &str = "other";
+}
+
+impl Metrics {
+    /// Counts a handshake outcome (see [`handshake`]).
+    pub fn handshake(&self, outcome: &'static str) {
+        *lock(&self.handshakes).entry(outcome).or_default() += 1;
+    }
+
+    /// Counts a response by status and entity (`-` when unauthenticated).
+    pub fn request(&self, status: u16, entity_id: &str) {
+        *lock(&self.requests)
+            .entry((status, entity_id.to_owned()))
+            .or_default() += 1;
+    }
+
+    /// Tracks an opened (`+1`) or closed (`-1`) connection.
+    pub fn connections(&self, delta: i64) {
+        self.connections_open.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// How many handshakes ended with `outcome`.
+    pub fn handshake_count(&self, outcome: &str) -> u64 {
+        lock(&self.handshakes).get(outcome).copied().unwrap_or(0)
+    }
+
+    /// The text exposition, with the metadata gauges when a store status is given.
+    pub fn render(&self, metadata: Option<&StoreStatus>) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP kontosynk_tls_handshakes_total TLS handshakes by outcome.\n");
+        out.push_str("# TYPE kontosynk_tls_handshakes_total counter\n");
+        for (outcome, count) in lock(&self.handshakes).iter() {
+            let _ = writeln!(
+                out,
+                "kontosynk_tls_handshakes_total{{outcome=\"{outcome}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP kontosynk_http_requests_total Responses by status code and client entity.\n",
+        );
+        out.push_str("# TYPE kontosynk_http_requests_total counter\n");
+        for ((status, entity), count) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "kontosynk_http_requests_total{{status=\"{status}\",entity_id=\"{}\"}} {count}",
+                escape(entity)
+            );
+        }
+        out.push_str("# HELP kontosynk_connections_open Client connections currently open.\n");
+        out.push_str("# TYPE kontosynk_connections_open gauge\n");
+        let _ = writeln!(
+            out,
+            "kontosynk_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        if let Some(status) = metadata {
+            render_metadata(&mut out, status);
+        }
+        out
+    }
+}
+
+fn render_metadata(out: &mut String, status: &StoreStatus) {
+    let mut gauge = |name: &str, help: &str, value: Option<i64>| {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+    };
+    gauge(
+        "kontosynk_metadata_valid",
+        "1 while verified, unexpired metadata is in use; 0 means every client is refused.",
+        Some(i64::from(status.is_ready())),
+    );
+    gauge(
+        "kontosynk_metadata_age_seconds",
+        "Seconds since the metadata in use was fetched.",
+        status.age_secs,
+    );
+    gauge(
+        "kontosynk_metadata_expires_in_seconds",
+        "Seconds until the metadata in use expires (negative once expired).",
+        status.seconds_to_expiry,
+    );
+    gauge(
+        "kontosynk_metadata_entities",
+        "Usable entities in the metadata.",
+        Some(status.entities as i64),
+    );
+    gauge(
+        "kontosynk_metadata_rejected_entities",
+        "Entities left out of the metadata as malformed.",
+        Some(status.rejected_entities as i64),
+    );
+    gauge(
+        "kontosynk_metadata_generation",
+        "Metadata snapshots stored since start.",
+        Some(status.generation as i64),
+    );
+    gauge(
+        "kontosynk_metadata_consecutive_failures",
+        "Failed refreshes since the last good one.",
+        Some(i64::from(status.consecutive_failures)),
+    );
+    gauge(
+        "kontosynk_metadata_last_success_timestamp_seconds",
+        "Unix time of the last good refresh.",
+        status.last_success,
+    );
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_escaped_labels() {
+        let metrics = Metrics::default();
+        metrics.handshake(handshake::OK);
+        metrics.handshake(handshake::OK);
+        metrics.handshake(handshake::UNKNOWN_CLIENT);
+        metrics.request(200, "https://a.example/\"x\"");
+        metrics.connections(1);
+        let text = metrics.render(None);
+        assert!(
+            text.contains("kontosynk_tls_handshakes_total{outcome=\"ok\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("kontosynk_tls_handshakes_total{outcome=\"unknown_client\"} 1\n"));
+        assert!(
+            text.contains(r#"entity_id="https://a.example/\"x\""} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("kontosynk_connections_open 1\n"));
+        assert_eq!(metrics.handshake_count(handshake::OK), 2);
+    }
+}

@@ -1,0 +1,843 @@
+//! The mutual-TLS HTTP server: accept loop, handshakes, per-request identity and policy.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fedtls::Pin;
+use fedtls::snapshot::SnapshotSource;
+use fedtls::store::MetadataStore;
+use fedtls::tls::{PeerIdentity, PeerRejection, PinnedClientVerifier, ReloadableCertResolver};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::Limited;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use crate::admin::{self, AdminState};
+use crate::client_cert::{CLIENT_CERT_HEADER, parse_client_cert};
+use crate::io::ActivityIo;
+use crate::metrics::{Metrics, handshake};
+use crate::policy::Policy;
+use crate::rate_limit::{RateLimit, RateLimiter};
+use crate::response::{Body, json_error};
+
+/// The request body handlers receive: the client's stream, cut off at the body limit.
+pub type RequestBody = Limited<Incoming>;
+
+/// Serves authenticated requests. Implemented for every suitable async closure.
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// The response future.
+    type Future: Future<Output = Response<Body>> + Send + 'static;
+    /// Answers one request; its extensions hold the [`PeerIdentity`] and [`ConnectionInfo`].
+    fn call(&self, request: Request<RequestBody>) -> Self::Future;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    type Future = Fut;
+    fn call(&self, request: Request<RequestBody>) -> Fut {
+        self(request)
+    }
+}
+
+/// Facts about the connection a request arrived on, in every request's extensions.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    /// The peer's socket address (the proxy's, behind a TLS terminator).
+    pub remote_addr: SocketAddr,
+    /// `TLSv1_3`, `TLSv1_2`, or `None` behind a terminator.
+    pub tls_version: Option<String>,
+    /// The negotiated ALPN protocol (`h2`, `http/1.1`).
+    pub alpn: Option<String>,
+}
+
+/// Time and size limits; the defaults suit a federation API.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The TLS handshake must finish within this.
+    pub handshake_timeout: Duration,
+    /// An HTTP/1 request head must arrive within this.
+    pub header_read_timeout: Duration,
+    /// A connection without requests or traffic for this long is closed.
+    pub idle_timeout: Duration,
+    /// A handler must answer within this (503 otherwise).
+    pub request_timeout: Duration,
+    /// Largest request body in bytes (413 beyond it).
+    pub max_body: u64,
+    /// Connections beyond this are closed at once.
+    pub max_connections: usize,
+    /// On shutdown, in-flight requests get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            request_timeout: Duration::from_secs(60),
+            max_body: 10 * 1024 * 1024,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An address range from which a TLS terminator may forward `Client-Cert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+
+    /// `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl TrustedProxy {
+    /// True when `addr` lies in this range.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, addr) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+enum Transport {
+    MutualTls(Arc<ReloadableCertResolver>),
+    BehindTerminator(Vec<TrustedProxy>),
+}
+
+/// Configures a server. See the crate documentation for an example.
+pub struct ServerBuilder {
+    source: Arc<dyn SnapshotSource>,
+    store: Option<MetadataStore>,
+    transport: Option<Transport>,
+    require_issuer_chain: bool,
+    check_validity: bool,
+    policy: Policy,
+    limits: Limits,
+    rate_limit: Option<RateLimit>,
+    admin: Option<(SocketAddr, Option<serde_json::Value>)>,
+}
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Neither `tls` nor `behind_terminator` was configured.
+    #[error("no transport configured: call tls(...) or behind_terminator(...)")]
+    NoTransport,
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The TLS configuration was refused.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl ServerBuilder {
+    /// A server deciding with `source` (a fixed snapshot cell, or a live store).
+    pub fn new(source: Arc<dyn SnapshotSource>) -> Self {
+        Self {
+            source,
+            store: None,
+            transport: None,
+            require_issuer_chain: false,
+            check_validity: true,
+            policy: Policy::default(),
+            limits: Limits::default(),
+            rate_limit: None,
+            admin: None,
+        }
+    }
+
+    /// A server fed by a live metadata store (its status also feeds `/readyz` and `/metrics`).
+    pub fn with_store(store: MetadataStore) -> Self {
+        let mut builder = Self::new(Arc::new(store.clone()));
+        builder.store = Some(store);
+        builder
+    }
+
+    /// Terminates mutual TLS here with this (reloadable) server certificate.
+    pub fn tls(mut self, resolver: Arc<ReloadableCertResolver>) -> Self {
+        self.transport = Some(Transport::MutualTls(resolver));
+        self
+    }
+
+    /// Plain HTTP behind a TLS terminator that forwards the client certificate in
+    /// `Client-Cert`; the header is honoured only from `trusted` addresses.
+    pub fn behind_terminator(mut self, trusted: Vec<TrustedProxy>) -> Self {
+        self.transport = Some(Transport::BehindTerminator(trusted));
+        self
+    }
+
+    /// Also require the client certificate to chain to its entity's `issuers`.
+    pub fn require_issuer_chain(mut self, yes: bool) -> Self {
+        self.require_issuer_chain = yes;
+        self
+    }
+
+    /// Enforce the client certificate's validity period (on by default).
+    pub fn check_validity(mut self, yes: bool) -> Self {
+        self.check_validity = yes;
+        self
+    }
+
+    /// Who may use the server once authenticated.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Time and size limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Per-entity rate limit (429 with `Retry-After` beyond it).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Serve `/healthz`, `/readyz`, `/metrics` and `/metadata` (this server's own member
+    /// metadata, if given) on a separate plain-HTTP address.
+    pub fn admin(mut self, addr: SocketAddr, own_metadata: Option<serde_json::Value>) -> Self {
+        self.admin = Some((addr, own_metadata));
+        self
+    }
+
+    /// Binds the listeners; nothing is served until [`BoundServer::serve`].
+    pub async fn bind(self, addr: SocketAddr) -> Result<BoundServer, ServerError> {
+        let transport = self.transport.ok_or(ServerError::NoTransport)?;
+        let verifier = PinnedClientVerifier::new(Arc::clone(&self.source))
+            .require_issuer_chain(self.require_issuer_chain)
+            .check_validity(self.check_validity)
+            .into_arc();
+        let acceptor = match &transport {
+            Transport::MutualTls(resolver) => {
+                let config = fedtls::tls::server_config_with_resolver(
+                    Arc::clone(&verifier),
+                    Arc::clone(resolver),
+                    &[b"h2", b"http/1.1"],
+                )?;
+                Some(TlsAcceptor::from(Arc::new(config)))
+            }
+            Transport::BehindTerminator(_) => None,
+        };
+        let trusted = match transport {
+            Transport::BehindTerminator(list) => list,
+            Transport::MutualTls(_) => Vec::new(),
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let admin = match self.admin {
+            Some((admin_addr, own)) => Some((
+                TcpListener::bind(admin_addr)
+                    .await
+                    .map_err(|source| ServerError::Bind {
+                        addr: admin_addr,
+                        source,
+                    })?,
+                own,
+            )),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        Ok(BoundServer {
+            listener,
+            admin,
+            shared: Arc::new(Shared {
+                source: self.source,
+                store: self.store,
+                acceptor,
+                verifier,
+                trusted,
+                policy: self.policy,
+                rate_limiter: self.rate_limit.map(RateLimiter::new),
+                limits: self.limits,
+                metrics,
+            }),
+        })
+    }
+}
+
+struct Shared {
+    source: Arc<dyn SnapshotSource>,
+    store: Option<MetadataStore>,
+    acceptor: Option<TlsAcceptor>,
+    verifier: Arc<dyn ClientCertVerifier>,
+    trusted: Vec<TrustedProxy>,
+    policy: Policy,
+    rate_limiter: Option<RateLimiter>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+}
+
+/// A server with bound listeners, ready to serve.
+pub struct BoundServer {
+    listener: TcpListener,
+    admin: Option<(TcpListener, Option<serde_json::Value>)>,
+    shared: Arc<Shared>,
+}
+
+impl BoundServer {
+    /// The address clients connect to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The admin listener's address, if configured.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// The server's counters (also rendered at `/metrics`).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish within the grace period, and returns.
+    pub async fn serve<H: Handler>(self, handler: H, shutdown: impl Future<Output = ()>) {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let admin_task = self.admin.map(|(listener, own)| {
+            let state = AdminState {
+                source: Arc::clone(&self.shared.source),
+                store: self.shared.store.clone(),
+                metrics: Arc::clone(&self.shared.metrics),
+                own_metadata: own,
+            };
+            tokio::spawn(admin::serve(listener, Arc::new(state), stop_rx.clone()))
+        });
+        let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        let mut connections = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(pair) => pair,
+                        Err(err) => {
+                            // Out of descriptors and similar: pause instead of spinning.
+                            tracing::warn!(error = %err, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                        tracing::warn!(%remote, "connection limit reached; closing new connection");
+                        continue;
+                    };
+                    let shared = Arc::clone(&self.shared);
+                    let handler = handler.clone();
+                    let stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        shared.metrics.connections(1);
+                        serve_connection(&shared, stream, remote, handler, stop).await;
+                        shared.metrics.connections(-1);
+                        drop(permit);
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        tracing::info!(
+            open = connections.len(),
+            "shutting down: draining connections"
+        );
+        let _ = stop_tx.send(true);
+        let grace = self.shared.limits.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = connections.len(),
+                "grace period over; closing the rest"
+            );
+            connections.shutdown().await;
+        }
+        if let Some(task) = admin_task {
+            task.abort();
+        }
+    }
+}
+
+/// Per-connection state shared by its requests.
+struct Connection {
+    info: ConnectionInfo,
+    /// The client's pin from the handshake (mutual TLS only).
+    pin: Option<Pin>,
+    /// The identity as last resolved, with the generation it was resolved against.
+    identity: Mutex<Option<PeerIdentity>>,
+    in_flight: AtomicUsize,
+    close: AtomicBool,
+}
+
+async fn serve_connection<H: Handler>(
+    shared: &Arc<Shared>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    handler: H,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let io = ActivityIo::new(stream, Arc::clone(&activity), started);
+    let connection = match &shared.acceptor {
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(shared.limits.handshake_timeout, acceptor.accept(io)).await;
+            let tls = match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => {
+                    let outcome = classify_handshake_error(&err);
+                    shared.metrics.handshake(outcome);
+                    tracing::info!(%remote, outcome, error = %err, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    shared.metrics.handshake(handshake::TIMEOUT);
+                    tracing::info!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            shared.metrics.handshake(handshake::OK);
+            let (_, session) = tls.get_ref();
+            let pin = session
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .and_then(|leaf| Pin::of_certificate(leaf).ok());
+            let info = ConnectionInfo {
+                remote_addr: remote,
+                tls_version: session.protocol_version().map(|v| format!("{v:?}")),
+                alpn: session
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned()),
+            };
+            let identity = pin.and_then(|pin| {
+                shared
+                    .source
+                    .current()
+                    .and_then(|snapshot| PeerIdentity::resolve_pin(&snapshot, &pin))
+            });
+            if let Some(peer) = &identity {
+                tracing::debug!(%remote, entity_id = %peer.entity_id, "client authenticated");
+            }
+            let state = Arc::new(Connection {
+                info,
+                pin,
+                identity: Mutex::new(identity),
+                in_flight: AtomicUsize::new(0),
+                close: AtomicBool::new(false),
+            });
+            drive(
+                shared,
+                TokioIo::new(tls),
+                state,
+                handler,
+                &activity,
+                started,
+                &mut stop,
+            )
+            .await;
+            return;
+        }
+        None => Arc::new(Connection {
+            info: ConnectionInfo {
+                remote_addr: remote,
+                tls_version: None,
+                alpn: None,
+            },
+            pin: None,
+            identity: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            close: AtomicBool::new(false),
+        }),
+    };
+    drive(
+        shared,
+        TokioIo::new(io),
+        connection,
+        handler,
+        &activity,
+        started,
+        &mut stop,
+    )
+    .await;
+}
+
+/// Runs HTTP on an established connection until it ends, idles out or the server stops.
+async fn drive<I, H>(
+    shared: &Arc<Shared>,
+    io: I,
+    connection: Arc<Connection>,
+    handler: H,
+    activity: &AtomicU64,
+    started: Instant,
+    stop: &mut watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    H: Handler,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let service = {
+        let shared = Arc::clone(shared);
+        let connection = Arc::clone(&connection);
+        service_fn(move |request: Request<Incoming>| {
+            let shared = Arc::clone(&shared);
+            let connection = Arc::clone(&connection);
+            let handler = handler.clone();
+            async move {
+                connection.in_flight.fetch_add(1, Ordering::AcqRel);
+                let response = handle(&shared, &connection, request, handler).await;
+                connection.in_flight.fetch_sub(1, Ordering::AcqRel);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let idle = shared.limits.idle_timeout;
+    let mut closing = false;
+    loop {
+        let since_activity = Duration::from_millis(
+            (started.elapsed().as_millis() as u64).saturating_sub(activity.load(Ordering::Relaxed)),
+        );
+        let wake = idle
+            .saturating_sub(since_activity)
+            .max(Duration::from_millis(100));
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(remote = %connection.info.remote_addr, error = %err, "connection ended with an error");
+                }
+                return;
+            }
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = tokio::time::sleep(wake), if !closing => {
+                let quiet = Duration::from_millis(
+                    (started.elapsed().as_millis() as u64).saturating_sub(activity.load(Ordering::Relaxed)),
+                );
+                let busy = connection.in_flight.load(Ordering::Acquire) > 0;
+                if (!busy && quiet >= idle) || connection.close.load(Ordering::Acquire) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// Authenticates (per request, against the current metadata), authorizes, rate-limits and
+/// calls the handler; every refusal is a JSON error naming the reason.
+async fn handle<H: Handler>(
+    shared: &Shared,
+    connection: &Connection,
+    mut request: Request<Incoming>,
+    handler: H,
+) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let forwarded_cert = request.headers_mut().remove(CLIENT_CERT_HEADER);
+    let (mut response, entity) = match authorize(shared, connection, forwarded_cert) {
+        Err(refusal) => (refusal.into_response(), None),
+        Ok(peer) => {
+            let entity = peer.entity_id.clone();
+            (
+                admit(shared, peer, connection, request, handler).await,
+                Some(entity),
+            )
+        }
+    };
+    if connection.close.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let status = response.status().as_u16();
+    let entity = entity.as_deref().unwrap_or("-");
+    shared.metrics.request(status, entity);
+    tracing::info!(
+        target: "kontosynk::access",
+        remote = %connection.info.remote_addr,
+        entity_id = entity,
+        %method,
+        path,
+        status,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// A refused request: the status and the JSON error body's code and message.
+struct Refusal {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        json_error(self.status, self.code, self.message)
+    }
+}
+
+/// Who is asking, decided against the metadata in force now.
+fn authorize(
+    shared: &Shared,
+    connection: &Connection,
+    forwarded_cert: Option<HeaderValue>,
+) -> Result<PeerIdentity, Refusal> {
+    let Some(snapshot) = shared.source.current() else {
+        return Err(Refusal::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata_unavailable",
+            "no valid federation metadata is available (missing or expired); every client is refused until it is",
+        ));
+    };
+    let pin = match connection.pin {
+        Some(pin) => pin,
+        None => terminator_pin(shared, connection, forwarded_cert)?,
+    };
+    let mut cached = connection
+        .identity
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(peer) = cached
+        .as_ref()
+        .filter(|p| p.generation == snapshot.generation() && p.pin == pin)
+    {
+        return Ok(peer.clone());
+    }
+    match PeerIdentity::resolve_pin(&snapshot, &pin) {
+        Some(peer) => {
+            *cached = Some(peer.clone());
+            Ok(peer)
+        }
+        None => {
+            *cached = None;
+            if connection.pin.is_some() {
+                // The pin left the metadata: this connection will never be allowed again.
+                connection.close.store(true, Ordering::Release);
+            }
+            Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "client_not_in_metadata",
+                format!(
+                    "the client certificate's pin {pin} is not a client pin in the current federation metadata"
+                ),
+            ))
+        }
+    }
+}
+
+/// The client pin from `Client-Cert`, honoured only from a trusted terminator.
+fn terminator_pin(
+    shared: &Shared,
+    connection: &Connection,
+    forwarded_cert: Option<HeaderValue>,
+) -> Result<Pin, Refusal> {
+    let remote = connection.info.remote_addr.ip();
+    if !shared.trusted.iter().any(|t| t.contains(remote)) {
+        return Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "untrusted_proxy",
+            format!("{remote} is not a trusted TLS terminator; connect through the terminator"),
+        ));
+    }
+    let refuse = |message: String| {
+        Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "client_certificate_required",
+            message,
+        )
+    };
+    let value = forwarded_cert
+        .ok_or_else(|| refuse("the terminator forwarded no Client-Cert header".into()))?;
+    let text = value
+        .to_str()
+        .map_err(|_| refuse("the Client-Cert header is not ASCII".into()))?;
+    let cert = parse_client_cert(text).map_err(|e| refuse(e.to_string()))?;
+    // The same checks as the handshake (pin listed, validity, issuer chain when required).
+    shared
+        .verifier
+        .verify_client_cert(&cert, &[] as &[CertificateDer<'_>], UnixTime::now())
+        .map_err(|e| {
+            Refusal::new(
+                StatusCode::FORBIDDEN,
+                "client_not_in_metadata",
+                format!("the forwarded client certificate was refused: {e}"),
+            )
+        })?;
+    Pin::of_certificate(&cert).map_err(|e| refuse(e.to_string()))
+}
+
+/// Policy, rate limit, body limit and the handler with its deadline.
+async fn admit<H: Handler>(
+    shared: &Shared,
+    peer: PeerIdentity,
+    connection: &Connection,
+    request: Request<Incoming>,
+    handler: H,
+) -> Response<Body> {
+    if let Err(denial) = shared.policy.check(&peer) {
+        return crate::response::json(
+            StatusCode::FORBIDDEN,
+            &serde_json::json!({"error": "policy_denied", "rule": denial.rule, "message": denial.message}),
+        );
+    }
+    if let Some(limiter) = &shared.rate_limiter
+        && let Err(wait) = limiter.check(&peer.entity_id, Instant::now())
+    {
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut response = json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many requests from {}; retry in {secs} s",
+                peer.entity_id
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return response;
+    }
+    let max_body = shared.limits.max_body;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than {max_body} bytes"),
+        );
+    }
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(peer);
+    parts.extensions.insert(connection.info.clone());
+    let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+    let request = Request::from_parts(parts, Limited::new(body, limit));
+    match tokio::time::timeout(shared.limits.request_timeout, handler.call(request)).await {
+        Ok(response) => response,
+        Err(_) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request_timeout",
+            "the request took too long to answer",
+        ),
+    }
+}
+
+/// Names a handshake failure for metrics and logs.
+fn classify_handshake_error(err: &std::io::Error) -> &'static str {
+    if let Some(rejection) = PeerRejection::from_io(err) {
+        return match rejection {
+            PeerRejection::NoMetadata => handshake::METADATA_UNAVAILABLE,
+            PeerRejection::UnknownClientPin { .. } => handshake::UNKNOWN_CLIENT,
+            PeerRejection::NotIssuedByEntity { .. } => handshake::BAD_ISSUER,
+            PeerRejection::UnexpectedServerPin { .. } => handshake::OTHER,
+        };
+    }
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::NoCertificatesPresented) => handshake::NO_CLIENT_CERTIFICATE,
+        Some(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Expired
+            | rustls::CertificateError::ExpiredContext { .. }
+            | rustls::CertificateError::NotValidYet
+            | rustls::CertificateError::NotValidYetContext { .. },
+        )) => handshake::CERTIFICATE_NOT_VALID,
+        _ => handshake::OTHER,
+    }
+}

@@ -1,0 +1,146 @@
+//! `kontosynk-server whoami` as a real process, queried with curl as members do.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fedtls::testfed::{FederationOptions, TestFederation};
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts whoami on an ephemeral port and reads the bound address from its log.
+fn start(fed: &TestFederation, extra: &[&str]) -> Server {
+    let server = fed.party("school-server").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"))
+        .args(["whoami", "--listen", "127.0.0.1:0"])
+        .arg("--cert")
+        .arg(&server.cert)
+        .arg("--key")
+        .arg(&server.key)
+        .arg("--metadata")
+        .arg(&fed.metadata_jws)
+        .arg("--jwks")
+        .arg(&fed.jwks)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kontosynk-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("addr=") {
+                let addr = line[at + 5..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+    Server { child, addr }
+}
+
+fn curl(fed: &TestFederation, client: &str, server: &Server) -> std::process::Output {
+    let party = fed.party(client).unwrap();
+    let pin = fed.party("school-server").unwrap().pin;
+    Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "--insecure"])
+        .arg("--cert")
+        .arg(&party.cert)
+        .arg("--key")
+        .arg(&party.key)
+        .arg("--pinnedpubkey")
+        .arg(pin.to_curl())
+        .arg(format!("https://{}/", server.addr))
+        .output()
+        .expect("curl is installed (see .ci/run)")
+}
+
+#[test]
+fn curl_with_a_listed_client_sees_its_identity_and_an_unlisted_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let server = start(&fed, &[]);
+
+    let out = curl(&fed, "school-client", &server);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(body["entity_id"], "https://school.test.example");
+    assert_eq!(body["organization"], "Exempla kommun");
+    assert_eq!(body["organization_id"], "SE2120009999");
+    assert_eq!(body["tags"], serde_json::json!(["egilv1"]));
+    assert_eq!(body["scopes"][1], "skola.exempla.test.example");
+    assert_eq!(
+        body["pin"],
+        fed.party("school-client").unwrap().pin.to_string()
+    );
+
+    let out = curl(&fed, "unlisted-client", &server);
+    assert!(
+        !out.status.success(),
+        "an unlisted client must fail the handshake"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn startup_errors_are_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let server = fed.party("school-server").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"))
+        .args(["whoami", "--listen", "127.0.0.1:0", "--metadata"])
+        .arg(&fed.metadata_jws)
+        .arg("--jwks")
+        .arg(&fed.metadata_json)
+        .arg("--cert")
+        .arg(&server.cert)
+        .arg("--key")
+        .arg(&server.key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or("")
+            .starts_with("error: the JWKS"),
+        "{stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"))
+        .args(["whoami", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing required flags is a usage error"
+    );
+}

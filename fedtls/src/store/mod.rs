@@ -322,6 +322,8 @@ struct State {
     last_success: Option<i64>,
     last_attempt: Option<i64>,
     last_error: Option<String>,
+    /// `last_error` is a [`StoreError::Expired`] (it already says the metadata expired).
+    last_error_is_expiry: bool,
     consecutive_failures: u32,
     /// SHA-256 of the signed bytes of the newest snapshot.
     digest: Option<[u8; 32]>,
@@ -728,6 +730,7 @@ impl Inner {
         let mut state = self.state();
         state.last_success = Some(now);
         state.last_error = None;
+        state.last_error_is_expiry = false;
         state.consecutive_failures = 0;
         if let Some(validators) = validators {
             state.validators = Some(validators);
@@ -745,6 +748,7 @@ impl Inner {
         let mut state = self.state();
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         state.last_error = Some(error.to_string());
+        state.last_error_is_expiry = matches!(error, StoreError::Expired { .. });
         let delay = schedule::backoff(
             state.consecutive_failures,
             self.retry_cap,
@@ -844,6 +848,7 @@ impl Inner {
             state.digest = Some(digest);
             state.last_success = Some(now);
             state.last_error = None;
+            state.last_error_is_expiry = false;
             state.next = Some(Scheduled {
                 at: Instant::now(),
                 interval: Duration::ZERO,
@@ -921,7 +926,7 @@ impl Inner {
         let expired = newest.as_ref().is_some_and(|s| !s.is_valid_at(now));
         let last_error = match (&newest, expired) {
             (Some(s), true) => Some(match &state.last_error {
-                Some(e) if e.contains("expired at") => e.clone(),
+                Some(e) if state.last_error_is_expiry => e.clone(),
                 Some(e) => format!(
                     "metadata expired at {}; every peer is refused (fail closed); last refresh error: {e}",
                     s.expires_at()

@@ -1093,3 +1093,65 @@ async fn https_sources_behind_a_private_ca() {
     let err = within(untrusted.load()).await.unwrap_err();
     assert!(matches!(err, StoreError::Fetch { .. }), "{err}");
 }
+
+/// Log lines written by `tracing` on this thread, for checking what the store reports.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn the_loop_logs_the_expiry_once_when_it_happens() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded: the loop logs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let fed = Fed::new();
+    let server = Server::start(Behaviour::serving(fed.sign(0, 2, |_| {}))).await;
+    let store = fed.store(server.source());
+    within(store.load()).await.unwrap();
+    assert!(
+        captured.text().contains("metadata updated"),
+        "{}",
+        captured.text()
+    );
+    let refresher = store.spawn();
+    // Nothing asks for the status meanwhile: the loop itself notices the expiry.
+    within(async {
+        while !captured.text().contains("EXPIRED") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(store.current().is_none());
+    assert!(store.status().expired);
+    assert!(store.status().expired);
+    let logs = captured.text();
+    assert_eq!(logs.matches("EXPIRED").count(), 1, "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("EXPIRED")),
+        "{logs}"
+    );
+    refresher.abort();
+}

@@ -11,6 +11,9 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use super::StoreError;
 use super::schedule::{HttpFreshness, RefreshBasis};
 
+/// The most memory reserved for a body before its bytes arrive.
+const INITIAL_CAPACITY_CAP: usize = 16 * 1024 * 1024;
+
 /// `ETag` and `Last-Modified` of the response that delivered the current document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Validators {
@@ -143,11 +146,14 @@ async fn fetch_inner(
     let validators = Validators::from_headers(response.headers());
     let freshness = http_freshness(response.headers(), now);
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+    // Trust an announced length for the first allocation only up to a point: the body
+    // still has to arrive before more memory is committed to it.
     let initial = response
         .content_length()
         .and_then(|l| usize::try_from(l).ok())
         .unwrap_or(64 * 1024)
-        .min(limit);
+        .min(limit)
+        .min(INITIAL_CAPACITY_CAP);
     let mut bytes = Vec::with_capacity(initial);
     while let Some(chunk) = response
         .chunk()

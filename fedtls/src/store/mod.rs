@@ -479,6 +479,7 @@ impl MetadataStore {
     }
 
     /// The cell that verifiers and handlers read (it implements [`SnapshotSource`]).
+    /// Only the store should store into it.
     pub fn cell(&self) -> Arc<SnapshotCell> {
         Arc::clone(&self.inner.cell)
     }
@@ -548,9 +549,8 @@ fn http_client(
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest.as_ref()[..32.min(digest.as_ref().len())]);
-    out
+    // SHA-256 is always 32 bytes; the fallback only avoids a panic path.
+    <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
 }
 
 /// Runs blocking work off the async threads; a panic there becomes an error.
@@ -763,12 +763,20 @@ impl Inner {
         drop(state);
         let kept = current.map(|s| s.generation());
         let retry_in = format!("{delay:.1?}");
-        if error.is_bad_content() {
-            warn!(source = %self.label, error = %error, kept_generation = ?kept, failures, %retry_in,
-                "metadata refused; keeping the previous snapshot");
+        let what = if error.is_bad_content() {
+            "metadata refused"
         } else {
-            warn!(source = %self.label, error = %error, kept_generation = ?kept, failures, %retry_in,
-                "metadata refresh failed; keeping the previous snapshot");
+            "metadata refresh failed"
+        };
+        match kept {
+            Some(generation) => warn!(
+                source = %self.label, error = %error, kept_generation = generation, failures, %retry_in,
+                "{what}; keeping the previous snapshot"
+            ),
+            None => warn!(
+                source = %self.label, error = %error, failures, %retry_in,
+                "{what}; no usable metadata, every peer is refused"
+            ),
         }
         if kept.is_none() {
             self.report_expiry(now);

@@ -51,6 +51,7 @@ struct Fed {
 
 impl Fed {
     fn new() -> Fed {
+        init_logging();
         let dir = tempfile::tempdir().unwrap();
         let fed = init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
         let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
@@ -1094,13 +1095,30 @@ async fn https_sources_behind_a_private_ca() {
     assert!(matches!(err, StoreError::Fetch { .. }), "{err}");
 }
 
-/// Log lines written by `tracing` on this thread, for checking what the store reports.
+/// Log lines written by `tracing` on one test's thread.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
-impl std::io::Write for Captured {
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes into this thread's capture, if the test asked for one (else discards).
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|slot| {
+            if let Some(captured) = &*slot.borrow() {
+                captured.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -1109,23 +1127,31 @@ impl std::io::Write for Captured {
     }
 }
 
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
+/// One global subscriber for the whole test binary, installed before any test runs store
+/// code ([`Fed::new`] calls this). A per-test scoped subscriber would race with callsite
+/// registration on other test threads and could miss events.
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(|| ThreadWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Captures what the store logs on this thread (the tests' runtimes are single-threaded,
+/// so the refresh loop logs here too).
+fn capture_logs() -> Captured {
+    init_logging();
+    let captured = Captured::default();
+    CAPTURE.with(|slot| *slot.borrow_mut() = Some(captured.clone()));
+    captured
 }
 
 #[tokio::test]
 async fn the_loop_logs_the_expiry_once_when_it_happens() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    // The test runtime is single-threaded: the loop logs on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let captured = capture_logs();
     let fed = Fed::new();
     let server = Server::start(Behaviour::serving(fed.sign(0, 2, |_| {}))).await;
     let store = fed.store(server.source());

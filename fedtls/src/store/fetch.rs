@@ -11,6 +11,9 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use super::StoreError;
 use super::schedule::{HttpFreshness, RefreshBasis};
 
+/// The most memory reserved for a body before its bytes arrive.
+const INITIAL_CAPACITY_CAP: usize = 16 * 1024 * 1024;
+
 /// `ETag` and `Last-Modified` of the response that delivered the current document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Validators {
@@ -65,12 +68,27 @@ pub(crate) async fn fetch_url(
     timeout: Duration,
     max_body: u64,
 ) -> Result<Fetched, StoreError> {
+    let timed_out = || StoreError::Timeout {
+        url: url.to_owned(),
+        after: timeout,
+    };
     match tokio::time::timeout(timeout, fetch_inner(client, url, validators, max_body)).await {
-        Ok(result) => result,
-        Err(_) => Err(StoreError::Timeout {
-            url: url.to_owned(),
-            after: timeout,
-        }),
+        // reqwest's own timeout (the same duration) may fire first.
+        Ok(Err(Failure::TimedOut)) | Err(_) => Err(timed_out()),
+        Ok(Err(Failure::Store(e))) => Err(e),
+        Ok(Ok(fetched)) => Ok(fetched),
+    }
+}
+
+/// A fetch failure, with reqwest's timeouts told apart so they are reported as such.
+enum Failure {
+    TimedOut,
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
     }
 }
 
@@ -79,7 +97,7 @@ async fn fetch_inner(
     url: &str,
     validators: Option<&Validators>,
     max_body: u64,
-) -> Result<Fetched, StoreError> {
+) -> Result<Fetched, Failure> {
     let mut request = client.get(url);
     if let Some(v) = validators.filter(|v| !v.is_empty()) {
         if let Some(etag) = &v.etag {
@@ -105,14 +123,16 @@ async fn fetch_inner(
             _ => Err(StoreError::Fetch {
                 url: url.to_owned(),
                 reason: "304 Not Modified to an unconditional request".to_owned(),
-            }),
+            }
+            .into()),
         };
     }
     if !status.is_success() {
         return Err(StoreError::HttpStatus {
             url: url.to_owned(),
             status: status.as_u16(),
-        });
+        }
+        .into());
     }
     if let Some(length) = response.content_length()
         && length > max_body
@@ -120,16 +140,20 @@ async fn fetch_inner(
         return Err(StoreError::TooLarge {
             what: format!("{url} (Content-Length {length})"),
             limit: max_body,
-        });
+        }
+        .into());
     }
     let validators = Validators::from_headers(response.headers());
     let freshness = http_freshness(response.headers(), now);
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
+    // Trust an announced length for the first allocation only up to a point: the body
+    // still has to arrive before more memory is committed to it.
     let initial = response
         .content_length()
         .and_then(|l| usize::try_from(l).ok())
         .unwrap_or(64 * 1024)
-        .min(limit);
+        .min(limit)
+        .min(INITIAL_CAPACITY_CAP);
     let mut bytes = Vec::with_capacity(initial);
     while let Some(chunk) = response
         .chunk()
@@ -140,7 +164,8 @@ async fn fetch_inner(
             return Err(StoreError::TooLarge {
                 what: url.to_owned(),
                 limit: max_body,
-            });
+            }
+            .into());
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -152,20 +177,21 @@ async fn fetch_inner(
 }
 
 /// A fetch error with the whole chain of causes (reqwest's top level alone says little).
-fn fetch_error(url: &str, what: &str, error: &reqwest::Error) -> StoreError {
-    let mut reason = if error.is_timeout() {
-        format!("{what}: timed out")
-    } else if error.is_connect() {
+fn fetch_error(url: &str, what: &str, error: &reqwest::Error) -> Failure {
+    if error.is_timeout() {
+        return Failure::TimedOut;
+    }
+    let mut reason = if error.is_connect() {
         format!("{what}: cannot connect")
     } else {
         what.to_owned()
     };
     reason.push_str(": ");
     reason.push_str(&error_chain(error));
-    StoreError::Fetch {
+    Failure::Store(StoreError::Fetch {
         url: url.to_owned(),
         reason,
-    }
+    })
 }
 
 /// An error and its causes, `: `-separated, skipping causes its text already repeats.

@@ -322,6 +322,8 @@ struct State {
     last_success: Option<i64>,
     last_attempt: Option<i64>,
     last_error: Option<String>,
+    /// `last_error` is a [`StoreError::Expired`] (it already says the metadata expired).
+    last_error_is_expiry: bool,
     consecutive_failures: u32,
     /// SHA-256 of the signed bytes of the newest snapshot.
     digest: Option<[u8; 32]>,
@@ -477,6 +479,7 @@ impl MetadataStore {
     }
 
     /// The cell that verifiers and handlers read (it implements [`SnapshotSource`]).
+    /// Only the store should store into it.
     pub fn cell(&self) -> Arc<SnapshotCell> {
         Arc::clone(&self.inner.cell)
     }
@@ -546,9 +549,8 @@ fn http_client(
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest.as_ref()[..32.min(digest.as_ref().len())]);
-    out
+    // SHA-256 is always 32 bytes; the fallback only avoids a panic path.
+    <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
 }
 
 /// Runs blocking work off the async threads; a panic there becomes an error.
@@ -728,6 +730,7 @@ impl Inner {
         let mut state = self.state();
         state.last_success = Some(now);
         state.last_error = None;
+        state.last_error_is_expiry = false;
         state.consecutive_failures = 0;
         if let Some(validators) = validators {
             state.validators = Some(validators);
@@ -745,6 +748,7 @@ impl Inner {
         let mut state = self.state();
         state.consecutive_failures = state.consecutive_failures.saturating_add(1);
         state.last_error = Some(error.to_string());
+        state.last_error_is_expiry = matches!(error, StoreError::Expired { .. });
         let delay = schedule::backoff(
             state.consecutive_failures,
             self.retry_cap,
@@ -759,12 +763,20 @@ impl Inner {
         drop(state);
         let kept = current.map(|s| s.generation());
         let retry_in = format!("{delay:.1?}");
-        if error.is_bad_content() {
-            warn!(source = %self.label, error = %error, kept_generation = ?kept, failures, %retry_in,
-                "metadata refused; keeping the previous snapshot");
+        let what = if error.is_bad_content() {
+            "metadata refused"
         } else {
-            warn!(source = %self.label, error = %error, kept_generation = ?kept, failures, %retry_in,
-                "metadata refresh failed; keeping the previous snapshot");
+            "metadata refresh failed"
+        };
+        match kept {
+            Some(generation) => warn!(
+                source = %self.label, error = %error, kept_generation = generation, failures, %retry_in,
+                "{what}; keeping the previous snapshot"
+            ),
+            None => warn!(
+                source = %self.label, error = %error, failures, %retry_in,
+                "{what}; no usable metadata, every peer is refused"
+            ),
         }
         if kept.is_none() {
             self.report_expiry(now);
@@ -844,6 +856,7 @@ impl Inner {
             state.digest = Some(digest);
             state.last_success = Some(now);
             state.last_error = None;
+            state.last_error_is_expiry = false;
             state.next = Some(Scheduled {
                 at: Instant::now(),
                 interval: Duration::ZERO,
@@ -921,7 +934,7 @@ impl Inner {
         let expired = newest.as_ref().is_some_and(|s| !s.is_valid_at(now));
         let last_error = match (&newest, expired) {
             (Some(s), true) => Some(match &state.last_error {
-                Some(e) if e.contains("expired at") => e.clone(),
+                Some(e) if state.last_error_is_expiry => e.clone(),
                 Some(e) => format!(
                     "metadata expired at {}; every peer is refused (fail closed); last refresh error: {e}",
                     s.expires_at()

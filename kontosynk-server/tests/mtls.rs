@@ -597,3 +597,133 @@ fn trusted_proxy_ranges() {
     assert!("10.0.0.0/33".parse::<TrustedProxy>().is_err());
     assert!("not-an-ip".parse::<TrustedProxy>().is_err());
 }
+
+#[tokio::test]
+async fn http2_is_negotiated_by_alpn() {
+    let fed = federation();
+    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+    let party = fed.party("school-client");
+    let verifier = PinnedServerVerifier::new([fed.party("school-server").pin]).into_arc();
+    let identity = (
+        load_cert_chain(&party.cert).unwrap(),
+        load_private_key(&party.key).unwrap(),
+    );
+    let config = client_config(verifier, Some(identity), &[b"h2"]).unwrap();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // Two concurrent streams on one connection.
+    let request = || {
+        Request::get("https://localhost/")
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(
+        sender.send_request(request()),
+        sender.clone().send_request(request())
+    );
+    for response in [a.unwrap(), b.unwrap()] {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(body["entity_id"], "https://school.test.example");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_silent_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let fed = federation();
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        handshake_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = start(
+        ServerBuilder::new(fed.cell())
+            .tls(fed.resolver("school-server"))
+            .limits(limits),
+    )
+    .await;
+
+    // A client that connects and never starts TLS is dropped after the handshake timeout.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed by the server: {read:?}"
+    );
+
+    // An authenticated keep-alive connection with no requests is closed after the idle timeout.
+    let mut sender = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&mut sender, "/").await.unwrap().0, StatusCode::OK);
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !sender.is_closed() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection must be closed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed() {
+    let fed = federation();
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let server = start(
+        ServerBuilder::new(fed.cell())
+            .tls(fed.resolver("school-server"))
+            .limits(limits),
+    )
+    .await;
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let mut first = connect(server.addr, &connector).await.unwrap();
+    let mut second = connect(server.addr, &connector).await.unwrap();
+    assert_eq!(get(&mut first, "/").await.unwrap().0, StatusCode::OK);
+    assert_eq!(get(&mut second, "/").await.unwrap().0, StatusCode::OK);
+    assert!(
+        refused(server.addr, &connector).await,
+        "a third connection is closed at once"
+    );
+    drop(first);
+    // Once a slot frees up, new connections are served again.
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(mut third) = connect(server.addr, &connector).await
+                && get(&mut third, "/").await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok());
+    server.stop().await;
+}

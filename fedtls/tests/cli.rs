@@ -441,7 +441,8 @@ fn verify_fetches_a_url() {
     server.join().unwrap();
     assert_eq!(out.status.code(), Some(1), "an error page is not metadata");
     assert!(
-        stderr(&out).starts_with("error: metadata refused"),
+        stderr(&out).starts_with("error: metadata from http://127.0.0.1")
+            && stderr(&out).contains("refused"),
         "{}",
         stderr(&out)
     );

@@ -68,7 +68,7 @@ enum Found<'a> {
 /// Runs `fedtls lookup`.
 pub fn run(args: Args) -> CliResult {
     let verified = args.trust.verify(false)?;
-    let index = &verified.index;
+    let index = verified.index();
     let found = query(index, &args);
     if args.json {
         let list: Vec<Value> = found.iter().map(found_json).collect();

@@ -1,20 +1,18 @@
-//! Reading a metadata source (file, stdin or URL) and the trust-anchor options that
-//! `verify` and `lookup` share.
+//! Loading and verifying a metadata source (file, stdin or URL) with the trust-anchor options
+//! that `verify` and `lookup` share. Sources go through the same [`MetadataStore`] servers use,
+//! so timeouts, size limits and verification are identical everywhere.
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
 
 use fedtls::claims::ClaimsPolicy;
 use fedtls::jwk::Jwks;
-use fedtls::verify::{VerifiedMetadata, VerifyOptions, verify_metadata};
+use fedtls::snapshot::Snapshot;
+use fedtls::store::{DEFAULT_MAX_BODY, MetadataSource, MetadataStore, StoreConfig};
+use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
 
 use super::{CliError, read_file};
-
-/// The largest metadata document accepted (real aggregates are a few tens of MB).
-const MAX_DOCUMENT_BYTES: u64 = 100 * 1024 * 1024;
-/// How long a download may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Options shared by every subcommand that verifies metadata.
 #[derive(clap::Args, Debug)]
@@ -35,73 +33,82 @@ pub struct TrustArgs {
 
 impl TrustArgs {
     /// Loads the trust anchor and the source, then verifies and indexes the document.
-    pub fn verify(&self, keep_payload: bool) -> Result<VerifiedMetadata, CliError> {
+    pub fn verify(&self, keep_payload: bool) -> Result<Arc<Snapshot>, CliError> {
         let jwks_bytes = read_file(&self.jwks)?;
         let jwks = Jwks::from_json(&jwks_bytes)
             .map_err(|e| CliError::failed(format!("trust anchor {}: {e}", self.jwks.display())))?;
         for note in jwks.skipped() {
             eprintln!("warning: trust anchor {}: {note}", self.jwks.display());
         }
-        let document = load_source(&self.source)?;
-        let options = VerifyOptions {
-            policy: ClaimsPolicy {
-                leeway_secs: i64::from(self.leeway),
-                required_iss: self.iss.clone(),
-            },
+        let mut options = VerifyOptions {
             keep_payload,
             ..VerifyOptions::default()
         };
-        verify_metadata(&document, &jwks, &options)
-            .map_err(|e| CliError::failed(format!("metadata refused: {e}")))
+        options.policy = ClaimsPolicy {
+            leeway_secs: i64::from(self.leeway),
+            required_iss: self.iss.clone(),
+        };
+        match self.metadata_source()? {
+            // URLs go through the store, so fetching behaves exactly as in the servers.
+            source @ MetadataSource::Url(_) => {
+                let mut config = StoreConfig::new(source, jwks);
+                config.verify = options;
+                let store = MetadataStore::new(config).map_err(CliError::failed)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        CliError::failed(format!("cannot start the async runtime: {e}"))
+                    })?;
+                runtime.block_on(store.load()).map_err(CliError::failed)
+            }
+            // A one-shot local read needs no refresh machinery (nor its change detection).
+            MetadataSource::File(path) => {
+                let bytes = read_file(&path)?;
+                verified(&bytes, &jwks, &options, path.display().to_string())
+            }
+            MetadataSource::Bytes(bytes) => {
+                verified(&bytes, &jwks, &options, "standard input".into())
+            }
+        }
     }
-}
 
-/// Reads a document from a file, standard input (`-`) or an http(s) URL.
-pub fn load_source(source: &str) -> Result<Vec<u8>, CliError> {
-    if source == "-" {
+    fn metadata_source(&self) -> Result<MetadataSource, CliError> {
+        if self.source != "-" {
+            return Ok(match self.source.parse::<MetadataSource>() {
+                Ok(source) => source,
+                Err(never) => match never {},
+            });
+        }
+        let limit = DEFAULT_MAX_BODY;
         let mut buf = Vec::new();
         std::io::stdin()
-            .take(MAX_DOCUMENT_BYTES + 1)
+            .take(limit + 1)
             .read_to_end(&mut buf)
             .map_err(|e| CliError::failed(format!("cannot read standard input: {e}")))?;
-        return check_size(buf, "standard input");
+        if buf.len() as u64 > limit {
+            return Err(CliError::failed(format!(
+                "standard input is larger than {} MiB; refusing it",
+                limit / 1024 / 1024
+            )));
+        }
+        Ok(MetadataSource::Bytes(buf))
     }
-    if source.starts_with("https://") || source.starts_with("http://") {
-        return fetch(source);
-    }
-    check_size(read_file(std::path::Path::new(source))?, source)
 }
 
-fn check_size(buf: Vec<u8>, what: &str) -> Result<Vec<u8>, CliError> {
-    if buf.len() as u64 > MAX_DOCUMENT_BYTES {
+fn verified(
+    bytes: &[u8],
+    jwks: &Jwks,
+    options: &VerifyOptions,
+    origin: String,
+) -> Result<Arc<Snapshot>, CliError> {
+    if bytes.len() as u64 > DEFAULT_MAX_BODY {
         return Err(CliError::failed(format!(
-            "{what} is larger than {} MiB; refusing it",
-            MAX_DOCUMENT_BYTES / 1024 / 1024
+            "{origin} is larger than {} MiB; refusing it",
+            DEFAULT_MAX_BODY / 1024 / 1024
         )));
     }
-    Ok(buf)
-}
-
-fn fetch(url: &str) -> Result<Vec<u8>, CliError> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .user_agent(concat!("fedtls/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| CliError::failed(format!("cannot set up the HTTPS client: {e}")))?;
-    let response = client
-        .get(url)
-        .send()
-        .map_err(|e| CliError::failed(format!("cannot fetch {url}: {e}")))?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(CliError::failed(format!(
-            "cannot fetch {url}: HTTP {status}"
-        )));
-    }
-    let mut buf = Vec::new();
-    response
-        .take(MAX_DOCUMENT_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| CliError::failed(format!("cannot read the body of {url}: {e}")))?;
-    check_size(buf, url)
+    let verified = verify_metadata(bytes, jwks, options)
+        .map_err(|e| CliError::failed(format!("metadata from {origin} refused: {e}")))?;
+    Ok(Arc::new(Snapshot::new(verified, origin, unix_now())))
 }

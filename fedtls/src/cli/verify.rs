@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fedtls::verify::{VerifiedMetadata, unix_now};
+use fedtls::snapshot::Snapshot;
+use fedtls::verify::unix_now;
 
 use super::source::TrustArgs;
 use super::{CliError, CliResult, rfc3339};
@@ -31,7 +32,7 @@ pub struct Args {
 /// Runs `fedtls verify`.
 pub fn run(args: Args) -> CliResult {
     let verified = args.trust.verify(args.output.is_some())?;
-    if let (Some(path), Some(payload)) = (&args.output, &verified.payload) {
+    if let (Some(path), Some(payload)) = (&args.output, verified.payload()) {
         std::fs::write(path, payload)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
     }
@@ -44,30 +45,30 @@ pub fn run(args: Args) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary_json(verified: &VerifiedMetadata) -> serde_json::Value {
-    let md = verified.index.metadata();
+fn summary_json(verified: &Snapshot) -> serde_json::Value {
+    let md = verified.index().metadata();
     serde_json::json!({
-        "iss": verified.claims.iss,
-        "iat": verified.claims.iat,
-        "exp": verified.claims.exp,
-        "nbf": verified.claims.nbf,
-        "expires_in": verified.claims.exp - unix_now(),
-        "kid": verified.signature.kid,
-        "alg": verified.signature.alg.to_string(),
-        "key_thumbprint": verified.signature.key_thumbprint,
-        "format": verified.signature.format.to_string(),
+        "iss": verified.claims().iss,
+        "iat": verified.claims().iat,
+        "exp": verified.claims().exp,
+        "nbf": verified.claims().nbf,
+        "expires_in": verified.claims().exp - unix_now(),
+        "kid": verified.signature().kid,
+        "alg": verified.signature().alg.to_string(),
+        "key_thumbprint": verified.signature().key_thumbprint,
+        "format": verified.signature().format.to_string(),
         "version": md.version,
         "cache_ttl": md.cache_ttl,
-        "entities": verified.index.entities().len(),
-        "rejected": verified.index.rejected(),
-        "ambiguous_pins": verified.index.ambiguities(),
+        "entities": verified.index().entities().len(),
+        "rejected": verified.index().rejected(),
+        "ambiguous_pins": verified.index().ambiguities(),
         "warnings": md.warnings,
     })
 }
 
-fn print_summary(verified: &VerifiedMetadata) {
-    let claims = &verified.claims;
-    let sig = &verified.signature;
+fn print_summary(verified: &Snapshot) {
+    let claims = verified.claims();
+    let sig = verified.signature();
     let left = claims.exp - unix_now();
     println!(
         "OK: metadata{} verified with key {} ({}, {} JSON; key thumbprint {})",
@@ -91,10 +92,10 @@ fn print_summary(verified: &VerifiedMetadata) {
     );
     println!(
         "entities: {} usable, {} left out",
-        verified.index.entities().len(),
-        verified.index.rejected().len()
+        verified.index().entities().len(),
+        verified.index().rejected().len()
     );
-    for rejected in verified.index.rejected() {
+    for rejected in verified.index().rejected() {
         println!(
             "warning: entities[{}] ({}) left out: {}",
             rejected.index,
@@ -102,7 +103,7 @@ fn print_summary(verified: &VerifiedMetadata) {
             rejected.reason
         );
     }
-    for ambiguity in verified.index.ambiguities() {
+    for ambiguity in verified.index().ambiguities() {
         println!(
             "warning: {} pin {} is listed by {} entities ({}); lookups answer {}",
             ambiguity.role,
@@ -112,7 +113,7 @@ fn print_summary(verified: &VerifiedMetadata) {
             ambiguity.entity_ids[0]
         );
     }
-    for warning in &verified.index.metadata().warnings {
+    for warning in &verified.index().metadata().warnings {
         println!("warning: {warning}");
     }
 }

@@ -109,6 +109,9 @@ impl fmt::Debug for MetadataSource {
     }
 }
 
+/// The default largest document accepted (real aggregates are a few tens of MB).
+pub const DEFAULT_MAX_BODY: u64 = 100 * 1024 * 1024;
+
 /// How a [`MetadataStore`] fetches, verifies, schedules and caches.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -148,7 +151,7 @@ impl StoreConfig {
             default_refresh: Duration::from_secs(3600),
             min_refresh: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(30),
-            max_body: 100 * 1024 * 1024,
+            max_body: DEFAULT_MAX_BODY,
             retry_cap: Duration::from_secs(60),
             extra_root_certificates: Vec::new(),
         }
@@ -600,16 +603,34 @@ impl Inner {
         let current_digest = self.state().digest;
         let this = Arc::clone(self);
         let checked = blocking(move || {
-            let digest = sha256(obtained.as_slice());
-            if current_digest == Some(digest) {
-                return Ok(Checked::Same);
-            }
-            let verified = verify_metadata(obtained.as_slice(), &this.jwks, &this.verify).map_err(
-                |error| StoreError::Verify {
-                    origin: this.label.clone(),
-                    error,
-                },
-            )?;
+            let input = obtained.as_slice();
+            let verify = || {
+                verify_metadata(input, &this.jwks, &this.verify).map_err(|error| {
+                    StoreError::Verify {
+                        origin: this.label.clone(),
+                        error,
+                    }
+                })
+            };
+            let (digest, verified) = match current_digest {
+                // A refresh: an unchanged document needs no verification at all.
+                Some(current) => {
+                    let digest = sha256(input);
+                    if digest == current {
+                        return Ok(Checked::Same);
+                    }
+                    (digest, verify()?)
+                }
+                // The first load: nothing to compare with, so hash while verifying.
+                None => std::thread::scope(|scope| {
+                    let digest = scope.spawn(|| sha256(input));
+                    let verified = verify();
+                    let digest = digest
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    verified.map(|v| (digest, v))
+                })?,
+            };
             Ok(Checked::New {
                 verified: Box::new(verified),
                 digest,

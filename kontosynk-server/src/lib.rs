@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access_log;
 mod admin;
 pub mod cli;
 pub mod client_cert;
@@ -45,6 +46,6 @@ pub use fedtls::tls::PeerIdentity;
 pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use server::{
-    BoundServer, ConnectionInfo, Handler, Limits, RequestBody, ServerBuilder, ServerError,
-    TrustedProxy,
+    BoundServer, ClientCertificate, ConnectionInfo, Handler, Limits, RequestBody, ServerBuilder,
+    ServerError, TrustedProxy,
 };

@@ -12,7 +12,7 @@ use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
 use fedtls::tls::{PeerIdentity, PeerRejection, PinnedClientVerifier, ReloadableCertResolver};
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::Limited;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -23,6 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::client_cert::{CLIENT_CERT_HEADER, parse_client_cert};
 use crate::io::ActivityIo;
@@ -63,6 +64,12 @@ pub struct ConnectionInfo {
     /// The negotiated ALPN protocol (`h2`, `http/1.1`).
     pub alpn: Option<String>,
 }
+
+/// The client's certificate (DER) for this request: from the TLS handshake, or from the
+/// `Client-Cert` header of a trusted terminator. In every request's extensions, for
+/// handlers that pass it on (for example as `Client-Cert` to a backend).
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub Arc<CertificateDer<'static>>);
 
 /// Time and size limits; the defaults suit a federation API.
 #[derive(Debug, Clone)]
@@ -429,8 +436,9 @@ impl BoundServer {
 /// Per-connection state shared by its requests.
 struct Connection {
     info: ConnectionInfo,
-    /// The client's pin from the handshake (mutual TLS only).
+    /// The client's pin and certificate from the handshake (mutual TLS only).
     pin: Option<Pin>,
+    certificate: Option<ClientCertificate>,
     /// The identity as last resolved, with the generation it was resolved against.
     identity: Mutex<Option<PeerIdentity>>,
     in_flight: AtomicUsize,
@@ -468,10 +476,13 @@ async fn serve_connection<H: Handler>(
             };
             shared.metrics.handshake(handshake::OK);
             let (_, session) = tls.get_ref();
-            let pin = session
+            let leaf = session
                 .peer_certificates()
                 .and_then(|certs| certs.first())
-                .and_then(|leaf| Pin::of_certificate(leaf).ok());
+                .map(|leaf| ClientCertificate(Arc::new(leaf.clone().into_owned())));
+            let pin = leaf
+                .as_ref()
+                .and_then(|leaf| Pin::of_certificate(&leaf.0).ok());
             let info = ConnectionInfo {
                 remote_addr: remote,
                 tls_version: session.protocol_version().map(|v| format!("{v:?}")),
@@ -491,6 +502,7 @@ async fn serve_connection<H: Handler>(
             let state = Arc::new(Connection {
                 info,
                 pin,
+                certificate: leaf,
                 identity: Mutex::new(identity),
                 in_flight: AtomicUsize::new(0),
                 close: AtomicBool::new(false),
@@ -514,6 +526,7 @@ async fn serve_connection<H: Handler>(
                 alpn: None,
             },
             pin: None,
+            certificate: None,
             identity: Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             close: AtomicBool::new(false),
@@ -616,13 +629,14 @@ async fn handle<H: Handler>(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let forwarded_cert = request.headers_mut().remove(CLIENT_CERT_HEADER);
-    let (mut response, entity) = match authorize(shared, connection, forwarded_cert) {
+    let (mut response, peer) = match authorize(shared, connection, forwarded_cert) {
         Err(refusal) => (refusal.into_response(), None),
-        Ok(peer) => {
-            let entity = peer.entity_id.clone();
+        Ok((peer, certificate)) => {
+            let logged = (peer.entity_id.clone(), peer.organization_id.clone());
+            request.extensions_mut().insert(certificate);
             (
                 admit(shared, peer, connection, request, handler).await,
-                Some(entity),
+                Some(logged),
             )
         }
     };
@@ -632,19 +646,18 @@ async fn handle<H: Handler>(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = response.status().as_u16();
-    let entity = entity.as_deref().unwrap_or("-");
-    shared.metrics.request(status, entity);
-    tracing::info!(
-        target: "kontosynk::access",
-        remote = %connection.info.remote_addr,
-        entity_id = entity,
-        %method,
+    let (entity_id, organization_id) = peer.unwrap_or_else(|| ("-".to_owned(), None));
+    shared.metrics.request(status, &entity_id);
+    let entry = AccessLog {
+        remote: connection.info.remote_addr,
+        entity_id,
+        organization_id,
+        method,
         path,
         status,
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    response
+        started,
+    };
+    response.map(|body| crate::access_log::LoggedBody::new(body, entry).boxed())
 }
 
 /// A refused request: the status and the JSON error body's code and message.
@@ -668,12 +681,12 @@ impl Refusal {
     }
 }
 
-/// Who is asking, decided against the metadata in force now.
+/// Who is asking, decided against the metadata in force now, with their certificate.
 fn authorize(
     shared: &Shared,
     connection: &Connection,
     forwarded_cert: Option<HeaderValue>,
-) -> Result<PeerIdentity, Refusal> {
+) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
     let Some(snapshot) = shared.source.current() else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -681,9 +694,9 @@ fn authorize(
             "no valid federation metadata is available (missing or expired); every client is refused until it is",
         ));
     };
-    let pin = match connection.pin {
-        Some(pin) => pin,
-        None => terminator_pin(shared, connection, forwarded_cert)?,
+    let (pin, certificate) = match (connection.pin, &connection.certificate) {
+        (Some(pin), Some(certificate)) => (pin, certificate.clone()),
+        _ => terminator_certificate(shared, connection, forwarded_cert)?,
     };
     let mut cached = connection
         .identity
@@ -693,12 +706,12 @@ fn authorize(
         .as_ref()
         .filter(|p| p.generation == snapshot.generation() && p.pin == pin)
     {
-        return Ok(peer.clone());
+        return Ok((peer.clone(), certificate));
     }
     match PeerIdentity::resolve_pin(&snapshot, &pin) {
         Some(peer) => {
             *cached = Some(peer.clone());
-            Ok(peer)
+            Ok((peer, certificate))
         }
         None => {
             *cached = None;
@@ -717,12 +730,12 @@ fn authorize(
     }
 }
 
-/// The client pin from `Client-Cert`, honoured only from a trusted terminator.
-fn terminator_pin(
+/// The client certificate from `Client-Cert`, honoured only from a trusted terminator.
+fn terminator_certificate(
     shared: &Shared,
     connection: &Connection,
     forwarded_cert: Option<HeaderValue>,
-) -> Result<Pin, Refusal> {
+) -> Result<(Pin, ClientCertificate), Refusal> {
     let remote = connection.info.remote_addr.ip();
     if !shared.trusted.iter().any(|t| t.contains(remote)) {
         return Err(Refusal::new(
@@ -755,7 +768,8 @@ fn terminator_pin(
                 format!("the forwarded client certificate was refused: {e}"),
             )
         })?;
-    Pin::of_certificate(&cert).map_err(|e| refuse(e.to_string()))
+    let pin = Pin::of_certificate(&cert).map_err(|e| refuse(e.to_string()))?;
+    Ok((pin, ClientCertificate(Arc::new(cert))))
 }
 
 /// Policy, rate limit, body limit and the handler with its deadline.

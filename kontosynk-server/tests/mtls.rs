@@ -19,7 +19,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use kontosynk_server::response::{self, Body};
-use kontosynk_server::{Limits, Policy, RateLimit, RequestBody, ServerBuilder, TrustedProxy};
+use kontosynk_server::{
+    ClientCertificate, Limits, Policy, RateLimit, RequestBody, ServerBuilder, TrustedProxy,
+};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -113,6 +115,10 @@ impl Fed {
 /// Answers with the authenticated peer, or echoes the body length for POSTs.
 async fn whoami(request: Request<RequestBody>) -> http::Response<Body> {
     let peer = request.extensions().get::<PeerIdentity>().cloned();
+    let certificate_pin = request
+        .extensions()
+        .get::<ClientCertificate>()
+        .and_then(|c| fedtls::Pin::of_certificate(&c.0).ok());
     let method = request.method().clone();
     let body = request.into_body().collect().await;
     match (method, body) {
@@ -125,7 +131,13 @@ async fn whoami(request: Request<RequestBody>) -> http::Response<Body> {
             "body_too_large",
             "over the limit",
         ),
-        _ => response::json(StatusCode::OK, &serde_json::to_value(&peer).unwrap()),
+        _ => {
+            let mut body = serde_json::to_value(&peer).unwrap();
+            if let (Some(pin), Some(object)) = (certificate_pin, body.as_object_mut()) {
+                object.insert("certificate_pin".into(), pin.to_string().into());
+            }
+            response::json(StatusCode::OK, &body)
+        }
     }
 }
 
@@ -242,6 +254,10 @@ async fn listed_clients_are_identified_and_unlisted_refused() {
     assert_eq!(body["tags"], serde_json::json!(["egilv1"]));
     assert_eq!(body["scopes"][0], "exempla.test.example");
     assert_eq!(body["pin"], fed.party("school-client").pin.to_string());
+    assert_eq!(
+        body["certificate_pin"], body["pin"],
+        "the handler sees the client certificate"
+    );
 
     // A CA-issued client presenting its chain.
     let mut supplier = connect(
@@ -515,6 +531,10 @@ async fn behind_a_terminator_only_trusted_addresses_may_forward_client_cert() {
         .await
         .unwrap();
     assert_eq!(body["entity_id"], "https://school.test.example");
+    assert_eq!(
+        body["certificate_pin"],
+        fed.party("school-client").pin.to_string()
+    );
     let unlisted = std::fs::read_to_string(&fed.party("unlisted-client").cert).unwrap();
     let response = http
         .get(&url)

@@ -1,0 +1,2 @@
+//! `ss12000-proxy` (work in progress).
+fn main() {}

@@ -95,17 +95,81 @@ pub struct Prepared {
     pub resolver: Arc<ReloadableCertResolver>,
 }
 
+/// Everything needed to start a server, however it was configured (flags or a file).
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// Client-facing address.
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// Metadata URL or file.
+    pub metadata: String,
+    /// Trust anchor.
+    pub jwks: PathBuf,
+    /// Metadata cache file.
+    pub cache: Option<PathBuf>,
+    /// Required metadata issuer.
+    pub iss: Option<String>,
+    /// Admin listener.
+    pub admin: Option<SocketAddr>,
+    /// Access policy.
+    pub policy: Policy,
+    /// Require client certificates to chain to their entity's issuers.
+    pub require_issuer_chain: bool,
+    /// Per-entity requests per second.
+    pub rate_limit: Option<f64>,
+    /// Timeouts and sizes.
+    pub limits: Limits,
+    /// Serve plain HTTP behind these terminators instead of mutual TLS.
+    pub trusted_proxies: Vec<TrustedProxy>,
+}
+
 impl ServeArgs {
+    /// The settings these flags describe.
+    pub fn settings(&self) -> ServeSettings {
+        ServeSettings {
+            listen: self.listen,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            metadata: self.metadata.clone(),
+            jwks: self.jwks.clone(),
+            cache: self.cache.clone(),
+            iss: self.iss.clone(),
+            admin: self.admin,
+            policy: Policy {
+                client_tags: self.client_tags.clone(),
+                organization_ids: self.organization_ids.clone(),
+                ..Policy::default()
+            },
+            require_issuer_chain: self.require_issuer_chain,
+            rate_limit: self.rate_limit,
+            limits: Limits {
+                max_body: self.max_body,
+                ..Limits::default()
+            },
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+
+    /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
+    pub async fn prepare(&self) -> Result<Prepared, String> {
+        self.settings().prepare().await
+    }
+}
+
+impl ServeSettings {
     /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
     pub async fn prepare(&self) -> Result<Prepared, String> {
         let jwks_bytes = std::fs::read(&self.jwks)
             .map_err(|e| format!("cannot read the JWKS {}: {e}", self.jwks.display()))?;
         let jwks = Jwks::from_json(&jwks_bytes)
             .map_err(|e| format!("the JWKS {} is not usable: {e}", self.jwks.display()))?;
-        let source: MetadataSource = self
-            .metadata
-            .parse()
-            .map_err(|e| format!("--metadata {}: {e}", self.metadata))?;
+        let source: MetadataSource = match self.metadata.parse() {
+            Ok(source) => source,
+            Err(never) => match never {},
+        };
         let mut config = StoreConfig::new(source, jwks);
         config.cache_file = self.cache.clone();
         config.verify.policy.required_iss = self.iss.clone();
@@ -132,15 +196,8 @@ impl ServeArgs {
         })?);
         let mut builder = ServerBuilder::with_store(store.clone())
             .require_issuer_chain(self.require_issuer_chain)
-            .policy(Policy {
-                client_tags: self.client_tags.clone(),
-                organization_ids: self.organization_ids.clone(),
-                ..Policy::default()
-            })
-            .limits(Limits {
-                max_body: self.max_body,
-                ..Limits::default()
-            });
+            .policy(self.policy.clone())
+            .limits(self.limits.clone());
         builder = if self.trusted_proxies.is_empty() {
             builder.tls(Arc::clone(&resolver))
         } else {
@@ -148,7 +205,9 @@ impl ServeArgs {
         };
         if let Some(rps) = self.rate_limit {
             if !(rps.is_finite() && rps > 0.0) {
-                return Err("--rate-limit must be a positive number of requests per second".into());
+                return Err(
+                    "the rate limit must be a positive number of requests per second".into(),
+                );
             }
             builder = builder.rate_limit(RateLimit {
                 per_second: rps,

@@ -1,0 +1,66 @@
+//! The pooled client that talks to the backend, with the configured `https` trust.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedtls::Pin;
+use fedtls::tls::{PROTOCOL_VERSIONS, PinnedServerVerifier, load_cert_chain, provider};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::client::danger::ServerCertVerifier;
+
+use crate::config::BackendTlsConfig;
+use crate::forward::BackendClient;
+
+/// Builds the backend client: HTTP/1.1, and HTTP/2 when an `https` backend offers it.
+pub fn client(tls: &BackendTlsConfig, connect_timeout: Duration) -> Result<BackendClient, String> {
+    let provider = provider();
+    let verifier: Arc<dyn ServerCertVerifier> = if let Some(pin) = &tls.pin {
+        let pin: Pin = pin.parse().map_err(|e| format!("backend_tls.pin: {e}"))?;
+        // The pin is the trust; the host name is still checked.
+        PinnedServerVerifier::new([pin])
+            .check_hostname(true)
+            .into_arc()
+    } else if let Some(ca_file) = &tls.ca_file {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in load_cert_chain(ca_file).map_err(|e| e.to_string())? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("backend_tls.ca_file {}: {e}", ca_file.display()))?;
+        }
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .build()
+        .map_err(|e| format!("backend_tls.ca_file {}: {e}", ca_file.display()))?
+    } else {
+        Arc::new(
+            rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
+                .map_err(|e| format!("cannot load the system's trusted roots: {e}"))?,
+        )
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(PROTOCOL_VERSIONS)
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https))
+}

@@ -1,0 +1,426 @@
+//! The proxy's configuration: a TOML file, every key overridable by an environment variable.
+//!
+//! `SS12000_PROXY_<KEY>` sets a top-level key and `SS12000_PROXY_<TABLE>__<KEY>` a key in a
+//! table (upper case, `__` between levels): `SS12000_PROXY_LISTEN=0.0.0.0:443`,
+//! `SS12000_PROXY_TLS__CERT=/etc/ss12000-proxy/server.pem`,
+//! `SS12000_PROXY_ACCESS__CLIENT_TAGS=egilv1,bolv1`. Values are read as TOML when they parse
+//! as such (numbers, booleans, arrays), as a comma-separated list for list keys, and as
+//! strings otherwise.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use fedtls::Pin;
+use kontosynk_server::TrustedProxy;
+use serde::Deserialize;
+
+/// The environment-variable prefix.
+pub const ENV_PREFIX: &str = "SS12000_PROXY_";
+
+/// Everything the proxy is told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect (mutual TLS).
+    pub listen: SocketAddr,
+    /// The backend's base URL (`http://` or `https://`, optionally with a path prefix).
+    pub backend: String,
+    /// The proxy's server certificate.
+    pub tls: TlsConfig,
+    /// Where the federation metadata comes from.
+    pub federation: FederationConfig,
+    /// Who may pass.
+    #[serde(default)]
+    pub access: AccessConfig,
+    /// Which headers the backend receives.
+    #[serde(default)]
+    pub headers: HeadersConfig,
+    /// Time and size limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// How an `https` backend is verified.
+    #[serde(default)]
+    pub backend_tls: BackendTlsConfig,
+    /// Plain-HTTP admin listener: `/healthz`, `/readyz`, `/metrics`.
+    pub admin: Option<SocketAddr>,
+    /// Serve plain HTTP behind these TLS terminators, taking the client certificate from
+    /// their `Client-Cert` header.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// `text` (default) or `json` logs on stderr.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// The proxy's own certificate and key (PEM), reloaded on SIGHUP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// The federation's metadata and trust anchor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// An https URL or a file.
+    pub metadata: String,
+    /// The JWKS that signs it.
+    pub jwks: PathBuf,
+    /// A verified copy to start from.
+    pub cache: Option<PathBuf>,
+    /// Require this `iss`.
+    pub iss: Option<String>,
+}
+
+/// Access rules (all configured rules must pass; within one, any value suffices).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// The client endpoint must carry one of these tags.
+    #[serde(default)]
+    pub client_tags: Vec<String>,
+    /// The entity must have one of these organization ids.
+    #[serde(default)]
+    pub organization_ids: Vec<String>,
+    /// The entity must be one of these.
+    #[serde(default)]
+    pub entity_ids: Vec<String>,
+    /// The entity must be scoped to one of these domains.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The client certificate must chain to its entity's issuers.
+    #[serde(default)]
+    pub require_issuer_chain: bool,
+}
+
+/// How a header value that may hold non-ASCII text is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// As is (UTF-8 bytes; what bowness sends by default).
+    #[default]
+    None,
+    /// Percent-encoded UTF-8 (RFC 3986).
+    Url,
+    /// Standard base64 of the UTF-8 bytes.
+    Base64,
+}
+
+/// How the client certificate is passed to the backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientCertFormat {
+    /// Not at all.
+    #[default]
+    None,
+    /// RFC 9440: `:BASE64-DER:`.
+    Rfc9440,
+    /// PEM with the line breaks replaced by spaces (the SUNET auth server reads this).
+    PemSpaces,
+    /// Single-line base64 of the DER.
+    Base64Der,
+}
+
+/// Headers added for the backend. Every one of them is removed from client requests first.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    /// Encoding of `X-FedTLSAuth-Entity-ID`.
+    #[serde(default)]
+    pub entity_id_encoding: Encoding,
+    /// Encoding of `X-FedTLSAuth-Organization` (legal names are often non-ASCII).
+    #[serde(default)]
+    pub organization_encoding: Encoding,
+    /// Encoding of `X-FedTLSAuth-Organization-ID`.
+    #[serde(default)]
+    pub organization_id_encoding: Encoding,
+    /// Send the client certificate in `client_cert_header` in this format.
+    #[serde(default)]
+    pub client_cert: ClientCertFormat,
+    /// The header for the client certificate (default `Client-Cert`).
+    pub client_cert_header: Option<String>,
+    /// An API-key header for backends that want one (name).
+    pub api_key_header: Option<String>,
+    /// The API key's value (prefer `SS12000_PROXY_HEADERS__API_KEY` over the file).
+    pub api_key: Option<String>,
+}
+
+/// Limits; every timeout is in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body in bytes (streamed, never buffered).
+    pub max_body: u64,
+    /// Per-entity requests per second (burst twice that); none when absent.
+    pub rate_limit: Option<f64>,
+    /// TLS handshake.
+    pub handshake_timeout: f64,
+    /// Client request head.
+    pub header_timeout: f64,
+    /// Idle keep-alive connection.
+    pub idle_timeout: f64,
+    /// Backend response head (504 beyond it).
+    pub backend_timeout: f64,
+    /// Whole request, including streaming the body (long uploads need a large value).
+    pub request_timeout: f64,
+    /// Client connections at once.
+    pub max_connections: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_body: 100 * 1024 * 1024,
+            rate_limit: None,
+            handshake_timeout: 10.0,
+            header_timeout: 10.0,
+            idle_timeout: 90.0,
+            backend_timeout: 30.0,
+            request_timeout: 3600.0,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Verification of an `https` backend: system roots by default, or a CA file, or a pin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTlsConfig {
+    /// Trust only the CA certificates in this PEM file.
+    pub ca_file: Option<PathBuf>,
+    /// Trust only a server certificate with this SPKI pin.
+    pub pin: Option<String>,
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable.
+    #[default]
+    Text,
+    /// JSON lines.
+    Json,
+}
+
+/// A configuration problem, naming the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML (after environment overrides) is not a valid configuration.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path` and applies the `SS12000_PROXY_*` variables of `env`.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, env).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text and applies environment overrides.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, String> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        for (name, value) in env {
+            if let Some(key) = name.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut table, key, &value)
+                    .map_err(|e| format!("environment variable {name}: {e}"))?;
+            }
+        }
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let lower = self.backend.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(format!(
+                "backend = {:?}: must be an http:// or https:// URL",
+                self.backend
+            ));
+        }
+        self.backend
+            .parse::<http::Uri>()
+            .map_err(|e| format!("backend = {:?}: {e}", self.backend))?;
+        if let Some(pin) = &self.backend_tls.pin {
+            pin.parse::<Pin>()
+                .map_err(|e| format!("backend_tls.pin: {e}"))?;
+        }
+        if self.backend_tls.pin.is_some() && self.backend_tls.ca_file.is_some() {
+            return Err("backend_tls: set either ca_file or pin, not both".into());
+        }
+        for proxy in &self.trusted_proxies {
+            proxy
+                .parse::<TrustedProxy>()
+                .map_err(|e| format!("trusted_proxies: {e}"))?;
+        }
+        if self.headers.api_key_header.is_some() != self.headers.api_key.is_some() {
+            return Err("headers: api_key_header and api_key go together".into());
+        }
+        let limits = &self.limits;
+        for (name, secs) in [
+            ("handshake_timeout", limits.handshake_timeout),
+            ("header_timeout", limits.header_timeout),
+            ("idle_timeout", limits.idle_timeout),
+            ("backend_timeout", limits.backend_timeout),
+            ("request_timeout", limits.request_timeout),
+        ] {
+            if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
+                return Err(format!(
+                    "limits.{name} must be a positive number of seconds"
+                ));
+            }
+        }
+        if limits
+            .rate_limit
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            return Err(
+                "limits.rate_limit must be a positive number of requests per second".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Sets `KEY` or `TABLE__KEY` (upper case in the variable, lower case in the file).
+fn apply_override(table: &mut toml::Table, key: &str, raw: &str) -> Result<(), String> {
+    let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut current = table;
+    for part in parents {
+        current = current
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{part} is not a table"))?;
+    }
+    let existing_is_list = matches!(current.get(last), Some(toml::Value::Array(_)))
+        || LIST_KEYS.contains(&last.as_str());
+    let value = match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut parsed) => parsed
+            .remove("v")
+            .unwrap_or(toml::Value::String(raw.to_owned())),
+        Err(_) if existing_is_list => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    };
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+/// Keys that hold lists, so `a,b` in a variable means two items.
+const LIST_KEYS: [&str; 5] = [
+    "client_tags",
+    "organization_ids",
+    "entity_ids",
+    "scopes",
+    "trusted_proxies",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        listen = "127.0.0.1:8443"
+        backend = "http://127.0.0.1:8080"
+        [tls]
+        cert = "server.pem"
+        key = "server.key"
+        [federation]
+        metadata = "https://fed.example/md.jws"
+        jwks = "jwks.json"
+        cache = "metadata-cache.jws"
+        [access]
+        client_tags = ["egilv1"]
+        organization_ids = []
+    "#;
+
+    #[test]
+    fn the_documented_minimal_file_parses() {
+        let config = Config::parse(MINIMAL, []).unwrap();
+        assert_eq!(config.access.client_tags, ["egilv1"]);
+        assert_eq!(config.limits.max_body, 100 * 1024 * 1024);
+        assert_eq!(config.headers.organization_encoding, Encoding::None);
+    }
+
+    #[test]
+    fn the_commented_example_parses() {
+        let text = include_str!("../ss12000-proxy.example.toml");
+        Config::parse(text, []).unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_every_level() {
+        let env = [
+            ("SS12000_PROXY_LISTEN", "0.0.0.0:9443"),
+            ("SS12000_PROXY_TLS__CERT", "/etc/p/server.pem"),
+            ("SS12000_PROXY_ACCESS__CLIENT_TAGS", "egilv1,bolv1"),
+            ("SS12000_PROXY_LIMITS__RATE_LIMIT", "5"),
+            ("SS12000_PROXY_HEADERS__ORGANIZATION_ENCODING", "base64"),
+            ("OTHER_VARIABLE", "ignored"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let config = Config::parse(MINIMAL, env).unwrap();
+        assert_eq!(config.listen.port(), 9443);
+        assert_eq!(config.tls.cert, PathBuf::from("/etc/p/server.pem"));
+        assert_eq!(config.access.client_tags, ["egilv1", "bolv1"]);
+        assert_eq!(config.limits.rate_limit, Some(5.0));
+        assert_eq!(config.headers.organization_encoding, Encoding::Base64);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let typo = MINIMAL.replace("client_tags", "client_tag");
+        assert!(Config::parse(&typo, []).unwrap_err().contains("client_tag"));
+        let ftp = MINIMAL.replace("http://127.0.0.1:8080", "ftp://x");
+        assert!(Config::parse(&ftp, []).unwrap_err().contains("backend"));
+        let env = [(
+            "SS12000_PROXY_LIMITS__BACKEND_TIMEOUT".to_owned(),
+            "-1".to_owned(),
+        )];
+        assert!(
+            Config::parse(MINIMAL, env)
+                .unwrap_err()
+                .contains("backend_timeout")
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! Forwarding an authenticated request to the backend: identity headers in, spoofable
+//! headers out, bodies streamed both ways, upgrades (WebSocket) passed through.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use fedtls::tls::PeerIdentity;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use kontosynk_server::response::{Body, json_error};
+use kontosynk_server::{ClientCertificate, ConnectionInfo, RequestBody};
+
+use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
+
+/// Identity headers the proxy sets (bowness' names plus scopes, tags and pin).
+pub mod names {
+    /// The client's entity id.
+    pub const ENTITY_ID: &str = "x-fedtlsauth-entity-id";
+    /// The client's organization (legal name).
+    pub const ORGANIZATION: &str = "x-fedtlsauth-organization";
+    /// The client's organization id (`SE…`).
+    pub const ORGANIZATION_ID: &str = "x-fedtlsauth-organization-id";
+    /// The entity's saml-scope domains, comma-separated.
+    pub const SCOPES: &str = "x-fedtlsauth-scopes";
+    /// The client endpoint's tags, comma-separated.
+    pub const CLIENT_TAGS: &str = "x-fedtlsauth-client-tags";
+    /// The client certificate's SPKI pin.
+    pub const PIN: &str = "x-fedtlsauth-pin";
+    /// Every header starting with this is the proxy's alone.
+    pub const PREFIX: &str = "x-fedtlsauth-";
+}
+
+/// Headers a client could use to pose as someone else; removed from every request.
+const SPOOFABLE: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded as they are.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// The backend HTTP client: pooled, HTTP/1.1 and HTTP/2 (by ALPN for https).
+pub type BackendClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// Forwards requests to one backend.
+pub struct Forwarder {
+    client: BackendClient,
+    /// Scheme and authority of the backend, and its path prefix without a trailing `/`.
+    scheme: http::uri::Scheme,
+    authority: http::uri::Authority,
+    prefix: String,
+    headers: HeadersConfig,
+    client_cert_header: HeaderName,
+    api_key: Option<(HeaderName, HeaderValue)>,
+    backend_timeout: Duration,
+}
+
+impl Forwarder {
+    /// A forwarder to `backend` (validated URL) using `client`.
+    pub fn new(
+        client: BackendClient,
+        backend: &str,
+        headers: HeadersConfig,
+        backend_timeout: Duration,
+    ) -> Result<Self, String> {
+        let uri: Uri = backend
+            .parse()
+            .map_err(|e| format!("backend {backend:?}: {e}"))?;
+        let parts = uri.into_parts();
+        let scheme = parts.scheme.ok_or("the backend URL has no scheme")?;
+        let authority = parts.authority.ok_or("the backend URL has no host")?;
+        let prefix = parts
+            .path_and_query
+            .map(|p| p.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let client_cert_header = HeaderName::try_from(
+            headers
+                .client_cert_header
+                .clone()
+                .unwrap_or_else(|| "client-cert".to_owned()),
+        )
+        .map_err(|e| format!("headers.client_cert_header: {e}"))?;
+        let api_key = match (&headers.api_key_header, &headers.api_key) {
+            (Some(name), Some(value)) => Some((
+                HeaderName::try_from(name.as_str())
+                    .map_err(|e| format!("headers.api_key_header: {e}"))?,
+                HeaderValue::try_from(value.as_str())
+                    .map_err(|_| "headers.api_key is not a valid header value".to_owned())?,
+            )),
+            _ => None,
+        };
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            prefix,
+            headers,
+            client_cert_header,
+            api_key,
+            backend_timeout,
+        })
+    }
+
+    /// Forwards one authenticated request and returns the backend's response (streamed).
+    pub async fn forward(self: Arc<Self>, mut request: Request<RequestBody>) -> Response<Body> {
+        let Some(peer) = request.extensions().get::<PeerIdentity>().cloned() else {
+            return json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "no authenticated client on this request",
+            );
+        };
+        let info = request.extensions().get::<ConnectionInfo>().cloned();
+        let certificate = request.extensions().get::<ClientCertificate>().cloned();
+        let upgrade = wants_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
+        let original_host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+
+        let (mut parts, body) = request.into_parts();
+        let uri = match self.upstream_uri(&parts.uri) {
+            Ok(uri) => uri,
+            Err(message) => return json_error(StatusCode::BAD_REQUEST, "bad_request", message),
+        };
+        let upgrade_protocol = parts.headers.get(header::UPGRADE).cloned();
+        sanitize(
+            &mut parts.headers,
+            self.client_cert_header.as_str(),
+            self.api_key.as_ref().map(|(n, _)| n),
+        );
+        if let (Some(_), Some(protocol)) = (&upgrade, upgrade_protocol) {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol);
+        }
+        self.add_identity(&mut parts.headers, &peer, certificate.as_ref());
+        add_forwarded(
+            &mut parts.headers,
+            info.as_ref().map(|i| i.remote_addr),
+            original_host.as_deref(),
+        );
+        if let Some((name, value)) = &self.api_key {
+            parts.headers.insert(name.clone(), value.clone());
+        }
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        parts.extensions = http::Extensions::new();
+        let upstream = Request::from_parts(parts, body);
+
+        let response =
+            match tokio::time::timeout(self.backend_timeout, self.client.request(upstream)).await {
+                Err(_) => {
+                    return json_error(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "backend_timeout",
+                        format!(
+                            "the backend did not answer within {:?}",
+                            self.backend_timeout
+                        ),
+                    );
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %error_chain(&err), "backend request failed");
+                    return json_error(
+                        StatusCode::BAD_GATEWAY,
+                        "backend_unavailable",
+                        "the backend could not be reached",
+                    );
+                }
+                Ok(Ok(response)) => response,
+            };
+
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return switch_protocols(response, upgrade);
+        }
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, body.map_err(Into::into).boxed())
+    }
+
+    fn upstream_uri(&self, original: &Uri) -> Result<Uri, String> {
+        let path_and_query = original.path_and_query().map_or("/", |p| p.as_str());
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(format!("{}{path_and_query}", self.prefix))
+            .build()
+            .map_err(|e| format!("cannot forward {path_and_query:?}: {e}"))
+    }
+
+    fn add_identity(
+        &self,
+        headers: &mut HeaderMap,
+        peer: &PeerIdentity,
+        certificate: Option<&ClientCertificate>,
+    ) {
+        let h = &self.headers;
+        insert(
+            headers,
+            names::ENTITY_ID,
+            encode(&peer.entity_id, h.entity_id_encoding),
+        );
+        if let Some(organization) = &peer.organization {
+            insert(
+                headers,
+                names::ORGANIZATION,
+                encode(organization, h.organization_encoding),
+            );
+        }
+        if let Some(id) = &peer.organization_id {
+            insert(
+                headers,
+                names::ORGANIZATION_ID,
+                encode(id, h.organization_id_encoding),
+            );
+        }
+        insert(
+            headers,
+            names::SCOPES,
+            encode(&peer.scopes.join(","), Encoding::None),
+        );
+        insert(
+            headers,
+            names::CLIENT_TAGS,
+            encode(&peer.tags.join(","), Encoding::None),
+        );
+        insert(
+            headers,
+            names::PIN,
+            encode(&peer.pin.to_string(), Encoding::None),
+        );
+        if let Some(certificate) = certificate {
+            let der: &[u8] = &certificate.0;
+            let value = match h.client_cert {
+                ClientCertFormat::None => None,
+                ClientCertFormat::Rfc9440 => Some(format!(":{}:", STANDARD.encode(der))),
+                ClientCertFormat::Base64Der => Some(STANDARD.encode(der)),
+                ClientCertFormat::PemSpaces => Some(
+                    fedtls::encoding::pem_encode("CERTIFICATE", der)
+                        .trim_end()
+                        .replace('\n', " "),
+                ),
+            };
+            if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+                headers.insert(self.client_cert_header.clone(), value);
+            }
+        }
+    }
+}
+
+fn insert(headers: &mut HeaderMap, name: &'static str, value: Option<HeaderValue>) {
+    if let Some(value) = value {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+/// A header value for possibly non-ASCII text; `None` (the header is left out) only if
+/// the text holds control characters, which no encoding-less header may carry.
+fn encode(text: &str, encoding: Encoding) -> Option<HeaderValue> {
+    match encoding {
+        Encoding::None => HeaderValue::from_bytes(text.as_bytes()).ok(),
+        Encoding::Url => HeaderValue::try_from(percent_encode(text)).ok(),
+        Encoding::Base64 => HeaderValue::try_from(STANDARD.encode(text.as_bytes())).ok(),
+    }
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers, the headers `Connection` names, and every header a client
+/// could use to spoof an identity or an origin.
+fn sanitize(
+    headers: &mut HeaderMap,
+    client_cert_header: &str,
+    api_key_header: Option<&HeaderName>,
+) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::HOST);
+    let spoofable: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            let name = name.as_str();
+            name.starts_with(names::PREFIX)
+                || SPOOFABLE.contains(&name)
+                || name == client_cert_header
+                || name == "client-cert"
+                || name == "client-cert-chain"
+                || api_key_header.is_some_and(|k| k.as_str() == name)
+        })
+        .cloned()
+        .collect();
+    for name in spoofable {
+        headers.remove(name);
+    }
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::try_from(token.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// `Forwarded` (RFC 7239) and the `X-Forwarded-*` trio, describing the real client.
+fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, host: Option<&str>) {
+    let mut forwarded = Vec::new();
+    if let Some(addr) = client {
+        let node = match addr {
+            SocketAddr::V4(v4) => format!("\"{}:{}\"", v4.ip(), v4.port()),
+            SocketAddr::V6(v6) => format!("\"[{}]:{}\"", v6.ip(), v6.port()),
+        };
+        forwarded.push(format!("for={node}"));
+        if let Ok(value) = HeaderValue::try_from(addr.ip().to_string()) {
+            headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+        }
+    }
+    forwarded.push("proto=https".to_owned());
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+        forwarded.push(format!("host=\"{host}\""));
+        if let Ok(value) = HeaderValue::try_from(host) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+        }
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("https"),
+    );
+    if let Ok(value) = HeaderValue::try_from(forwarded.join(";")) {
+        headers.insert(header::FORWARDED, value);
+    }
+}
+
+/// Completes a `101 Switching Protocols`: both sides upgrade and bytes are copied between
+/// them until either closes.
+fn switch_protocols(
+    mut response: Response<hyper::body::Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<Body> {
+    let Some(client_upgrade) = client_upgrade else {
+        return json_error(
+            StatusCode::BAD_GATEWAY,
+            "unexpected_upgrade",
+            "the backend switched protocols without being asked to",
+        );
+    };
+    let backend_upgrade = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        match tokio::try_join!(client_upgrade, backend_upgrade) {
+            Ok((client, backend)) => {
+                let mut client = TokioIo::new(client);
+                let mut backend = TokioIo::new(backend);
+                if let Err(err) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
+                    tracing::debug!(error = %err, "upgraded connection ended");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "upgrade failed"),
+        }
+    });
+    let (parts, _) = response.into_parts();
+    Response::from_parts(parts, kontosynk_server::response::empty())
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings_of_a_non_ascii_name() {
+        let name = "Ängelholms kommun";
+        assert_eq!(
+            encode(name, Encoding::None).unwrap().as_bytes(),
+            name.as_bytes()
+        );
+        assert_eq!(
+            encode(name, Encoding::Url).unwrap(),
+            "%C3%84ngelholms%20kommun"
+        );
+        assert_eq!(
+            encode(name, Encoding::Base64).unwrap(),
+            "w4RuZ2VsaG9sbXMga29tbXVu"
+        );
+        assert!(encode("line\nbreak", Encoding::None).is_none());
+    }
+
+    #[test]
+    fn sanitize_removes_spoofable_and_hop_by_hop_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("x-fedtlsauth-entity-id", "https://evil"),
+            ("X-FedTLSAuth-Anything", "x"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("client-cert", ":AAAA:"),
+            ("x-api-key", "stolen"),
+            ("connection", "keep-alive, x-custom"),
+            ("x-custom", "hop"),
+            ("accept", "application/json"),
+        ] {
+            headers.append(
+                HeaderName::try_from(name).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        let api = HeaderName::from_static("x-api-key");
+        sanitize(&mut headers, "client-cert", Some(&api));
+        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["accept"]);
+    }
+}

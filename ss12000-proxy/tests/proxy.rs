@@ -1,0 +1,589 @@
+//! ss12000-proxy as a real process between real mutual-TLS clients and a real backend.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fedtls::testfed::{FederationOptions, TestFederation};
+use fedtls::tls::{PinnedServerVerifier, client_config, load_cert_chain, load_private_key};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+
+/// The echo backend: answers with the headers it received and the size of the body.
+/// `/slow` waits 3 s; `/ws` switches protocols and echoes bytes.
+async fn backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(echo);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if request.uri().path() == "/slow" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    if request.uri().path() == "/ws" {
+        let upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 64];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "echo")
+            .body(Full::default())
+            .unwrap());
+    }
+    let headers: serde_json::Map<String, Value> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            )
+        })
+        .collect();
+    let path = request.uri().path_and_query().map(|p| p.to_string());
+    // Count the body as it streams; never hold it.
+    let mut body = request.into_body();
+    let mut received = 0u64;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            received += data.len() as u64;
+        }
+    }
+    let reply = json!({"headers": headers, "received": received, "path": path});
+    Ok(Response::new(Full::new(Bytes::from(reply.to_string()))))
+}
+
+struct Proxy {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn start_proxy(fed: &TestFederation, backend: &str, extra_toml: &str, dir: &Path) -> Proxy {
+    let server = fed.party("school-server").unwrap();
+    let config = format!(
+        r#"listen = "127.0.0.1:0"
+backend = "{backend}"
+{extra_toml}
+[tls]
+cert = "{}"
+key = "{}"
+[federation]
+metadata = "{}"
+jwks = "{}"
+"#,
+        server.cert.display(),
+        server.key.display(),
+        fed.metadata_jws.display(),
+        fed.jwks.display()
+    );
+    let path = dir.join(format!("proxy-{}.toml", rand_suffix()));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"))
+        .arg("--config")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ss12000-proxy");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening")
+                && let Some(at) = line.find("addr=")
+            {
+                let addr = line[at + 5..].split_whitespace().next().unwrap_or("");
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the proxy logs its address");
+    Proxy {
+        child,
+        addr: addr.parse().unwrap(),
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn connector(fed: &TestFederation, client: &str, alpn: &[u8]) -> TlsConnector {
+    let party = fed.party(client).unwrap();
+    let chain = party.chain.clone().unwrap_or_else(|| party.cert.clone());
+    let identity = (
+        load_cert_chain(&chain).unwrap(),
+        load_private_key(&party.key).unwrap(),
+    );
+    let verifier = PinnedServerVerifier::new([fed.party("school-server").unwrap().pin]).into_arc();
+    TlsConnector::from(Arc::new(
+        client_config(verifier, Some(identity), &[alpn]).unwrap(),
+    ))
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<
+    http_body_util::combinators::BoxBody<Bytes, std::io::Error>,
+>;
+
+async fn connect(addr: SocketAddr, connector: &TlsConnector) -> Result<Sender, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tls = connector
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection.with_upgrades());
+    Ok(sender)
+}
+
+fn body(bytes: &'static [u8]) -> http_body_util::combinators::BoxBody<Bytes, std::io::Error> {
+    Full::new(Bytes::from_static(bytes))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+async fn send(
+    sender: &mut Sender,
+    request: Request<http_body_util::combinators::BoxBody<Bytes, std::io::Error>>,
+) -> Result<(StatusCode, Value), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+fn get(path: &str) -> Request<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+    Request::get(path)
+        .header("host", "proxy.example")
+        .body(body(b""))
+        .unwrap()
+}
+
+fn federation() -> (tempfile::TempDir, TestFederation) {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    (dir, fed)
+}
+
+#[tokio::test]
+async fn identity_headers_are_set_and_spoofed_ones_never_pass() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}/base"),
+        "[headers]\nclient_cert = \"rfc9440\"\napi_key_header = \"x-api-key\"\napi_key = \"s3cret\"",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let request = Request::get("/persons?limit=2")
+        .header("host", "proxy.example")
+        .header("x-fedtlsauth-entity-id", "https://school.test.example")
+        .header("X-FedTLSAuth-Organization-ID", "SE2021004185")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("forwarded", "for=203.0.113.9")
+        .header("client-cert", ":AAAA:")
+        .header("x-api-key", "guessed")
+        .body(body(b""))
+        .unwrap();
+    let (status, echo) = send(&mut sender, request).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    let h = &echo["headers"];
+    assert_eq!(echo["path"], "/base/persons?limit=2");
+    assert_eq!(
+        h["x-fedtlsauth-entity-id"],
+        "https://supplier.test.example/moa"
+    );
+    assert_eq!(h["x-fedtlsauth-organization-id"], "SE5566000001");
+    assert_eq!(h["x-fedtlsauth-organization"], "Leverantör Exempel AB");
+    assert_eq!(h["x-fedtlsauth-client-tags"], "egilv1");
+    assert_eq!(
+        h["x-fedtlsauth-pin"],
+        fed.party("supplier-client").unwrap().pin.to_string()
+    );
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "proxy.example");
+    assert!(
+        h["forwarded"]
+            .as_str()
+            .unwrap()
+            .starts_with("for=\"127.0.0.1:"),
+        "{}",
+        h["forwarded"]
+    );
+    assert_eq!(h["x-api-key"], "s3cret");
+    let cert = h["client-cert"].as_str().unwrap();
+    let der = kontosynk_server::client_cert::parse_client_cert(cert).unwrap();
+    assert_eq!(
+        fedtls::Pin::of_certificate(&der).unwrap(),
+        fed.party("supplier-client").unwrap().pin
+    );
+    assert_eq!(
+        h["host"],
+        backend.to_string(),
+        "the backend sees its own authority"
+    );
+}
+
+#[tokio::test]
+async fn non_ascii_organization_in_each_encoding() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let name = "Leverantör Exempel AB";
+    for (encoding, expected) in [
+        ("none", name.to_owned()),
+        ("url", "Leverant%C3%B6r%20Exempel%20AB".to_owned()),
+        ("base64", "TGV2ZXJhbnTDtnIgRXhlbXBlbCBBQg==".to_owned()),
+    ] {
+        let proxy = start_proxy(
+            &fed,
+            &format!("http://{backend}"),
+            &format!("[headers]\norganization_encoding = \"{encoding}\""),
+            dir.path(),
+        );
+        let mut sender = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+            .await
+            .unwrap();
+        let (_, echo) = send(&mut sender, get("/")).await.unwrap();
+        assert_eq!(
+            echo["headers"]["x-fedtlsauth-organization"],
+            expected.as_str(),
+            "{encoding}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refusals_unknown_client_policy_rate_limit() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "[access]\norganization_ids = [\"SE2120009999\"]\n[limits]\nrate_limit = 0.5",
+        dir.path(),
+    );
+    // Not in the metadata: no TLS session, or the first request fails.
+    let refused = match connect(proxy.addr, &connector(&fed, "unlisted-client", b"http/1.1")).await
+    {
+        Err(_) => true,
+        Ok(mut sender) => send(&mut sender, get("/")).await.is_err(),
+    };
+    assert!(refused, "an unlisted client must not get through");
+
+    let mut supplier = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, body) = send(&mut supplier, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["rule"], "organization_ids");
+
+    let mut school = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    // 0.5 requests/s gives a burst of 1.
+    assert_eq!(send(&mut school, get("/")).await.unwrap().0, StatusCode::OK);
+    let (status, body) = send(&mut school, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "rate_limited");
+}
+
+#[tokio::test]
+async fn backend_down_is_502_and_slow_is_504() {
+    let (dir, fed) = federation();
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down = closed.local_addr().unwrap();
+    drop(closed);
+    let proxy = start_proxy(&fed, &format!("http://{down}"), "", dir.path());
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, body) = send(&mut sender, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["error"], "backend_unavailable");
+
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "[limits]\nbackend_timeout = 0.5",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, body) = send(&mut sender, get("/slow")).await.unwrap();
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["error"], "backend_timeout");
+    assert_eq!(
+        send(&mut sender, get("/")).await.unwrap().0,
+        StatusCode::OK,
+        "the connection stays usable"
+    );
+}
+
+#[tokio::test]
+async fn http2_clients_are_served() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(&fed, &format!("http://{backend}"), "", dir.path());
+    let tcp = TcpStream::connect(proxy.addr).await.unwrap();
+    let tls = connector(&fed, "school-client", b"h2")
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get("https://proxy.example/h2")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let echo: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        echo["headers"]["x-fedtlsauth-entity-id"],
+        "https://school.test.example"
+    );
+    assert_eq!(echo["headers"]["x-forwarded-host"], "proxy.example");
+}
+
+#[tokio::test]
+async fn upgrades_pass_through() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(&fed, &format!("http://{backend}"), "", dir.path());
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let request = Request::get("/ws")
+        .header("host", "proxy.example")
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(body(b""))
+        .unwrap();
+    sender.ready().await.unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    let upgraded = hyper::upgrade::on(response).await.unwrap();
+    let mut io = TokioIo::new(upgraded);
+    io.write_all(b"hello through the proxy").await.unwrap();
+    let mut buf = [0u8; 23];
+    tokio::time::timeout(Duration::from_secs(10), io.read_exact(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&buf, b"hello through the proxy");
+}
+
+#[tokio::test]
+async fn a_1_gb_upload_streams_with_bounded_memory() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "[limits]\nmax_body = 2000000000\nrequest_timeout = 600.0",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 1024;
+    let chunk = Bytes::from(vec![b'x'; CHUNK]);
+    let stream = futures_stream(chunk, CHUNKS);
+    let request = Request::post("/upload")
+        .header("host", "proxy.example")
+        .body(StreamBody::new(stream).boxed())
+        .unwrap();
+    let (status, echo) = tokio::time::timeout(Duration::from_secs(300), send(&mut sender, request))
+        .await
+        .expect("the upload finishes")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert_eq!(echo["received"], (CHUNK * CHUNKS) as u64);
+    let peak = proxy.peak_rss_kib();
+    eprintln!("proxy peak RSS during a 1 GiB upload: {peak} KiB");
+    assert!(
+        peak > 0 && peak < 200 * 1024,
+        "proxy peak RSS {peak} KiB for a 1 GiB upload"
+    );
+}
+
+/// A stream of `count` copies of `chunk`, as body frames.
+fn futures_stream(chunk: Bytes, count: usize) -> Repeat {
+    Repeat { chunk, left: count }
+}
+
+struct Repeat {
+    chunk: Bytes,
+    left: usize,
+}
+
+impl futures_core::Stream for Repeat {
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        std::task::Poll::Ready(Some(Ok(Frame::data(self.chunk.clone()))))
+    }
+}
+
+#[test]
+fn curl_with_pinnedpubkey_gets_through() {
+    let (dir, fed) = federation();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let backend = runtime.block_on(backend());
+    let proxy = start_proxy(&fed, &format!("http://{backend}"), "", dir.path());
+    let client = fed.party("school-client").unwrap();
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20", "--insecure"])
+        .arg("--cert")
+        .arg(&client.cert)
+        .arg("--key")
+        .arg(&client.key)
+        .arg("--pinnedpubkey")
+        .arg(fed.party("school-server").unwrap().pin.to_curl())
+        .arg(format!("https://{}/curl", proxy.addr))
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let echo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        echo["headers"]["x-fedtlsauth-entity-id"],
+        "https://school.test.example"
+    );
+    let wrong_pin = Command::new("curl")
+        .args(["--silent", "--max-time", "20", "--insecure"])
+        .arg("--cert")
+        .arg(&client.cert)
+        .arg("--key")
+        .arg(&client.key)
+        .arg("--pinnedpubkey")
+        .arg(fed.party("supplier-server").unwrap().pin.to_curl())
+        .arg(format!("https://{}/curl", proxy.addr))
+        .output()
+        .unwrap();
+    assert!(
+        !wrong_pin.status.success(),
+        "curl must refuse a server whose pin does not match"
+    );
+}
+
+#[test]
+fn config_errors_are_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\nbackend = \"ftp://x\"\n[tls]\ncert=\"a\"\nkey=\"b\"\n[federation]\nmetadata=\"m\"\njwks=\"j\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("backend"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -60,7 +60,61 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 /// The backend HTTP client: pooled, HTTP/1.1 and HTTP/2 (by ALPN for https).
-pub type BackendClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+pub type BackendClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
+
+/// The client's request body on its way to the backend; tells when it has been sent in
+/// full, so the backend's response time is measured from then (a slow upload is not a
+/// slow backend).
+pub struct UpstreamBody {
+    inner: RequestBody,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl UpstreamBody {
+    fn new(inner: RequestBody) -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (sent, done) = tokio::sync::oneshot::channel();
+        let mut body = Self {
+            inner,
+            sent: Some(sent),
+        };
+        if hyper::body::Body::is_end_stream(&body.inner) {
+            body.signal();
+        }
+        (body, done)
+    }
+
+    fn signal(&mut self) {
+        if let Some(sent) = self.sent.take() {
+            let _ = sent.send(());
+        }
+    }
+}
+
+impl hyper::body::Body for UpstreamBody {
+    type Data = bytes::Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None))
+            || hyper::body::Body::is_end_stream(&self.inner)
+        {
+            self.signal();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// Forwards requests to one backend.
 pub struct Forwarder {
@@ -169,30 +223,37 @@ impl Forwarder {
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
+        let (body, sent) = UpstreamBody::new(body);
         let upstream = Request::from_parts(parts, body);
-
-        let response =
-            match tokio::time::timeout(self.backend_timeout, self.client.request(upstream)).await {
-                Err(_) => {
-                    return json_error(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "backend_timeout",
-                        format!(
-                            "the backend did not answer within {:?}",
-                            self.backend_timeout
-                        ),
-                    );
-                }
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %error_chain(&err), "backend request failed");
-                    return json_error(
-                        StatusCode::BAD_GATEWAY,
-                        "backend_unavailable",
-                        "the backend could not be reached",
-                    );
-                }
-                Ok(Ok(response)) => response,
-            };
+        let timeout = self.backend_timeout;
+        // The backend's time starts once the request, body included, has been sent: a slow
+        // upload is not a slow backend.
+        let deadline = async move {
+            let _ = sent.await;
+            tokio::time::sleep(timeout).await;
+        };
+        let answered = tokio::select! {
+            response = self.client.request(upstream) => Some(response),
+            () = deadline => None,
+        };
+        let response = match answered {
+            None => {
+                return json_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "backend_timeout",
+                    format!("the backend did not answer within {timeout:?}"),
+                );
+            }
+            Some(Err(err)) => {
+                tracing::warn!(error = %error_chain(&err), "backend request failed");
+                return json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "backend_unavailable",
+                    "the backend could not be reached",
+                );
+            }
+            Some(Ok(response)) => response,
+        };
 
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
             return switch_protocols(response, upgrade);

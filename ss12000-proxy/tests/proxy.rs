@@ -587,3 +587,50 @@ fn config_errors_are_one_line_and_exit_1() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Body frames fed from a channel, so a test can upload slowly.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for ChannelBody {
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+#[tokio::test]
+async fn a_slow_upload_is_not_a_slow_backend() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "[limits]\nbackend_timeout = 0.5",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        // Four chunks over ~1.2 s: longer than backend_timeout in total.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if tx.send(Bytes::from_static(b"slow chunk")).await.is_err() {
+                return;
+            }
+        }
+    });
+    let request = Request::post("/upload")
+        .header("host", "proxy.example")
+        .body(StreamBody::new(ChannelBody(rx)).boxed())
+        .unwrap();
+    let (status, echo) = send(&mut sender, request).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert_eq!(echo["received"], 40);
+}

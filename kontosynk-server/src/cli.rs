@@ -218,6 +218,9 @@ impl ServeSettings {
             builder = builder.admin(admin, None);
         }
         let server = builder.bind(self.listen).await.map_err(|e| e.to_string())?;
+        if let Some(admin) = server.admin_addr() {
+            tracing::info!(admin_addr = %admin, "admin endpoints: /healthz /readyz /metrics");
+        }
         spawn_reload_on_sighup(Arc::clone(&resolver), self.cert.clone(), self.key.clone());
         Ok(Prepared {
             server,

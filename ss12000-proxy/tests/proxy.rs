@@ -90,6 +90,7 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
 struct Proxy {
     child: Child,
     addr: SocketAddr,
+    admin: Option<SocketAddr>,
 }
 
 impl Drop for Proxy {
@@ -114,6 +115,17 @@ impl Proxy {
 
 fn start_proxy(fed: &TestFederation, backend: &str, extra_toml: &str, dir: &Path) -> Proxy {
     let server = fed.party("school-server").unwrap();
+    start_proxy_with(fed, backend, extra_toml, dir, &server.cert, &server.key)
+}
+
+fn start_proxy_with(
+    fed: &TestFederation,
+    backend: &str,
+    extra_toml: &str,
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Proxy {
     let config = format!(
         r#"listen = "127.0.0.1:0"
 backend = "{backend}"
@@ -125,8 +137,8 @@ key = "{}"
 metadata = "{}"
 jwks = "{}"
 "#,
-        server.cert.display(),
-        server.key.display(),
+        cert.display(),
+        key.display(),
         fed.metadata_jws.display(),
         fed.jwks.display()
     );
@@ -142,8 +154,13 @@ jwks = "{}"
         .expect("start ss12000-proxy");
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (admin_tx, admin_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("admin_addr=") {
+                let addr = line[at + 11..].split_whitespace().next().unwrap_or("");
+                let _ = admin_tx.send(addr.to_owned());
+            }
             if line.contains("listening")
                 && let Some(at) = line.find("addr=")
             {
@@ -158,6 +175,7 @@ jwks = "{}"
     Proxy {
         child,
         addr: addr.parse().unwrap(),
+        admin: admin_rx.try_recv().ok().and_then(|a| a.parse().ok()),
     }
 }
 
@@ -633,4 +651,101 @@ async fn a_slow_upload_is_not_a_slow_backend() {
     let (status, echo) = send(&mut sender, request).await.unwrap();
     assert_eq!(status, StatusCode::OK, "{echo}");
     assert_eq!(echo["received"], 40);
+}
+
+fn pinned_connector(fed: &TestFederation, server_pin: fedtls::Pin) -> TlsConnector {
+    let party = fed.party("school-client").unwrap();
+    let identity = (
+        load_cert_chain(&party.cert).unwrap(),
+        load_private_key(&party.key).unwrap(),
+    );
+    let verifier = PinnedServerVerifier::new([server_pin]).into_arc();
+    TlsConnector::from(Arc::new(
+        client_config(verifier, Some(identity), &[b"http/1.1"]).unwrap(),
+    ))
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_and_admin_reports_health() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let cert = dir.path().join("live.pem");
+    let key = dir.path().join("live.key");
+    let (old, new) = (
+        fed.party("school-server").unwrap(),
+        fed.party("supplier-server").unwrap(),
+    );
+    std::fs::copy(&old.cert, &cert).unwrap();
+    std::fs::copy(&old.key, &key).unwrap();
+    let proxy = start_proxy_with(
+        &fed,
+        &format!("http://{backend}"),
+        "admin = \"127.0.0.1:0\"",
+        dir.path(),
+        &cert,
+        &key,
+    );
+
+    let admin = format!(
+        "http://{}",
+        proxy.admin.expect("the admin address is logged")
+    );
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{admin}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mut sender = connect(proxy.addr, &pinned_connector(&fed, old.pin))
+        .await
+        .unwrap();
+    assert_eq!(send(&mut sender, get("/")).await.unwrap().0, StatusCode::OK);
+    let metrics = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("entity_id=\"https://school.test.example\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kontosynk_metadata_valid 1"), "{metrics}");
+
+    // Renewal: new files, SIGHUP, and new handshakes present the new certificate.
+    std::fs::copy(&new.cert, &cert).unwrap();
+    std::fs::copy(&new.key, &key).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &proxy.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reloaded = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(mut sender) = connect(proxy.addr, &pinned_connector(&fed, new.pin)).await
+                && send(&mut sender, get("/")).await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        reloaded.is_ok(),
+        "the new certificate is served after SIGHUP"
+    );
+    assert!(
+        connect(proxy.addr, &pinned_connector(&fed, old.pin))
+            .await
+            .is_err(),
+        "the old one is gone"
+    );
+    // The connection opened before the reload keeps working.
+    assert_eq!(send(&mut sender, get("/")).await.unwrap().0, StatusCode::OK);
 }

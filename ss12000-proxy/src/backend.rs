@@ -13,8 +13,13 @@ use rustls::client::danger::ServerCertVerifier;
 use crate::config::BackendTlsConfig;
 use crate::forward::BackendClient;
 
-/// Builds the backend client: HTTP/1.1, and HTTP/2 when an `https` backend offers it.
-pub fn client(tls: &BackendTlsConfig, connect_timeout: Duration) -> Result<BackendClient, String> {
+/// Builds the backend client: HTTP/1.1, and HTTP/2 when an `https` backend offers it or
+/// `h2c` says a plain-HTTP backend speaks it.
+pub fn client(
+    tls: &BackendTlsConfig,
+    h2c: bool,
+    connect_timeout: Duration,
+) -> Result<BackendClient, String> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = if let Some(pin) = &tls.pin {
         let pin: Pin = pin.parse().map_err(|e| format!("backend_tls.pin: {e}"))?;
@@ -58,6 +63,7 @@ pub fn client(tls: &BackendTlsConfig, connect_timeout: Duration) -> Result<Backe
         .enable_http2()
         .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
+        .http2_only(h2c)
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))

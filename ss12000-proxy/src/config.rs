@@ -41,6 +41,10 @@ pub struct Config {
     /// How an `https` backend is verified.
     #[serde(default)]
     pub backend_tls: BackendTlsConfig,
+    /// Speak HTTP/2 to a plain `http://` backend (prior knowledge, "h2c"); an `https`
+    /// backend gets HTTP/2 whenever it offers it.
+    #[serde(default)]
+    pub backend_h2c: bool,
     /// Plain-HTTP admin listener: `/healthz`, `/readyz`, `/metrics`.
     pub admin: Option<SocketAddr>,
     /// Serve plain HTTP behind these TLS terminators, taking the client certificate from
@@ -277,6 +281,11 @@ impl Config {
         if let Some(pin) = &self.backend_tls.pin {
             pin.parse::<Pin>()
                 .map_err(|e| format!("backend_tls.pin: {e}"))?;
+        }
+        if self.backend_h2c && lower.starts_with("https://") {
+            return Err(
+                "backend_h2c is for http:// backends; https backends negotiate HTTP/2".into(),
+            );
         }
         if self.backend_tls.pin.is_some() && self.backend_tls.ca_file.is_some() {
             return Err("backend_tls: set either ca_file or pin, not both".into());

@@ -221,6 +221,7 @@ impl Forwarder {
             parts.headers.insert(name.clone(), value.clone());
         }
         parts.uri = uri;
+        // The pool picks HTTP/2 by ALPN (or h2c) by itself; this is the default it starts from.
         parts.version = Version::HTTP_11;
         parts.extensions = http::Extensions::new();
         let (body, sent) = UpstreamBody::new(body);

@@ -88,7 +88,8 @@ async fn run(config: Config) -> Result<(), String> {
     });
     let limits = &config.limits;
     let backend_timeout = seconds(limits.backend_timeout);
-    let client = ss12000_proxy::backend::client(&config.backend_tls, backend_timeout)?;
+    let client =
+        ss12000_proxy::backend::client(&config.backend_tls, config.backend_h2c, backend_timeout)?;
     let forwarder = Arc::new(Forwarder::new(
         client,
         &config.backend,

@@ -75,6 +75,7 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
         })
         .collect();
     let path = request.uri().path_and_query().map(|p| p.to_string());
+    let version = format!("{:?}", request.version());
     // Count the body as it streams; never hold it.
     let mut body = request.into_body();
     let mut received = 0u64;
@@ -83,7 +84,7 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
             received += data.len() as u64;
         }
     }
-    let reply = json!({"headers": headers, "received": received, "path": path});
+    let reply = json!({"headers": headers, "received": received, "path": path, "version": version});
     Ok(Response::new(Full::new(Bytes::from(reply.to_string()))))
 }
 
@@ -450,6 +451,24 @@ async fn http2_clients_are_served() {
         "https://school.test.example"
     );
     assert_eq!(echo["headers"]["x-forwarded-host"], "proxy.example");
+    assert_eq!(
+        echo["version"], "HTTP/1.1",
+        "a plain-http backend gets HTTP/1.1 by default"
+    );
+
+    // With h2c, HTTP/2 on the backend side too.
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "backend_h2c = true",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, echo) = send(&mut sender, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert_eq!(echo["version"], "HTTP/2.0");
 }
 
 #[tokio::test]

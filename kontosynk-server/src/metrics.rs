@@ -11,7 +11,9 @@ use fedtls::store::StoreStatus;
 #[derive(Debug, Default)]
 pub struct Metrics {
     handshakes: Mutex<BTreeMap<&'static str, u64>>,
-    requests: Mutex<BTreeMap<(u16, String), u64>>,
+    /// Responses by entity, then status: looked up by `&str`, so counting allocates only
+    /// the first time an entity is seen.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     connections_open: AtomicI64,
 }
 
@@ -43,9 +45,12 @@ impl Metrics {
 
     /// Counts a response by status and entity (`-` when unauthenticated).
     pub fn request(&self, status: u16, entity_id: &str) {
-        *lock(&self.requests)
-            .entry((status, entity_id.to_owned()))
-            .or_default() += 1;
+        let mut requests = lock(&self.requests);
+        let by_status = match requests.get_mut(entity_id) {
+            Some(by_status) => by_status,
+            None => requests.entry(entity_id.to_owned()).or_default(),
+        };
+        *by_status.entry(status).or_default() += 1;
     }
 
     /// Tracks an opened (`+1`) or closed (`-1`) connection.
@@ -73,12 +78,14 @@ impl Metrics {
             "# HELP kontosynk_http_requests_total Responses by status code and client entity.\n",
         );
         out.push_str("# TYPE kontosynk_http_requests_total counter\n");
-        for ((status, entity), count) in lock(&self.requests).iter() {
-            let _ = writeln!(
-                out,
-                "kontosynk_http_requests_total{{status=\"{status}\",entity_id=\"{}\"}} {count}",
-                escape(entity)
-            );
+        for (entity, by_status) in lock(&self.requests).iter() {
+            for (status, count) in by_status {
+                let _ = writeln!(
+                    out,
+                    "kontosynk_http_requests_total{{status=\"{status}\",entity_id=\"{}\"}} {count}",
+                    escape(entity)
+                );
+            }
         }
         out.push_str("# HELP kontosynk_connections_open Client connections currently open.\n");
         out.push_str("# TYPE kontosynk_connections_open gauge\n");

@@ -127,6 +127,15 @@ pub struct Forwarder {
     client_cert_header: HeaderName,
     api_key: Option<(HeaderName, HeaderValue)>,
     backend_timeout: Duration,
+    /// Identity headers per client, built once per metadata generation.
+    identities: std::sync::Mutex<IdentityCache>,
+}
+
+/// Encoded identity headers by pin, for one metadata generation.
+#[derive(Default)]
+struct IdentityCache {
+    generation: u64,
+    by_pin: std::collections::HashMap<fedtls::Pin, Arc<[(HeaderName, HeaderValue)]>>,
 }
 
 impl Forwarder {
@@ -172,6 +181,7 @@ impl Forwarder {
             client_cert_header,
             api_key,
             backend_timeout,
+            identities: std::sync::Mutex::default(),
         })
     }
 
@@ -274,47 +284,66 @@ impl Forwarder {
             .map_err(|e| format!("cannot forward {path_and_query:?}: {e}"))
     }
 
+    /// The client's identity headers, encoded once per client and metadata generation.
+    fn identity_headers(&self, peer: &PeerIdentity) -> Arc<[(HeaderName, HeaderValue)]> {
+        let mut cache = self
+            .identities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.generation != peer.generation {
+            cache.by_pin.clear();
+            cache.generation = peer.generation;
+        }
+        if let Some(headers) = cache.by_pin.get(&peer.pin) {
+            return Arc::clone(headers);
+        }
+        let h = &self.headers;
+        let mut list = Vec::with_capacity(6);
+        let mut add = |name: &'static str, value: Option<HeaderValue>| {
+            if let Some(value) = value {
+                list.push((HeaderName::from_static(name), value));
+            }
+        };
+        add(
+            names::ENTITY_ID,
+            encode(&peer.entity_id, h.entity_id_encoding),
+        );
+        if let Some(organization) = &peer.organization {
+            add(
+                names::ORGANIZATION,
+                encode(organization, h.organization_encoding),
+            );
+        }
+        if let Some(id) = &peer.organization_id {
+            add(
+                names::ORGANIZATION_ID,
+                encode(id, h.organization_id_encoding),
+            );
+        }
+        add(
+            names::SCOPES,
+            encode(&peer.scopes.join(","), Encoding::None),
+        );
+        add(
+            names::CLIENT_TAGS,
+            encode(&peer.tags.join(","), Encoding::None),
+        );
+        add(names::PIN, encode(&peer.pin.to_string(), Encoding::None));
+        let list: Arc<[(HeaderName, HeaderValue)]> = list.into();
+        cache.by_pin.insert(peer.pin, Arc::clone(&list));
+        list
+    }
+
     fn add_identity(
         &self,
         headers: &mut HeaderMap,
         peer: &PeerIdentity,
         certificate: Option<&ClientCertificate>,
     ) {
+        for (name, value) in self.identity_headers(peer).iter() {
+            headers.insert(name.clone(), value.clone());
+        }
         let h = &self.headers;
-        insert(
-            headers,
-            names::ENTITY_ID,
-            encode(&peer.entity_id, h.entity_id_encoding),
-        );
-        if let Some(organization) = &peer.organization {
-            insert(
-                headers,
-                names::ORGANIZATION,
-                encode(organization, h.organization_encoding),
-            );
-        }
-        if let Some(id) = &peer.organization_id {
-            insert(
-                headers,
-                names::ORGANIZATION_ID,
-                encode(id, h.organization_id_encoding),
-            );
-        }
-        insert(
-            headers,
-            names::SCOPES,
-            encode(&peer.scopes.join(","), Encoding::None),
-        );
-        insert(
-            headers,
-            names::CLIENT_TAGS,
-            encode(&peer.tags.join(","), Encoding::None),
-        );
-        insert(
-            headers,
-            names::PIN,
-            encode(&peer.pin.to_string(), Encoding::None),
-        );
         if let Some(certificate) = certificate {
             let der: &[u8] = &certificate.0;
             let value = match h.client_cert {
@@ -331,12 +360,6 @@ impl Forwarder {
                 headers.insert(self.client_cert_header.clone(), value);
             }
         }
-    }
-}
-
-fn insert(headers: &mut HeaderMap, name: &'static str, value: Option<HeaderValue>) {
-    if let Some(value) = value {
-        headers.insert(HeaderName::from_static(name), value);
     }
 }
 
@@ -381,34 +404,36 @@ fn sanitize(
 ) {
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
-    let spoofable: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            let name = name.as_str();
-            name.starts_with(names::PREFIX)
-                || SPOOFABLE.contains(&name)
-                || name == client_cert_header
-                || name == "client-cert"
-                || name == "client-cert-chain"
-                || api_key_header.is_some_and(|k| k.as_str() == name)
-        })
-        .cloned()
-        .collect();
-    for name in spoofable {
-        headers.remove(name);
+    let spoofable = |name: &HeaderName| {
+        let name = name.as_str();
+        name.starts_with(names::PREFIX)
+            || SPOOFABLE.contains(&name)
+            || name == client_cert_header
+            || name == "client-cert"
+            || name == "client-cert-chain"
+            || api_key_header.is_some_and(|k| k.as_str() == name)
+    };
+    // Most requests carry none of these: only then is a list of names built.
+    if headers.keys().any(spoofable) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| spoofable(n)).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::try_from(token.trim()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|token| HeaderName::try_from(token.trim()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
@@ -488,6 +513,45 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_headers_follow_the_metadata_generation() {
+        let client =
+            crate::backend::client(&Default::default(), false, Duration::from_secs(1)).unwrap();
+        let forwarder = Forwarder::new(
+            client,
+            "http://127.0.0.1:1",
+            HeadersConfig::default(),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let mut peer = PeerIdentity {
+            entity_id: "https://a.example".into(),
+            organization: Some("Old name AB".into()),
+            organization_id: Some("SE5566000001".into()),
+            tags: vec!["egilv1".into()],
+            scopes: vec![],
+            pin: fedtls::Pin::of_spki(b"key"),
+            generation: 1,
+        };
+        let organization = |headers: &[(HeaderName, HeaderValue)]| {
+            headers
+                .iter()
+                .find(|(n, _)| n == names::ORGANIZATION)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            organization(&forwarder.identity_headers(&peer)).unwrap(),
+            "Old name AB"
+        );
+        // The same pin in newer metadata with a new name: never the cached old one.
+        peer.organization = Some("New name AB".into());
+        peer.generation = 2;
+        assert_eq!(
+            organization(&forwarder.identity_headers(&peer)).unwrap(),
+            "New name AB"
+        );
+    }
 
     #[test]
     fn encodings_of_a_non_ascii_name() {

@@ -853,7 +853,7 @@ fn mtls_client(fed: &TestFederation, addr: SocketAddr, party: &str) -> Result<Cl
         .ok_or("the test federation has no school-server")?;
     let tls = loadgen::tls_config(&TlsOptions {
         identity: Some((&client.cert, &client.key)),
-        server_pin: Some(server.pin),
+        server_pin: server.pin,
         http2: false,
     })?;
     Client::new(

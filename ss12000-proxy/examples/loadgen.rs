@@ -37,8 +37,8 @@ struct Args {
     /// Private key (PEM) of --cert.
     #[arg(long, requires = "cert")]
     key: Option<PathBuf>,
-    /// The server's SPKI pin (base64 SHA-256, or curl's sha256//BASE64). https only.
-    /// Without it, any server certificate is accepted.
+    /// The server's SPKI pin (base64 SHA-256, or curl's sha256//BASE64); required for https
+    /// (`fedtls pin server.pem` prints it).
     #[arg(long)]
     pin: Option<Pin>,
     /// Workers, each with one connection and one request in flight.
@@ -81,18 +81,19 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let duration = seconds(args.duration, "duration")?;
     let warmup = seconds(args.warmup, "warmup")?;
     let tls = if target.https {
-        if args.pin.is_none() {
-            eprintln!(
-                "loadgen: WARNING: no --pin given: ACCEPTING ANY SERVER CERTIFICATE. The server is not authenticated; use this for measurements only."
+        let Some(pin) = args.pin else {
+            return Err(
+                "an https URL needs --pin with the server's SPKI pin (fedtls pin server.pem)"
+                    .into(),
             );
-        }
+        };
         let identity = match (&args.cert, &args.key) {
             (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
             _ => None,
         };
         Some(loadgen::tls_config(&loadgen::TlsOptions {
             identity,
-            server_pin: args.pin,
+            server_pin: pin,
             http2: args.http2,
         })?)
     } else {

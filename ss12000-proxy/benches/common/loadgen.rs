@@ -25,9 +25,8 @@ use fedtls::tls::{PinnedServerVerifier, load_cert_chain, load_private_key};
 use http::{Request, Uri, header};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -108,12 +107,12 @@ impl Target {
 
 /// The TLS side of a load generator client: the client identity, if any, and how the
 /// server is checked.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct TlsOptions<'a> {
     /// Client certificate chain (PEM, leaf first) and private key (PEM), for mutual TLS.
     pub identity: Option<(&'a Path, &'a Path)>,
-    /// The server's SPKI pin. `None` accepts any server certificate (for measurements only).
-    pub server_pin: Option<Pin>,
+    /// The server's SPKI pin.
+    pub server_pin: Pin,
     /// Offer `h2` instead of `http/1.1` in ALPN.
     pub http2: bool,
 }
@@ -121,10 +120,7 @@ pub struct TlsOptions<'a> {
 /// A rustls client config (aws-lc-rs, TLS 1.3 and 1.2) for `options`. Session resumption is
 /// off, so every connection makes a full handshake, as against a FedTLS server.
 pub fn tls_config(options: &TlsOptions<'_>) -> Result<Arc<ClientConfig>, String> {
-    let verifier: Arc<dyn ServerCertVerifier> = match options.server_pin {
-        Some(pin) => PinnedServerVerifier::new([pin]).into_arc(),
-        None => Arc::new(AcceptAnyServerCert),
-    };
+    let verifier = PinnedServerVerifier::new([options.server_pin]).into_arc();
     let identity = match options.identity {
         Some((cert, key)) => Some((
             load_cert_chain(cert).map_err(|e| e.to_string())?,
@@ -141,58 +137,6 @@ pub fn tls_config(options: &TlsOptions<'_>) -> Result<Arc<ClientConfig>, String>
         .map_err(|e| format!("client certificate and key refused: {e}"))?;
     config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
-}
-
-/// Accepts any server certificate, still checking that the server holds its key. Only for
-/// `--pin`-less measurement runs: it authenticates nobody.
-#[derive(Debug)]
-struct AcceptAnyServerCert;
-
-impl ServerCertVerifier for AcceptAnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &fedtls::tls::provider().signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &fedtls::tls::provider().signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        fedtls::tls::provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// One open client connection.

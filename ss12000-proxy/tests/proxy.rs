@@ -739,8 +739,8 @@ async fn sighup_reloads_the_certificate_and_admin_reports_health() {
     // Renewal: new files, SIGHUP, and new handshakes present the new certificate.
     std::fs::copy(&new.cert, &cert).unwrap();
     std::fs::copy(&new.key, &key).unwrap();
-    let status = Command::new("kill")
-        .args(["-HUP", &proxy.child.id().to_string()])
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -HUP {}", proxy.child.id())])
         .status()
         .unwrap();
     assert!(status.success());

@@ -249,6 +249,24 @@ impl Config {
     }
 
     /// Parses TOML text and applies environment overrides.
+    ///
+    /// ```
+    /// use ss12000_proxy::config::Config;
+    ///
+    /// let toml = r#"
+    ///     listen = "127.0.0.1:8443"
+    ///     backend = "http://127.0.0.1:8080"
+    ///     [tls]
+    ///     cert = "server.pem"
+    ///     key = "server.key"
+    ///     [federation]
+    ///     metadata = "metadata.jws"
+    ///     jwks = "jwks.json"
+    /// "#;
+    /// let env = [("SS12000_PROXY_ACCESS__CLIENT_TAGS".to_owned(), "egilv1,bolv1".to_owned())];
+    /// let config = Config::parse(toml, env).unwrap();
+    /// assert_eq!(config.access.client_tags, ["egilv1", "bolv1"]);
+    /// ```
     pub fn parse(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,

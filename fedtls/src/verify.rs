@@ -1,10 +1,10 @@
 //! One call from signed bytes to a usable index: JWS signature, header and claims checks,
 //! lenient payload parsing and indexing.
 
-use crate::claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
+use crate::claims::{ClaimsError, ClaimsPolicy, ValidClaims};
 use crate::index::Index;
 use crate::jwk::{Algorithm, Jwks};
-use crate::jws::{Jws, JwsError, JwsFormat, VerifiedSignature};
+use crate::jws::{Jws, JwsError, JwsFormat, accepted_signatures};
 use crate::metadata::{DocumentError, Metadata, parse_payload};
 
 /// How to verify a metadata document.
@@ -95,7 +95,12 @@ pub fn verify_metadata(
     // An unauthenticated payload's problems are never reported before the signature's.
     let signatures = signatures?;
     let (metadata, payload) = parsed?;
-    let (claims, accepted) = accept_claims(&signatures, &metadata.claims, options)?;
+    let now = options.now.unwrap_or_else(unix_now);
+    let (accepted, claims) =
+        accepted_signatures(&signatures, &metadata.claims, &options.policy, now)?
+            .into_iter()
+            .next()
+            .ok_or(ClaimsError::MissingExp)?;
     Ok(VerifiedMetadata {
         index: Index::new(metadata),
         claims,
@@ -117,27 +122,6 @@ fn decode_and_parse(
     let payload = jws.decode_payload()?;
     let metadata = parse_payload(&payload, options.threads)?;
     Ok((metadata, options.keep_payload.then_some(payload)))
-}
-
-/// The first verified signature whose claims pass; otherwise the first signature's problem.
-fn accept_claims<'s>(
-    signatures: &'s [VerifiedSignature],
-    payload_claims: &Claims,
-    options: &VerifyOptions,
-) -> Result<(ValidClaims, &'s VerifiedSignature), ClaimsError> {
-    let now = options.now.unwrap_or_else(unix_now);
-    let mut first_error = None;
-    for signature in signatures {
-        let claims = Claims::overlay(payload_claims, &signature.header.claims);
-        match options.policy.check(&claims, now) {
-            Ok(valid) => return Ok((valid, signature)),
-            Err(err) => {
-                first_error.get_or_insert(err);
-            }
-        }
-    }
-    // verify_signatures never returns an empty list; if it did, refuse rather than trust.
-    Err(first_error.unwrap_or(ClaimsError::MissingExp))
 }
 
 /// The current time in Unix seconds.

@@ -49,6 +49,7 @@ mod verify;
 
 pub use parse::MAX_SIGNATURES;
 pub use sign::{SignOptions, sign_metadata, sign_raw};
+pub use verify::accepted_signatures;
 
 /// The three JWS serializations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

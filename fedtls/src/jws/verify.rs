@@ -3,7 +3,7 @@
 use aws_lc_rs::digest;
 
 use super::{Entry, Jws, JwsError, VerifiedDocument, VerifiedSignature, most_useful};
-use crate::claims::{Claims, ClaimsPolicy};
+use crate::claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
 use crate::jwk::{Jwks, PublicJwk};
 use crate::pin::truncate_for_message;
 
@@ -136,31 +136,45 @@ impl<'a> Jws<'a> {
         let verified = self.verify_signatures(jwks)?;
         let payload = self.decode_payload()?;
         let payload_claims = Claims::from_payload_json(&payload).map_err(JwsError::Payload)?;
-        let mut first_error = None;
-        let mut accepted = None;
-        let mut signatures = Vec::new();
-        for signature in verified {
-            let claims = Claims::overlay(&payload_claims, &signature.header.claims);
-            match policy.check(&claims, now) {
-                Ok(valid) => {
-                    accepted.get_or_insert(valid);
-                    signatures.push(signature);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        let accepted = accepted_signatures(&verified, &payload_claims, policy, now)
+            .map_err(JwsError::Claims)?;
+        let claims = accepted
+            .first()
+            .map(|(_, claims)| claims.clone())
+            .ok_or(JwsError::Claims(ClaimsError::MissingExp))?;
+        Ok(VerifiedDocument {
+            payload,
+            claims,
+            signatures: accepted.into_iter().map(|(s, _)| s.clone()).collect(),
+            format: self.format,
+        })
+    }
+}
+
+/// Every verified signature whose claims (the payload's members over its protected
+/// header's) pass `policy` at `now`, in document order, each with its validated claims.
+/// When none passes, the first signature's claims problem.
+pub fn accepted_signatures<'s>(
+    signatures: &'s [VerifiedSignature],
+    payload_claims: &Claims,
+    policy: &ClaimsPolicy,
+    now: i64,
+) -> Result<Vec<(&'s VerifiedSignature, ValidClaims)>, ClaimsError> {
+    let mut first_error = None;
+    let mut accepted = Vec::new();
+    for signature in signatures {
+        let claims = Claims::overlay(payload_claims, &signature.header.claims);
+        match policy.check(&claims, now) {
+            Ok(valid) => accepted.push((signature, valid)),
+            Err(err) => {
+                first_error.get_or_insert(err);
             }
         }
-        match accepted {
-            Some(claims) => Ok(VerifiedDocument {
-                payload,
-                claims,
-                signatures,
-                format: self.format,
-            }),
-            None => Err(JwsError::Claims(
-                first_error.unwrap_or(crate::claims::ClaimsError::MissingExp),
-            )),
-        }
+    }
+    match (accepted.is_empty(), first_error) {
+        (false, _) => Ok(accepted),
+        (true, Some(err)) => Err(err),
+        // No signature at all: refuse rather than trust.
+        (true, None) => Err(ClaimsError::MissingExp),
     }
 }

@@ -62,6 +62,19 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
 }
 
+/// Parses the command line; on a usage error (exit 2) or `--help`/`--version` (exit 0)
+/// clap's message is printed and the exit code returned instead.
+pub fn parse_args<P: clap::Parser>() -> Result<P, std::process::ExitCode> {
+    P::try_parse().map_err(|err| {
+        let _ = err.print();
+        if err.use_stderr() {
+            std::process::ExitCode::from(2)
+        } else {
+            std::process::ExitCode::SUCCESS
+        }
+    })
+}
+
 /// How logs are written to stderr.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kontosynk_server::cli::{LogFormat as ServerLogFormat, ServeSettings, init_logging};
+use kontosynk_server::cli::{
+    LogFormat as ServerLogFormat, ServeSettings, init_logging, parse_args,
+};
 use kontosynk_server::{Limits, Policy, shutdown};
 use ss12000_proxy::config::{Config, LogFormat};
 use ss12000_proxy::forward::Forwarder;
@@ -36,16 +38,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match parse_args() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let config = match Config::load(&cli.config, std::env::vars()) {
         Ok(config) => config,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use fedtls::tls::PeerIdentity;
 use http::{Method, Request, StatusCode};
-use kontosynk_server::cli::{ServeArgs, init_logging};
+use kontosynk_server::cli::{ServeArgs, init_logging, parse_args};
 use kontosynk_server::response::{self, Body};
 use kontosynk_server::{RequestBody, shutdown};
 
@@ -47,16 +47,9 @@ struct WhoamiArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match parse_args() {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -12,7 +12,7 @@ use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
 use fedtls::tls::{PeerIdentity, PeerRejection, PinnedClientVerifier, ReloadableCertResolver};
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::Limited;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -624,7 +624,7 @@ async fn handle<H: Handler>(
     connection: &Connection,
     mut request: Request<Incoming>,
     handler: H,
-) -> Response<Body> {
+) -> Response<crate::access_log::LoggedBody> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -657,7 +657,7 @@ async fn handle<H: Handler>(
         status,
         started,
     };
-    response.map(|body| crate::access_log::LoggedBody::new(body, entry).boxed())
+    response.map(|body| crate::access_log::LoggedBody::new(body, entry))
 }
 
 /// A refused request: the status and the JSON error body's code and message.

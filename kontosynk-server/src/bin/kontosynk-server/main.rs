@@ -1,0 +1,58 @@
+//! `kontosynk-server`: FedTLS mutual-TLS servers.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use kontosynk_server::cli::parse_args;
+
+mod whoami;
+
+#[derive(Parser)]
+#[command(
+    name = "kontosynk-server",
+    version,
+    about = "Mutual-TLS servers for FedTLS federations (Skolfederation Moa)",
+    long_about = "Mutual-TLS servers for FedTLS federations (Skolfederation Moa).\n\n\
+Clients are authenticated by their certificate's SPKI pin against the federation's signed \
+metadata, which is kept fresh in the background; when it expires, every client is refused \
+until valid metadata arrives. SIGTERM or Ctrl-C drains in-flight requests; SIGHUP reloads the \
+server certificate.\n\nExit codes: 0 clean shutdown, 1 startup failure, 2 usage error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Whoami(whoami::WhoamiArgs),
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Whoami(args) => whoami::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! SS 12000:2020 school data shared by kontosynk servers and clients.
+//!
+//! Objects are kept as the JSON their source sent ([`Object`]), so fields this crate does not
+//! know survive a round trip; [`model`] gives typed views of the five collections Skolverket
+//! uses. A [`Store`] keeps objects, tombstones and sync state in SQLite (the embedded default)
+//! or PostgreSQL, with the same behaviour on both.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod collection;
+pub mod import;
+pub mod model;
+pub mod object;
+pub mod store;
+pub mod timestamp;
+
+pub use collection::Collection;
+pub use object::{Object, ObjectError};
+pub use store::{
+    ApplySummary, CollectionSummary, Database, DeletedQuery, ListQuery, Store, StoreError,
+    Subscription, Tombstone, WriteBatch,
+};
+pub use timestamp::Timestamp;

@@ -36,6 +36,30 @@ pub struct FederationOptions {
     pub algorithm: Algorithm,
     /// Overwrite files in a non-empty directory.
     pub force: bool,
+    /// The ports in the servers' base URIs.
+    pub ports: ServerPorts,
+}
+
+/// The ports the test federation's servers are listed on, so a caller can run them on free
+/// ports (the defaults are fixed, well-known ones for documentation and manual use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerPorts {
+    /// The school's SS 12000 API (`school-server`).
+    pub school: u16,
+    /// The supplier's SS 12000 API (`supplier-server`).
+    pub supplier: u16,
+    /// The authorization server (`authserver`, tag `gnapv1`).
+    pub auth: u16,
+}
+
+impl Default for ServerPorts {
+    fn default() -> Self {
+        Self {
+            school: 8443,
+            supplier: 9443,
+            auth: 7443,
+        }
+    }
 }
 
 impl Default for FederationOptions {
@@ -47,6 +71,7 @@ impl Default for FederationOptions {
             host: "localhost".to_owned(),
             algorithm: Algorithm::Es256,
             force: false,
+            ports: ServerPorts::default(),
         }
     }
 }
@@ -350,9 +375,10 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     let school_id = "https://school.test.example";
     let supplier_id = "https://supplier.test.example/moa";
     let authority_id = "https://auth.test.example";
-    let school_base = format!("https://{host}:8443/ss12000/v2.0/");
-    let supplier_base = format!("https://{host}:9443/ss12000/");
-    let auth_base = format!("https://{host}:7443/transaction");
+    let ports = options.ports;
+    let school_base = format!("https://{host}:{}/ss12000/v2.0/", ports.school);
+    let supplier_base = format!("https://{host}:{}/ss12000/", ports.supplier);
+    let auth_base = format!("https://{host}:{}/transaction", ports.auth);
 
     let mut school_extensions = Map::new();
     school_extensions.insert(

@@ -7,3 +7,76 @@
 pub mod backend;
 pub mod config;
 pub mod forward;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kontosynk_server::cli::ServeSettings;
+use kontosynk_server::{Limits, Policy};
+
+use crate::config::Config;
+use crate::forward::Forwarder;
+
+/// Runs the proxy described by `config` until `shutdown` completes, then drains in-flight
+/// requests. Logging is the caller's business (the binary sets it up from `config.log_format`).
+pub async fn serve(
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let limits = &config.limits;
+    let backend_timeout = seconds(limits.backend_timeout);
+    let client = crate::backend::client(&config.backend_tls, config.backend_h2c, backend_timeout)?;
+    let forwarder = Arc::new(Forwarder::new(
+        client,
+        &config.backend,
+        config.headers.clone(),
+        backend_timeout,
+    )?);
+    let settings = ServeSettings {
+        listen: config.listen,
+        cert: config.tls.cert.clone(),
+        key: config.tls.key.clone(),
+        metadata: config.federation.metadata.clone(),
+        jwks: config.federation.jwks.clone(),
+        cache: config.federation.cache.clone(),
+        iss: config.federation.iss.clone(),
+        admin: config.admin,
+        policy: Policy {
+            client_tags: config.access.client_tags.clone(),
+            organization_ids: config.access.organization_ids.clone(),
+            entity_ids: config.access.entity_ids.clone(),
+            scopes: config.access.scopes.clone(),
+        },
+        require_issuer_chain: config.access.require_issuer_chain,
+        rate_limit: limits.rate_limit,
+        limits: Limits {
+            handshake_timeout: seconds(limits.handshake_timeout),
+            header_read_timeout: seconds(limits.header_timeout),
+            idle_timeout: seconds(limits.idle_timeout),
+            request_timeout: seconds(limits.request_timeout),
+            max_body: limits.max_body,
+            max_connections: limits.max_connections,
+            ..Limits::default()
+        },
+        trusted_proxies: config
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_, _>>()?,
+    };
+    let prepared = settings.prepare().await?;
+    let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
+    prepared
+        .server
+        .serve(
+            move |request| Arc::clone(&forwarder).forward(request),
+            shutdown,
+        )
+        .await;
+    Ok(())
+}
+
+fn seconds(value: f64) -> Duration {
+    Duration::from_secs_f64(value)
+}

@@ -198,6 +198,27 @@ async fn delete_leaves_tombstone_and_upsert_resurrects(db: &TestDatabase) {
     let left = store.deleted(&all).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, "never");
+
+    // Within one batch, writes apply in order: delete then upsert is a resurrection,
+    // upsert then delete leaves a tombstone.
+    let mut batch = WriteBatch::new();
+    batch
+        .delete(p.clone(), "a", t("2026-04-01T00:00:00Z"))
+        .upsert(p.clone(), obj("a", ""))
+        .upsert(p.clone(), obj("n", ""))
+        .delete(p.clone(), "n", t("2026-04-02T00:00:00Z"));
+    let counts = store.apply(batch).await.unwrap().collections[&p];
+    assert_eq!((counts.inserted, counts.deleted), (2, 2));
+    assert!(store.get(&p, "a").await.unwrap().is_some());
+    assert!(store.get(&p, "n").await.unwrap().is_none());
+    let ids: Vec<String> = store
+        .deleted(&all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["never", "n"]);
 }
 
 async fn snapshot(

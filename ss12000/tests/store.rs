@@ -868,3 +868,40 @@ async fn other_collections_are_kept(db: &TestDatabase) {
     );
     assert_eq!(store.count(&placements).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn unusable_databases_are_reported_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not an SQLite database, just some text long enough",
+    )
+    .unwrap();
+    let err = Store::open(&Database::Sqlite(garbage)).await.err().unwrap();
+    assert!(
+        matches!(err, StoreError::Open { ref database, .. } if database.contains("garbage.db")),
+        "{err}"
+    );
+
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE objects (x INTEGER)")
+        .unwrap();
+    let err = Store::open(&Database::Sqlite(foreign)).await.err().unwrap();
+    assert!(err.to_string().contains("not a kontosynk store"), "{err}");
+
+    let missing_dir = Database::Sqlite(dir.path().join("no/such/dir/s.db"));
+    assert!(matches!(
+        Store::open(&missing_dir).await,
+        Err(StoreError::Open { .. })
+    ));
+
+    let unreachable: Database = "postgres://u:secret@127.0.0.1:1/x?connect_timeout=2"
+        .parse()
+        .unwrap();
+    let err = Store::open(&unreachable).await.err().unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(!err.to_string().contains("secret"), "{err}");
+}

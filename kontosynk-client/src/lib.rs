@@ -3,3 +3,7 @@
 //! federation health checks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod provisioning_standin;
+pub mod push;
+pub mod token;

@@ -6,7 +6,7 @@ use std::collections::hash_map::Entry;
 
 use crate::metadata::{Endpoint, Entity, Metadata, RejectedEntity};
 use crate::names::Tag;
-use crate::pin::Pin;
+use crate::pin::{CertThumbprint, Pin};
 
 /// Which side of a connection an endpoint is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -70,6 +70,7 @@ pub struct Index {
     server_tags: HashMap<Tag, Vec<EndpointRef>>,
     by_organization_id: HashMap<Box<str>, Vec<u32>>,
     by_scope: HashMap<Box<str>, Vec<u32>>,
+    by_issuer_thumbprint: HashMap<CertThumbprint, Vec<u32>>,
     ambiguities: Vec<PinAmbiguity>,
 }
 
@@ -91,6 +92,7 @@ impl Index {
             server_tags: HashMap::new(),
             by_organization_id: HashMap::new(),
             by_scope: HashMap::new(),
+            by_issuer_thumbprint: HashMap::new(),
             ambiguities: Vec::new(),
             metadata,
         };
@@ -119,6 +121,15 @@ impl Index {
             let list = self
                 .by_scope
                 .entry(scope.to_ascii_lowercase().into_boxed_str())
+                .or_default();
+            if list.last() != Some(&entity_index) {
+                list.push(entity_index);
+            }
+        }
+        for issuer in &entity.issuers {
+            let list = self
+                .by_issuer_thumbprint
+                .entry(issuer.thumbprint())
                 .or_default();
             if list.last() != Some(&entity_index) {
                 list.push(entity_index);
@@ -266,6 +277,16 @@ impl Index {
         self.entity_list(self.by_scope.get(domain.to_ascii_lowercase().as_str()))
     }
 
+    /// Every entity listing a certificate with this RFC 8705 thumbprint (`cert#S256`) among
+    /// its `issuers`, in document order: the SUNET authorization server's way of recognising
+    /// a client whose self-signed certificate is listed byte for byte as an issuer.
+    pub fn entities_by_issuer_thumbprint<'a>(
+        &'a self,
+        thumbprint: &CertThumbprint,
+    ) -> impl ExactSizeIterator<Item = &'a Entity> + 'a {
+        self.entity_list(self.by_issuer_thumbprint.get(thumbprint))
+    }
+
     fn entity_list<'a>(
         &'a self,
         list: Option<&'a Vec<u32>>,
@@ -360,5 +381,28 @@ mod tests {
             index.client_by_pin(&pin).is_none(),
             "a server pin is not a client pin"
         );
+    }
+
+    #[test]
+    fn issuer_thumbprints_find_every_listing_entity_in_order() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let issuer = serde_json::json!({"x509certificate": cert.pem()});
+        let index = doc(serde_json::json!([
+            {"entity_id": "https://one", "issuers": [issuer.clone(), issuer.clone()]},
+            {"entity_id": "https://none", "issuers": []},
+            {"entity_id": "https://two", "issuers": [issuer]},
+        ]));
+        let thumbprint = CertThumbprint::of_certificate(cert.der());
+        let found: Vec<_> = index
+            .entities_by_issuer_thumbprint(&thumbprint)
+            .map(|e| e.entity_id.as_str())
+            .collect();
+        assert_eq!(found, ["https://one", "https://two"]);
+        let other = CertThumbprint::of_certificate(b"not this certificate");
+        assert_eq!(index.entities_by_issuer_thumbprint(&other).len(), 0);
     }
 }

@@ -34,6 +34,7 @@ mod access_log;
 mod admin;
 pub mod cli;
 pub mod client_cert;
+pub mod gnap;
 mod io;
 pub mod metrics;
 pub mod policy;
@@ -46,6 +47,6 @@ pub use fedtls::tls::PeerIdentity;
 pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use server::{
-    BoundServer, ClientCertificate, ConnectionInfo, Handler, Limits, RequestBody, ServerBuilder,
-    ServerError, TrustedProxy,
+    BoundServer, ClientCertificate, ConnectionInfo, Handler, Limits, RefusalResponder, RequestBody,
+    ServerBuilder, ServerError, TrustedProxy,
 };

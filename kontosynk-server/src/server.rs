@@ -71,6 +71,13 @@ pub struct ConnectionInfo {
 #[derive(Debug, Clone)]
 pub struct ClientCertificate(pub Arc<CertificateDer<'static>>);
 
+/// Shapes the response for a request the server refuses before the handler (no metadata,
+/// unknown or unreadable client certificate, untrusted terminator): it gets the status, a
+/// stable code and a message. For servers whose protocol defines its own error bodies (the
+/// GNAP authorization server); see [`ServerBuilder::refusal_response`].
+pub type RefusalResponder =
+    Arc<dyn Fn(StatusCode, &'static str, String) -> Response<Body> + Send + Sync>;
+
 /// Time and size limits; the defaults suit a federation API.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -175,6 +182,8 @@ pub struct ServerBuilder {
     transport: Option<Transport>,
     require_issuer_chain: bool,
     check_validity: bool,
+    issuer_certificates: bool,
+    refusal: Option<RefusalResponder>,
     policy: Policy,
     limits: Limits,
     rate_limit: Option<RateLimit>,
@@ -209,6 +218,8 @@ impl ServerBuilder {
             transport: None,
             require_issuer_chain: false,
             check_validity: true,
+            issuer_certificates: false,
+            refusal: None,
             policy: Policy::default(),
             limits: Limits::default(),
             rate_limit: None,
@@ -248,6 +259,22 @@ impl ServerBuilder {
         self
     }
 
+    /// Also accept a client certificate that is listed byte for byte among an entity's
+    /// `issuers` although its pin is not a client pin (the SUNET authorization server's
+    /// rule); such a peer is identified as the first entity listing it, with no tags. Off by
+    /// default: FedTLS identifies clients by pin.
+    pub fn accept_issuer_certificates(mut self, yes: bool) -> Self {
+        self.issuer_certificates = yes;
+        self
+    }
+
+    /// Answer requests refused before the handler with this instead of the default JSON
+    /// error body (`{"error": CODE, "message": TEXT}`).
+    pub fn refusal_response(mut self, responder: RefusalResponder) -> Self {
+        self.refusal = Some(responder);
+        self
+    }
+
     /// Who may use the server once authenticated.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -279,6 +306,7 @@ impl ServerBuilder {
         let verifier = PinnedClientVerifier::new(Arc::clone(&self.source))
             .require_issuer_chain(self.require_issuer_chain)
             .check_validity(self.check_validity)
+            .accept_issuer_certificates(self.issuer_certificates)
             .into_arc();
         let acceptor = match &transport {
             Transport::MutualTls(resolver) => {
@@ -320,6 +348,8 @@ impl ServerBuilder {
                 acceptor,
                 verifier,
                 trusted,
+                issuer_certificates: self.issuer_certificates,
+                refusal: self.refusal,
                 policy: self.policy,
                 rate_limiter: self.rate_limit.map(RateLimiter::new),
                 limits: self.limits,
@@ -335,6 +365,8 @@ struct Shared {
     acceptor: Option<TlsAcceptor>,
     verifier: Arc<dyn ClientCertVerifier>,
     trusted: Vec<TrustedProxy>,
+    issuer_certificates: bool,
+    refusal: Option<RefusalResponder>,
     policy: Policy,
     rate_limiter: Option<RateLimiter>,
     limits: Limits,
@@ -630,7 +662,7 @@ async fn handle<H: Handler>(
     let path = request.uri().path().to_owned();
     let forwarded_cert = request.headers_mut().remove(CLIENT_CERT_HEADER);
     let (mut response, peer) = match authorize(shared, connection, forwarded_cert) {
-        Err(refusal) => (refusal.into_response(), None),
+        Err(refusal) => (refusal.into_response(shared.refusal.as_ref()), None),
         Ok((peer, certificate)) => {
             let logged = (peer.entity_id.clone(), peer.organization_id.clone());
             request.extensions_mut().insert(certificate);
@@ -676,8 +708,11 @@ impl Refusal {
         }
     }
 
-    fn into_response(self) -> Response<Body> {
-        json_error(self.status, self.code, self.message)
+    fn into_response(self, responder: Option<&RefusalResponder>) -> Response<Body> {
+        match responder {
+            Some(responder) => responder(self.status, self.code, self.message),
+            None => json_error(self.status, self.code, self.message),
+        }
     }
 }
 
@@ -708,7 +743,13 @@ fn authorize(
     {
         return Ok((peer.clone(), certificate));
     }
-    match PeerIdentity::resolve_pin(&snapshot, &pin) {
+    let resolved = PeerIdentity::resolve_pin(&snapshot, &pin).or_else(|| {
+        shared
+            .issuer_certificates
+            .then(|| PeerIdentity::resolve_issuer_certificate(&snapshot, &certificate.0))
+            .flatten()
+    });
+    match resolved {
         Some(peer) => {
             *cached = Some(peer.clone());
             Ok((peer, certificate))

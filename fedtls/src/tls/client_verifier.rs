@@ -13,6 +13,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use super::leaf::{Leaf, is_ca};
 use super::{PeerRejection, signature_algorithms};
 use crate::metadata::Issuer;
+use crate::pin::CertThumbprint;
 use crate::snapshot::SnapshotSource;
 use crate::x509::verify_signed_by;
 
@@ -38,6 +39,7 @@ pub struct PinnedClientVerifier {
     source: Arc<dyn SnapshotSource>,
     issuer_chain: bool,
     validity: bool,
+    issuer_certificates: bool,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -49,6 +51,7 @@ impl PinnedClientVerifier {
             source,
             issuer_chain: false,
             validity: true,
+            issuer_certificates: false,
             algorithms: signature_algorithms(),
         }
     }
@@ -71,6 +74,15 @@ impl PinnedClientVerifier {
     /// On by default.
     pub fn check_validity(mut self, yes: bool) -> Self {
         self.validity = yes;
+        self
+    }
+
+    /// Also accept a certificate whose pin is not a client pin when the certificate itself,
+    /// byte for byte (same RFC 8705 `cert#S256` thumbprint), is listed among the `issuers` of
+    /// an entity: the SUNET authorization server's client rule, so metadata written for it
+    /// works here too. Off by default; the issuer-chain check is then trivially met.
+    pub fn accept_issuer_certificates(mut self, yes: bool) -> Self {
+        self.issuer_certificates = yes;
         self
     }
 
@@ -104,6 +116,20 @@ impl ClientCertVerifier for PinnedClientVerifier {
         };
         let leaf = Leaf::parse(end_entity, false)?;
         let Some(found) = snapshot.index().client_by_pin(&leaf.pin) else {
+            if self.issuer_certificates {
+                let thumbprint = CertThumbprint::of_certificate(end_entity);
+                if snapshot
+                    .index()
+                    .entities_by_issuer_thumbprint(&thumbprint)
+                    .len()
+                    > 0
+                {
+                    if self.validity {
+                        leaf.check_validity(now)?;
+                    }
+                    return Ok(ClientCertVerified::assertion());
+                }
+            }
             return Err(PeerRejection::UnknownClientPin {
                 pin: leaf.pin,
                 subject: leaf.subject,
@@ -449,5 +475,55 @@ mod tests {
                 CertificateError::BadEncoding
             ))
         ));
+    }
+
+    #[test]
+    fn issuer_certificates_are_accepted_only_when_asked() {
+        let listed = make("listed", false, None);
+        let issuer_only = make("issuer-only", false, None);
+        let stranger = make("stranger", false, None);
+        let cell = Arc::new(SnapshotCell::with(snapshot(
+            json!([
+                entity("https://e", &listed, &[&listed]),
+                {"entity_id": "https://sunet-style", "issuers": [{"x509certificate": issuer_only.pem}]},
+            ]),
+            unix_now() + 3600,
+        )));
+        let strict = PinnedClientVerifier::new(cell.clone());
+        assert!(matches!(
+            rejection(
+                strict
+                    .verify_client_cert(&issuer_only.der, &[], now())
+                    .unwrap_err()
+            ),
+            PeerRejection::UnknownClientPin { .. }
+        ));
+        let sunet = PinnedClientVerifier::new(cell.clone())
+            .accept_issuer_certificates(true)
+            .require_issuer_chain(true);
+        sunet
+            .verify_client_cert(&issuer_only.der, &[], now())
+            .unwrap();
+        sunet.verify_client_cert(&listed.der, &[], now()).unwrap();
+        assert!(matches!(
+            rejection(
+                sunet
+                    .verify_client_cert(&stranger.der, &[], now())
+                    .unwrap_err()
+            ),
+            PeerRejection::UnknownClientPin { .. }
+        ));
+        // Validity still applies to issuer-matched certificates unless switched off.
+        let late = UnixTime::since_unix_epoch(Duration::from_secs(70_000_000_000));
+        assert!(matches!(
+            sunet.verify_client_cert(&issuer_only.der, &[], late),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext { .. }
+            ))
+        ));
+        let lax = PinnedClientVerifier::new(cell)
+            .accept_issuer_certificates(true)
+            .check_validity(false);
+        lax.verify_client_cert(&issuer_only.der, &[], late).unwrap();
     }
 }

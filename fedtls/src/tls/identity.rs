@@ -1,6 +1,6 @@
 //! Who an authenticated client is, according to the metadata.
 
-use crate::pin::Pin;
+use crate::pin::{CertThumbprint, Pin};
 use crate::snapshot::Snapshot;
 
 /// Who the peer is, from its certificate's pin and a snapshot of the metadata.
@@ -48,6 +48,31 @@ impl PeerIdentity {
                 .collect(),
             scopes: found.entity.scopes.clone(),
             pin: *pin,
+            generation: snapshot.generation(),
+        })
+    }
+
+    /// The entity listing the certificate `leaf_der` itself among its `issuers` (the SUNET
+    /// authorization server's rule), for a certificate whose pin is not a client pin. The
+    /// first such entity in document order answers; `tags` is empty (no client endpoint
+    /// matched). `None` when no entity lists it or the bytes are not a certificate.
+    pub fn resolve_issuer_certificate(
+        snapshot: &Snapshot,
+        leaf_der: &[u8],
+    ) -> Option<PeerIdentity> {
+        let pin = Pin::of_certificate(leaf_der).ok()?;
+        let thumbprint = CertThumbprint::of_certificate(leaf_der);
+        let entity = snapshot
+            .index()
+            .entities_by_issuer_thumbprint(&thumbprint)
+            .next()?;
+        Some(PeerIdentity {
+            entity_id: entity.entity_id.clone(),
+            organization: entity.organization.clone(),
+            organization_id: entity.organization_id.clone(),
+            tags: Vec::new(),
+            scopes: entity.scopes.clone(),
+            pin,
             generation: snapshot.generation(),
         })
     }

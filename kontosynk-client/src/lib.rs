@@ -7,11 +7,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod discovery;
 pub mod provisioning_standin;
 pub mod push;
 pub mod token;
-pub mod client;
-pub mod discovery;
 
 pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPolicy, Sender};
 pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};

@@ -350,7 +350,7 @@ fn answer(shared: &Shared, route: Route, query: &str, body: &[u8]) -> Reply {
             let update_if_exists = is_put || query.split('&').any(|p| p == "updateIfExists=true");
             let items = match parse_bulk(body) {
                 Ok(items) => items,
-                Err(reply) => return reply,
+                Err(reply) => return *reply,
             };
             let items: Vec<(String, Option<Value>)> = items
                 .into_iter()
@@ -375,7 +375,7 @@ fn answer(shared: &Shared, route: Route, query: &str, body: &[u8]) -> Reply {
         Route::BulkDelete(t) => {
             let items = match parse_bulk(body) {
                 Ok(items) => items,
-                Err(reply) => return reply,
+                Err(reply) => return *reply,
             };
             let items: Vec<(String, Option<Value>)> = items
                 .into_iter()
@@ -384,7 +384,7 @@ fn answer(shared: &Shared, route: Route, query: &str, body: &[u8]) -> Reply {
             submit(&mut state, &shared.base_url, t, true, false, items)
         }
         Route::Job(t, id) | Route::IsCompleted(t, id)
-            if !state.jobs.get(&id).is_some_and(|j| j.object_type == t) =>
+            if state.jobs.get(&id).is_none_or(|j| j.object_type != t) =>
         {
             let mut reply =
                 Reply::error(StatusCode::NOT_FOUND, "4001", "Bulk-jobbet hittades inte.");
@@ -461,13 +461,13 @@ fn list(state: &State, t: ObjectType, query: &str) -> Reply {
     Reply::json(StatusCode::OK, json!({"data": data, "pageToken": token}))
 }
 
-fn parse_bulk(body: &[u8]) -> Result<Vec<Value>, Reply> {
+fn parse_bulk(body: &[u8]) -> Result<Vec<Value>, Box<Reply>> {
     let invalid = || {
-        Reply::error(
+        Box::new(Reply::error(
             StatusCode::BAD_REQUEST,
             "2000",
             "Ogiltigt format på request body: förväntade {\"data\": [...]}.",
-        )
+        ))
     };
     let value: Value = serde_json::from_slice(body).map_err(|_| invalid())?;
     match value.get("data") {

@@ -35,6 +35,8 @@ macro_rules! subcommands {
 
 subcommands! {
     Health => health,
+    Token => token,
+    Push => push,
 }
 
 /// Mutual-TLS client for FedTLS federations (Skolfederation Moa).

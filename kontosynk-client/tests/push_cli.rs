@@ -202,8 +202,11 @@ async fn push_reports_json_and_exit_codes() {
     assert!(stderr.contains("error: "), "{stderr}");
 }
 
+/// One webhook: its `Authorization` header and its JSON body.
+type Webhook = (Option<String>, Value);
+
 #[derive(Default, Clone)]
-struct Received(Arc<Mutex<Vec<(Option<String>, Value)>>>);
+struct Received(Arc<Mutex<Vec<Webhook>>>);
 
 /// A plain-HTTP webhook receiver standing in for Skolverket's SS 12000 client.
 async fn receiver(status: u16) -> (std::net::SocketAddr, Received) {

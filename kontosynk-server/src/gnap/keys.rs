@@ -81,7 +81,7 @@ impl TokenKeys {
                         .map_or_else(|| "another key type".to_owned(), |a| a.to_string()),
                 });
             }
-            if published.iter().any(|k| *k == key) {
+            if published.contains(&key) {
                 continue;
             }
             if let Some(kid) = key.kid()

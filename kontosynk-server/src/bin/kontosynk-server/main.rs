@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use kontosynk_server::cli::parse_args;
 
 mod gnap;
+mod import;
 mod whoami;
 
 #[derive(Parser)]
@@ -25,9 +26,12 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing would only add noise
 enum Command {
     Whoami(whoami::WhoamiArgs),
     Gnap(gnap::GnapArgs),
+    Import(import::ImportArgs),
+    Export(import::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Whoami(args) => whoami::run(args).await,
             Command::Gnap(args) => gnap::run(args).await,
+            Command::Import(args) => import::run(args).await,
+            Command::Export(args) => import::run_export(args).await,
         }
     });
     match result {

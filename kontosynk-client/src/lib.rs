@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod health;
 
 pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPolicy, Sender};
 pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};

@@ -15,4 +15,8 @@ pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPo
 pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 
 #[cfg(test)]
+extern crate self as kontosynk_client;
+
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
 mod testsupport;

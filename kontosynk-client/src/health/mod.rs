@@ -13,6 +13,8 @@
 //!   (default 30); the host name mismatch when downgraded.
 //! - Any HTTP status below 500 is healthy: `base_uri` itself may well answer 401, 403 or 404.
 
+pub mod html;
+pub mod metrics;
 mod probe;
 
 use std::net::SocketAddr;

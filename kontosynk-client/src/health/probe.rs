@@ -160,7 +160,12 @@ impl Probe<'_> {
                 self.record(Stage::Tls, t, Ok(detail));
                 Some(stream)
             }
-            Err(problem) => {
+            Err(HandshakeError::Io(error)) => {
+                let problem = describe_tls_error(&error, self.health);
+                self.record(Stage::Tls, t, Err(problem));
+                None
+            }
+            Err(HandshakeError::Other(problem)) => {
                 self.record(Stage::Tls, t, Err(problem));
                 None
             }
@@ -227,10 +232,10 @@ impl Probe<'_> {
         server_name: ServerName<'static>,
         recorder: Arc<Recorder>,
         cert: Arc<ClientCert>,
-    ) -> Result<TlsStream<TcpStream>, String> {
+    ) -> Result<TlsStream<TcpStream>, HandshakeError> {
         let mut config = ClientConfig::builder_with_provider(fedtls::tls::provider())
             .with_protocol_versions(fedtls::tls::PROTOCOL_VERSIONS)
-            .map_err(|e| format!("TLS configuration: {e}"))?
+            .map_err(|e| HandshakeError::Other(format!("TLS configuration: {e}")))?
             .dangerous()
             .with_custom_certificate_verifier(recorder)
             .with_client_cert_resolver(cert);
@@ -242,12 +247,12 @@ impl Probe<'_> {
         )
         .await
         {
-            Err(_) => Err(format!(
+            Err(_) => Err(HandshakeError::Other(format!(
                 "no handshake within {} s",
                 self.options.tls_timeout.as_secs_f64()
-            )),
+            ))),
             Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(error)) => Err(describe_tls_error(&error, self.health)),
+            Ok(Err(error)) => Err(HandshakeError::Io(error)),
         }
     }
 
@@ -282,6 +287,13 @@ impl Probe<'_> {
             }
         }
     }
+}
+
+/// A failed handshake: an I/O error to describe once the certificate is known, or a
+/// ready message.
+enum HandshakeError {
+    Io(std::io::Error),
+    Other(String),
 }
 
 /// Resolves `host:port`, IP literals included.
@@ -433,7 +445,15 @@ async fn http_get(
             target.base_uri,
             limit.as_secs_f64()
         )),
-        Ok(result) => result,
+        Ok(result) => result.map_err(|problem| {
+            if problem.contains("alert") {
+                format!(
+                    "{problem} (the server ended the session after the handshake: it probably refuses our client certificate; is our pin in the metadata it uses?)"
+                )
+            } else {
+                problem
+            }
+        }),
     }
 }
 

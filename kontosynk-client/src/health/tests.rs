@@ -199,7 +199,7 @@ async fn each_failure_is_found_and_named() {
     assert_eq!(expired.pin_match, Some(true));
     assert!(expired.cert_days_left.unwrap() < 0);
     let error = expired.error.as_deref().unwrap();
-    assert!(error.contains("expired on"), "{error}");
+    assert!(error.contains("expired on 20"), "{error}");
 
     let host = by_entity(&results, "https://wronghost.test.example");
     assert!(!host.healthy);
@@ -323,5 +323,189 @@ async fn unusable_servers_and_dns_failures_are_unhealthy() {
     assert!(
         plain.error.as_deref().unwrap().contains("not https"),
         "{plain:?}"
+    );
+}
+
+/// Runs headless Chromium with `args` plus the file URL of `page`; its stdout.
+fn chromium(page: &std::path::Path, args: &[String]) -> String {
+    let binary = std::path::Path::new("/usr/bin/chromium");
+    assert!(
+        binary.exists(),
+        "/usr/bin/chromium is missing: install the Debian package `chromium` (.ci/run does)"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(binary)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        text
+    });
+    // A hung browser must not hang the test suite: give it two minutes, then kill it.
+    for _ in 0..1200 {
+        if child.try_wait().unwrap().is_some() {
+            return reader.join().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("chromium did not finish within two minutes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_report_renders_in_chromium_with_counts_and_red_rows() {
+    let (fed, results) = federation_of_cases().await;
+    let context = html::ReportContext {
+        title: "Federation health <test>".to_owned(),
+        metadata_source: "metadata.jws".to_owned(),
+        metadata_iss: Some(fed.fed.iss.clone()),
+        metadata_expires: Some("2030-01-01T00:00:00Z".to_owned()),
+        checked_at: "2026-01-01T00:00:00Z".to_owned(),
+        expiry_warning_days: 30,
+        ..html::ReportContext::default()
+    };
+    let page = html::render(&results, &context);
+    assert!(!page.contains("<script"), "the page needs no scripts");
+    assert!(
+        page.contains("Federation health &lt;test&gt;"),
+        "titles are escaped"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.html");
+    std::fs::write(&path, &page).unwrap();
+
+    let path_for_dom = path.clone();
+    let dom =
+        tokio::task::spawn_blocking(move || chromium(&path_for_dom, &["--dump-dom".to_owned()]))
+            .await
+            .unwrap();
+    let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let dom = squeeze(&dom);
+    assert!(
+        dom.contains(r#"id="count-total"><b>8</b>servers checked"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"id="count-healthy"><b>1</b>healthy"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"id="count-unhealthy"><b>7</b>unhealthy"#),
+        "{dom}"
+    );
+    assert!(dom.contains(r#"id="count-expiring"><b>1</b>"#), "{dom}");
+    assert!(
+        dom.contains(r#"<tr class="unhealthy" data-entity="https://wrongpin.test.example"><td class="status">✘ FAIL</td>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            r#"<tr class="healthy" data-entity="{SCHOOL}"><td class="status">✔ OK</td>"#
+        )),
+        "{dom}"
+    );
+    assert!(dom.contains("expires in 10 day(s)"), "{dom}");
+    assert!(dom.contains("Exempla kommun"), "{dom}");
+    assert!(dom.contains("Fel Nyckel AB"), "{dom}");
+
+    // A screenshot a person can look at (KONTOSYNK_KEEP_SCREENSHOT=DIR keeps it).
+    let shot = dir.path().join("report.png");
+    let path_for_shot = path.clone();
+    let shot_arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || {
+        chromium(
+            &path_for_shot,
+            &[shot_arg, "--window-size=1400,1800".to_owned()],
+        )
+    })
+    .await
+    .unwrap();
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if let Ok(keep) = std::env::var("KONTOSYNK_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, std::path::Path::new(&keep).join("health-report.png")).unwrap();
+        std::fs::copy(
+            &path,
+            std::path::Path::new(&keep).join("health-report.html"),
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn json_and_metrics_carry_the_promised_fields() {
+    let (_fed, results) = federation_of_cases().await;
+    let json = serde_json::to_value(&results).unwrap();
+    let array = json.as_array().unwrap();
+    assert_eq!(array.len(), 8);
+    for object in array {
+        for key in [
+            "entity_id",
+            "base_uri",
+            "healthy",
+            "error",
+            "pin_match",
+            "cert_not_after",
+            "latency_ms",
+            "stages",
+        ] {
+            assert!(object.get(key).is_some(), "{key} missing in {object}");
+        }
+        assert!(object["healthy"].is_boolean());
+        assert_eq!(
+            object["healthy"].as_bool().unwrap(),
+            object["error"].is_null(),
+            "{object}"
+        );
+    }
+    let school = array.iter().find(|o| o["entity_id"] == SCHOOL).unwrap();
+    assert_eq!(school["pin_match"], true);
+    assert!(school["latency_ms"].is_u64());
+    assert!(school["cert_not_after"].as_str().unwrap().ends_with('Z'));
+
+    let text = metrics::render(&results, 3, 1_700_000_000, 30);
+    assert!(text.contains("kontosynk_health_runs_total 3\n"), "{text}");
+    assert!(
+        text.contains("kontosynk_health_servers{state=\"unhealthy\"} 7\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "kontosynk_health_server_up{{entity_id=\"{SCHOOL}\",base_uri=\"{}\",organization_id=\"SE2120009999\"}} 1\n",
+            school["base_uri"].as_str().unwrap()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "kontosynk_health_server_pin_match{entity_id=\"https://wrongpin.test.example\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("kontosynk_health_server_cert_expiry_timestamp_seconds{"),
+        "{text}"
     );
 }

@@ -1,4 +1,6 @@
-//! Test federations with servers on loopback ports (tests only).
+//! Test federations with servers on loopback ports, shared by the library's unit tests
+//! (included with `#[path]`) and the integration tests.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +15,7 @@ use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
 use kontosynk_server::{Handler, ServerBuilder};
 use serde_json::{Map, Value};
 
-use crate::client::Identity;
+use kontosynk_client::client::Identity;
 
 pub const SCHOOL: &str = "https://school.test.example";
 pub const SUPPLIER: &str = "https://supplier.test.example/moa";

@@ -94,9 +94,9 @@ pub fn render(results: &[ServerHealth], context: &ReportContext) -> String {
         escape(&context.title),
         escape(&context.title)
     );
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<p class=\"meta\">Checked {} · metadata {}{}{}</p>\n",
+        "<p class=\"meta\">Checked {} · metadata {}{}{}</p>",
         escape(&context.checked_at),
         escape(&context.metadata_source),
         context
@@ -117,14 +117,14 @@ pub fn render(results: &[ServerHealth], context: &ReportContext) -> String {
             escape(error)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<section class=\"summary\">\
          <div class=\"count\" id=\"count-total\"><b>{}</b>servers checked</div>\
          <div class=\"count ok\" id=\"count-healthy\"><b>{}</b>healthy</div>\
          <div class=\"count bad\" id=\"count-unhealthy\"><b>{}</b>unhealthy</div>\
          <div class=\"count warn\" id=\"count-expiring\"><b>{}</b>certificates expiring within {} days</div>\
-         </section>\n",
+         </section>",
         summary.total,
         summary.healthy,
         summary.unhealthy,

@@ -12,9 +12,14 @@ pub mod discovery;
 pub mod provisioning_standin;
 pub mod push;
 pub mod token;
+pub mod health;
 
 pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPolicy, Sender};
 pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 
 #[cfg(test)]
+extern crate self as kontosynk_client;
+
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
 mod testsupport;

@@ -9,10 +9,10 @@
 
 pub mod client;
 pub mod discovery;
+pub mod health;
 pub mod provisioning_standin;
 pub mod push;
 pub mod token;
-pub mod health;
 
 pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPolicy, Sender};
 pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};

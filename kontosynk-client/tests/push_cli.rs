@@ -95,6 +95,32 @@ async fn token_prints_a_token_or_json_and_exits_1_when_denied() {
         "{stderr}"
     );
 
+    // Without --as-url the server is found by tag gnapv1 in the metadata.
+    let moved = fed.metadata_with_auth_port(gnap.server.addr.port());
+    let mut by_tag: Vec<String> = base("school-client")
+        .into_iter()
+        .filter(|a| {
+            !a.starts_with("https://127.0.0.1") && *a != fed.party("authserver").pin.to_string()
+        })
+        .filter(|a| a != "--as-url" && a != "--as-pin")
+        .collect();
+    let at = by_tag.iter().position(|a| a == "--metadata").unwrap();
+    by_tag[at + 1] = path(&moved);
+    let out = run(by_tag).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+
     // A missing flag is a usage error.
     let out = run(vec!["token".into(), "--access-type".into(), "x".into()]).await;
     assert_eq!(out.status.code(), Some(2));

@@ -62,6 +62,40 @@ impl Fed {
         )
     }
 
+    /// The federation's metadata with the authorization server's `base_uri` moved to
+    /// `https://localhost:{port}/transaction`, re-signed by the federation key, as a file.
+    pub fn metadata_with_auth_port(&self, port: u16) -> std::path::PathBuf {
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.fed.metadata_json).unwrap()).unwrap();
+        for entity in payload["entities"].as_array_mut().unwrap() {
+            for server in entity["servers"].as_array_mut().into_iter().flatten() {
+                let tagged = server["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "gnapv1"));
+                if tagged {
+                    server["base_uri"] =
+                        serde_json::json!(format!("https://localhost:{port}/transaction"));
+                }
+            }
+        }
+        let serde_json::Value::Object(map) = payload else {
+            panic!("payload is not an object")
+        };
+        let key =
+            SigningKey::from_jwk_json(&std::fs::read(&self.fed.signing_key).unwrap()).unwrap();
+        let options = fedtls::jws::SignOptions {
+            iss: self.fed.iss.clone(),
+            lifetime_secs: 3600,
+            now: unix_now(),
+            format: fedtls::jws::JwsFormat::General,
+            default_cache_ttl: 3600,
+        };
+        let signed = fedtls::jws::sign_metadata(&map, &[&key], &options).unwrap();
+        let path = self.fed.dir.join(format!("metadata-auth-{port}.jws"));
+        std::fs::write(&path, signed.into_bytes()).unwrap();
+        path
+    }
+
     /// An HTTP client presenting `client`'s certificate and pinning `server`'s.
     pub fn mtls_client(&self, client: &str, server: &str) -> reqwest::Client {
         let party = self.party(client);

@@ -211,6 +211,17 @@ pub mod url_error {
     pub struct InvalidUrl(pub String);
 }
 
+/// Why [`TokenClient::discover`] found no usable authorization server.
+#[derive(Debug, thiserror::Error)]
+pub enum DiscoverError {
+    /// No (or no unique) server tagged `gnapv1`, or no HTTP client for it.
+    #[error("authorization server (tag gnapv1): {0}")]
+    Client(#[from] crate::ClientError),
+    /// Its `base_uri` cannot be a transaction URL.
+    #[error("authorization server (tag gnapv1): {0}")]
+    Url(#[from] url_error::InvalidUrl),
+}
+
 type Slot = Arc<tokio::sync::Mutex<Option<AccessToken>>>;
 
 /// Obtains and caches GNAP bearer tokens. Cheap to share behind an `Arc`.
@@ -250,6 +261,25 @@ impl TokenClient {
             slots: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
         }
+    }
+
+    /// A client of the federation's authorization server: the server tagged `gnapv1` in the
+    /// metadata (exactly one must be listed), reached with the member's certificate and pinned
+    /// from the current metadata at every handshake. `client_key` is the member's `entity_id`.
+    pub fn discover(
+        source: Arc<dyn fedtls::snapshot::SnapshotSource>,
+        identity: crate::Identity,
+        client_key: impl Into<String>,
+    ) -> Result<TokenClient, DiscoverError> {
+        let client = crate::FederationClient::builder(source, identity)
+            .discover(crate::ServerQuery::tag("gnapv1"), crate::Choice::default())
+            .build()?;
+        let url = transaction_url(client.base_uri().as_str())?;
+        Ok(TokenClient::new(
+            client.sender().http().clone(),
+            url,
+            client_key,
+        ))
     }
 
     /// Stops handing out a cached token `margin` before it expires (default 60 s).

@@ -10,7 +10,7 @@ use fedtls::pin::Pin;
 use fedtls::snapshot::SnapshotSource;
 use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
 use kontosynk_client::token::{AccessRequest, TokenClient, transaction_url};
-use kontosynk_client::{Choice, FederationClient, Identity, ServerQuery};
+use kontosynk_client::Identity;
 use serde_json::json;
 
 use super::CliError;
@@ -104,14 +104,7 @@ impl AuthArgs {
                 (http, transaction_url(url).map_err(CliError::failed)?)
             }
             (_, _, Some(source)) => {
-                let client = FederationClient::builder(source, identity)
-                    .discover(ServerQuery::tag("gnapv1"), Choice::default())
-                    .build()
-                    .map_err(|e| {
-                        CliError::failed(format!("authorization server (tag gnapv1): {e}"))
-                    })?;
-                let url = transaction_url(client.base_uri().as_str()).map_err(CliError::failed)?;
-                (client.sender().http().clone(), url)
+                return TokenClient::discover(source, identity, entity_id).map_err(CliError::failed);
             }
             _ => return Err(CliError::failed("--metadata or --as-url with --as-pin is required")),
         };

@@ -25,7 +25,7 @@ pub struct ReportContext {
     /// Reload the page every so many seconds (the live page of `--serve`).
     pub refresh_secs: Option<u64>,
     /// Passed/total checks per `(entity_id, base_uri)` from the history, if kept.
-    pub uptime: BTreeMap<(String, String), (u64, u64)>,
+    pub uptime: super::history::Uptime,
     /// A problem with the run as a whole (e.g. no valid metadata), shown in red on top.
     pub run_error: Option<String>,
 }

@@ -13,9 +13,11 @@
 //!   (default 30); the host name mismatch when downgraded.
 //! - Any HTTP status below 500 is healthy: `base_uri` itself may well answer 401, 403 or 404.
 
+pub mod history;
 pub mod html;
 pub mod metrics;
 mod probe;
+pub mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

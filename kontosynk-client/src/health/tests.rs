@@ -509,3 +509,127 @@ async fn json_and_metrics_carry_the_promised_fields() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
+    use std::time::Duration;
+
+    use super::history::History;
+    use super::serve::{Monitor, MonitorConfig, bind, serve_dashboard};
+
+    let mut fed = Fed::new();
+    let cell = Arc::new(SnapshotCell::new());
+    let (cert, key) = fed.files("school-server");
+    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    let addr = serve(Arc::clone(&cell), &cert, &key, ok).await;
+    fed.set_base_uri(
+        SCHOOL,
+        &format!("https://127.0.0.1:{}/ss12000/v2.0/", addr.port()),
+    );
+    cell.store(fed.snapshot());
+    let metadata = Arc::new(SnapshotCell::with(fed.snapshot()));
+
+    let db = fed.dir.path().join("history.sqlite");
+    let monitor = Arc::new(Monitor::new(
+        metadata.clone(),
+        Arc::new(ClientCert::new(&fed.identity("supplier-client")).unwrap()),
+        MonitorConfig {
+            query: ServerQuery::entity(SCHOOL),
+            options: HealthOptions::default(),
+            interval: Duration::from_secs(3600),
+            keep_days: 30,
+            uptime_runs: 10,
+            title: "Moa health".to_owned(),
+            metadata_label: "test".to_owned(),
+        },
+        History::open(&db).unwrap(),
+    ));
+    assert!(
+        !monitor.all_healthy(),
+        "nothing is healthy before the first run"
+    );
+    monitor.run_once().await;
+    monitor.run_once().await;
+    assert!(monitor.all_healthy());
+
+    let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dashboard = listener.local_addr().unwrap();
+    tokio::spawn(serve_dashboard(
+        listener,
+        Arc::clone(&monitor),
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let get = |path: &str| {
+        let http = http.clone();
+        let url = format!("http://{dashboard}{path}");
+        async move { http.get(url).send().await.unwrap() }
+    };
+
+    let page = get("/").await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("<title>Moa health</title>"), "{page}");
+    assert!(
+        page.contains("http-equiv=\"refresh\""),
+        "the live page reloads itself"
+    );
+    assert!(
+        page.contains("100.0% <span class=\"small\">of 2</span>"),
+        "{page}"
+    );
+
+    let metrics = get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("kontosynk_health_runs_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("kontosynk_health_servers{state=\"healthy\"} 1\n"),
+        "{metrics}"
+    );
+
+    let api: serde_json::Value = get("/api/results").await.json().await.unwrap();
+    assert_eq!(api["summary"]["healthy"], 1);
+    assert_eq!(api["results"][0]["entity_id"], SCHOOL);
+    assert_eq!(api["run_error"], serde_json::Value::Null);
+
+    let history: serde_json::Value =
+        get("/api/history?entity_id=https%3A%2F%2Fschool.test.example")
+            .await
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history[0]["healthy"], true);
+    assert_eq!(get("/api/history").await.status(), 400);
+    assert_eq!(get("/nope").await.status(), 404);
+
+    // The metadata expires: the next run checks nothing and says why (fail closed).
+    metadata.store(fed.snapshot_at(unix_now() - 7200, 3600));
+    monitor.run_once().await;
+    assert!(!monitor.all_healthy());
+    let api: serde_json::Value = get("/api/results").await.json().await.unwrap();
+    assert!(
+        api["run_error"]
+            .as_str()
+            .unwrap()
+            .contains("no valid federation metadata"),
+        "{api}"
+    );
+    let page = get("/").await.text().await.unwrap();
+    assert!(page.contains("id=\"run-error\""), "{page}");
+
+    // The history survives a restart.
+    let reopened = History::open(&db).unwrap();
+    assert_eq!(reopened.runs().unwrap(), 3);
+    assert_eq!(
+        reopened
+            .uptime(10)
+            .unwrap()
+            .values()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![(2, 2)]
+    );
+}

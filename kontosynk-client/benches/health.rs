@@ -3,6 +3,11 @@
 //!
 //! `cargo bench -p kontosynk-client --bench health` (optional args: SERVERS CONCURRENCY RATE;
 //! RATE 0 = no pacing).
+//!
+//! Figures on the shared 2-core build machine (servers and checker in one process), bench
+//! profile: 1,000 servers, concurrency 50, unpaced: 0.54–0.81 s wall (p50 per server
+//! 18–28 ms); concurrency 20: 0.47 s; with the CLI's default pacing of 50 checks/s: 20.0 s
+//! (the pacing is the floor). Unoptimized (dev) build, concurrency 50: 4.1–5.6 s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kontosynk_server::cli::parse_args;
 
+mod ss12000;
 mod whoami;
 
 #[derive(Parser)]
@@ -26,6 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Whoami(whoami::WhoamiArgs),
+    Ss12000(ss12000::Ss12000Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Whoami(args) => whoami::run(args).await,
+            Command::Ss12000(args) => ss12000::run(args).await,
         }
     });
     match result {

@@ -252,6 +252,17 @@ async fn deleted(
 ) -> Result<Response<Body>, ApiError> {
     let params = parse_query(request.uri().query())?;
     let deleted = paging::deleted_request(&params, api.config().pages)?;
+    for collection in &deleted.query.collections {
+        if !is_known(api, collection).await? {
+            return Err(ApiError::bad_request(
+                "invalid_entities",
+                format!(
+                    "{} is not an entity type of this API (Person, Group, Duty, Activity, Organisation)",
+                    collection.entity_type()
+                ),
+            ));
+        }
+    }
     let page_size = deleted.query.limit;
     let mut query = deleted.query.clone();
     query.limit = page_size + 1;
@@ -282,4 +293,17 @@ async fn deleted(
         body["pageToken"] = serde_json::Value::String(deleted.next_token(last));
     }
     Ok(json_text(StatusCode::OK, body.to_string()))
+}
+
+/// Whether `collection` is one of the five Skolverket uses or one the store has held.
+pub(super) async fn is_known(api: &Ss12000Api, collection: &Collection) -> Result<bool, ApiError> {
+    if Collection::SYNC_ORDER.contains(collection) {
+        return Ok(true);
+    }
+    let held = api
+        .store()
+        .collections()
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    Ok(held.contains(collection))
 }

@@ -104,11 +104,15 @@ pub(super) async fn create(
             .and_then(|r| r.as_str())
             .or_else(|| item.as_str())
             .ok_or_else(|| bad(format!("resourceTypes[{i}] needs a `resource`")))?;
-        let collection = Collection::from_entity_type(name).ok_or_else(|| {
+        let not_type = || {
             bad(format!(
-                "resourceTypes[{i}]: {name:?} is not an entity type"
+                "resourceTypes[{i}]: {name:?} is not an entity type of this API"
             ))
-        })?;
+        };
+        let collection = Collection::from_entity_type(name).ok_or_else(not_type)?;
+        if !super::routes::is_known(api, &collection).await? {
+            return Err(not_type());
+        }
         let entity = collection.entity_type();
         if !resource_types.contains(&entity) {
             resource_types.push(entity);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kontosynk_server::cli::parse_args;
 
+mod import;
 mod ss12000;
 mod whoami;
 
@@ -25,9 +26,12 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing would only add noise
 enum Command {
     Whoami(whoami::WhoamiArgs),
     Ss12000(ss12000::Ss12000Args),
+    Import(import::ImportArgs),
+    Export(import::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +53,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Whoami(args) => whoami::run(args).await,
             Command::Ss12000(args) => ss12000::run(args).await,
+            Command::Import(args) => import::run(args).await,
+            Command::Export(args) => import::run_export(args).await,
         }
     });
     match result {

@@ -16,6 +16,9 @@ use ss12000_common::{AuthServer, Harness, SKOLVERKET, claims, start, token};
 
 const LOCATION: &str = "https://school.example/ss12000/v2.0";
 
+/// The auth server and the verifier built for it inside the harness set-up.
+type Issued = (Arc<AuthServer>, Arc<BearerVerifier>);
+
 /// Starts the API with bearer auth (`either`: also mTLS); returns the auth server's key.
 async fn bearer_api(
     either: bool,
@@ -23,7 +26,7 @@ async fn bearer_api(
 ) -> (Harness, Arc<AuthServer>, ss12000::testing::TestDatabase) {
     let db = sqlite();
     let store = db.open().await;
-    let slot: Arc<Mutex<Option<(Arc<AuthServer>, Arc<BearerVerifier>)>>> = Arc::default();
+    let slot: Arc<Mutex<Option<Issued>>> = Arc::default();
     let out = Arc::clone(&slot);
     let h = start(
         store,

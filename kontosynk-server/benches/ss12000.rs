@@ -1,5 +1,5 @@
 //! Issue targets for the SS 12000 API, from a 100,000-person SQLite store served over mutual
-//! TLS on loopback with a keep-alive client:
+//! TLS on loopback with a keep-alive client (data from `ss12000::sample`):
 //!
 //! 1. a 1,000-item page of `/persons`: p50 ≤ 20 ms (p90, max also printed), from sending the
 //!    request to having received the whole page (the client's JSON parse is not included);
@@ -23,26 +23,8 @@ use kontosynk_server::bearer::webpki_client_config;
 use kontosynk_server::ss12000::query::percent_encode;
 use kontosynk_server::ss12000::{ApiConfig, AuthMode, Ss12000Api, WebhookConfig, Webhooks};
 use kontosynk_server::{Policy, ServerBuilder};
-use serde_json::{Value, json};
-use ss12000::{Collection, Database, Object, Store, Timestamp, WriteBatch};
-
-/// A person of realistic size (about 700 bytes of JSON).
-fn person(i: usize, at: Timestamp) -> Object {
-    let id = uuid::Uuid::new_v4().to_string();
-    Object::from_value(&json!({
-        "id": id,
-        "meta": {"created": at.to_string(), "modified": at.to_string()},
-        "givenName": format!("Elev{i}"),
-        "familyName": "Benchsson",
-        "eduPersonPrincipalNames": [format!("elev{i}@skola.example")],
-        "civicNo": {"value": format!("2010{:08}", i), "nationality": "SE"},
-        "emails": [{"value": format!("elev{i}@skola.example"), "type": "Skola elev"}],
-        "enrolments": [{"enroledAt": {"id": "11111111-1111-4111-8111-111111111111"}, "schoolYear": 7, "schoolType": "GR"}],
-        "externalIdentifiers": [{"value": format!("ext-{i}"), "context": "https://skola.example/ad", "globallyUnique": true}],
-        "securityMarking": "Ingen"
-    }))
-    .expect("a valid person")
-}
+use serde_json::Value;
+use ss12000::{Collection, Database, Store, WriteBatch};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -102,15 +84,27 @@ fn main() {
             .expect("store");
 
         let seeding = Instant::now();
-        let at = Timestamp::now();
-        for chunk in (0..persons).collect::<Vec<_>>().chunks(5_000) {
+        let sample = ss12000::sample::generate(&ss12000::sample::SampleSpec {
+            school_units: 20,
+            persons,
+            seed: 2026,
+        });
+        let persons = sample
+            .iter()
+            .filter(|(c, _)| *c == Collection::Persons)
+            .count();
+        let objects = sample.len();
+        for chunk in sample.chunks(5_000) {
             let mut batch = WriteBatch::new();
-            for i in chunk {
-                batch.upsert(Collection::Persons, person(*i, at));
+            for (collection, object) in chunk {
+                batch.upsert(collection.clone(), object.clone());
             }
             store.apply(batch).await.expect("seed");
         }
-        println!("seeded {persons} persons into SQLite in {:.2?}", seeding.elapsed());
+        println!(
+            "seeded {objects} objects ({persons} persons) from ss12000::sample into SQLite in {:.2?}",
+            seeding.elapsed()
+        );
 
         let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
         let document = std::fs::read(&fed.metadata_jws).unwrap();

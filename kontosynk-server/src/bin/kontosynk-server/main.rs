@@ -7,6 +7,7 @@ use kontosynk_server::cli::parse_args;
 
 mod gnap;
 mod import;
+mod ss12000;
 mod whoami;
 
 #[derive(Parser)]
@@ -30,6 +31,7 @@ struct Cli {
 enum Command {
     Whoami(whoami::WhoamiArgs),
     Gnap(gnap::GnapArgs),
+    Ss12000(ss12000::Ss12000Args),
     Import(import::ImportArgs),
     Export(import::ExportArgs),
 }
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Whoami(args) => whoami::run(args).await,
             Command::Gnap(args) => gnap::run(args).await,
+            Command::Ss12000(args) => ss12000::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::run_export(args).await,
         }

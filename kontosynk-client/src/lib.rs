@@ -3,3 +3,5 @@
 //! federation health checks.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod sync;

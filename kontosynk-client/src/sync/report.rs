@@ -1,0 +1,249 @@
+//! What a sync did, per collection, as a table for people or JSON for machines, and the
+//! optional report to the server (`POST /statistics`, `POST /log`).
+
+use serde::Serialize;
+use ss12000::{Collection, CollectionSummary, Timestamp};
+
+use super::error::{SyncError, describe};
+use super::http::{endpoint, excerpt};
+
+/// How a collection was listed in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Everything (first sync, or `--full`).
+    Full,
+    /// Objects modified after the watermark.
+    Incremental,
+    /// Continued a pass an earlier run left unfinished.
+    Resumed,
+}
+
+/// What one run did to one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CollectionReport {
+    /// The collection (`persons`).
+    #[serde(serialize_with = "collection_path")]
+    pub collection: Collection,
+    /// How it was listed.
+    pub mode: Mode,
+    /// Pages fetched and applied.
+    pub pages: u64,
+    /// Objects that were not in the store (or came back from a tombstone).
+    pub new: u64,
+    /// Objects whose JSON changed.
+    pub updated: u64,
+    /// Objects turned into tombstones (from `deletedEntities`).
+    pub deleted: u64,
+    /// Objects received again with the JSON already stored.
+    pub unchanged: u64,
+    /// The watermark the next incremental pass will use.
+    pub watermark: Option<Timestamp>,
+}
+
+impl CollectionReport {
+    pub(crate) fn new(collection: Collection, mode: Mode) -> CollectionReport {
+        CollectionReport {
+            collection,
+            mode,
+            pages: 0,
+            new: 0,
+            updated: 0,
+            deleted: 0,
+            unchanged: 0,
+            watermark: None,
+        }
+    }
+
+    pub(crate) fn add(&mut self, summary: Option<&CollectionSummary>) {
+        if let Some(s) = summary {
+            self.new += s.inserted;
+            self.updated += s.updated;
+            self.deleted += s.deleted;
+            self.unchanged += s.unchanged;
+        }
+    }
+}
+
+/// What a whole run did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// The server's base URL.
+    pub server: String,
+    /// Per collection, in sync order.
+    pub collections: Vec<CollectionReport>,
+    /// `deletedEntities` pages fetched (0 when deletions are off).
+    pub deletion_pages: u64,
+    /// Names in `deletedEntities` that are no collection this client syncs.
+    pub ignored_deletions: Vec<String>,
+}
+
+impl SyncReport {
+    /// The report of one collection.
+    pub fn collection(&self, collection: &Collection) -> Option<&CollectionReport> {
+        self.collections
+            .iter()
+            .find(|c| &c.collection == collection)
+    }
+
+    /// A plain-text table: one line per collection and a total.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<16} {:<12} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+            "collection", "mode", "new", "updated", "deleted", "unchanged", "pages"
+        );
+        let mut total = CollectionReport::new(Collection::Other("total".into()), Mode::Full);
+        for c in &self.collections {
+            out.push_str(&format!(
+                "{:<16} {:<12} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+                c.collection.path(),
+                format!("{:?}", c.mode).to_lowercase(),
+                c.new,
+                c.updated,
+                c.deleted,
+                c.unchanged,
+                c.pages
+            ));
+            total.new += c.new;
+            total.updated += c.updated;
+            total.deleted += c.deleted;
+            total.unchanged += c.unchanged;
+            total.pages += c.pages;
+        }
+        out.push_str(&format!(
+            "{:<16} {:<12} {:>9} {:>9} {:>9} {:>9} {:>7}\n",
+            "total", "", total.new, total.updated, total.deleted, total.unchanged, total.pages
+        ));
+        out
+    }
+}
+
+fn collection_path<S: serde::Serializer>(c: &Collection, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.path())
+}
+
+/// The body of one `POST /statistics` (StatisticsEntry of the reference OpenAPI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatisticsEntry {
+    /// Entity type (`Person`).
+    pub resource_type: String,
+    /// Objects created.
+    pub new_count: u64,
+    /// Objects updated.
+    pub updated_count: u64,
+    /// Objects deleted.
+    pub deleted_count: u64,
+    /// The listing URL.
+    pub resource_url: String,
+    /// When the sync finished (the spec's spelling).
+    pub time_of_occurance: Timestamp,
+}
+
+/// The body of one `POST /log` (LogEntry of the reference OpenAPI).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    /// The message.
+    pub message: String,
+    /// This client's identifier for the kind of message.
+    pub message_type: String,
+    /// `Info`, `Warning` or `Error`.
+    pub severity_level: String,
+    /// When it happened (the spec's spelling).
+    pub time_of_occurance: Timestamp,
+}
+
+/// The statistics entries of a report, one per collection.
+pub fn statistics(report: &SyncReport, at: Timestamp) -> Vec<StatisticsEntry> {
+    let base = report.server.trim_end_matches('/');
+    report
+        .collections
+        .iter()
+        .map(|c| StatisticsEntry {
+            resource_type: c.collection.entity_type(),
+            new_count: c.new,
+            updated_count: c.updated,
+            deleted_count: c.deleted,
+            resource_url: format!("{base}/{}", c.collection.path()),
+            time_of_occurance: at,
+        })
+        .collect()
+}
+
+/// The log entry summarising a run: `Info` on success, `Error` with the message on failure.
+pub fn log_entry(outcome: Result<&SyncReport, &SyncError>, at: Timestamp) -> LogEntry {
+    let (severity, message) = match outcome {
+        Ok(report) => {
+            let parts: Vec<String> = report
+                .collections
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}: {} new, {} updated, {} deleted, {} unchanged",
+                        c.collection.path(),
+                        format!("{:?}", c.mode).to_lowercase(),
+                        c.new,
+                        c.updated,
+                        c.deleted,
+                        c.unchanged
+                    )
+                })
+                .collect();
+            ("Info", format!("sync completed: {}", parts.join("; ")))
+        }
+        Err(error) => ("Error", format!("sync failed: {error}")),
+    };
+    LogEntry {
+        message,
+        message_type: "kontosynk-sync".to_owned(),
+        severity_level: severity.to_owned(),
+        time_of_occurance: at,
+    }
+}
+
+/// Posts the statistics of a successful run (one entry per collection) and one log entry to
+/// the server. Stops at the first refused request.
+pub async fn report_to_server(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    outcome: Result<&SyncReport, &SyncError>,
+) -> Result<(), SyncError> {
+    let at = Timestamp::now();
+    if let Ok(report) = outcome {
+        let url = endpoint(base, "statistics")?;
+        for entry in statistics(report, at) {
+            post(http, &url, &entry).await?;
+        }
+    }
+    let url = endpoint(base, "log")?;
+    post(http, &url, &log_entry(outcome, at)).await
+}
+
+async fn post<T: Serialize>(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    body: &T,
+) -> Result<(), SyncError> {
+    let response = http
+        .post(url.clone())
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| SyncError::Transport {
+            method: "POST",
+            url: url.to_string(),
+            message: describe(&e),
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(SyncError::Status {
+        method: "POST",
+        url: url.to_string(),
+        status: status.as_u16(),
+        body: excerpt(&text),
+    })
+}

@@ -12,6 +12,8 @@ pub mod import;
 pub mod model;
 pub mod object;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timestamp;
 
 pub use collection::Collection;

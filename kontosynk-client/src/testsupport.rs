@@ -1,0 +1,154 @@
+//! Test federations with servers on loopback ports (tests only).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use fedtls::jwk::{Jwks, SigningKey};
+use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
+use fedtls::snapshot::{Snapshot, SnapshotCell};
+use fedtls::testfed::{self, FederationOptions, TestFederation};
+use fedtls::tls::{ReloadableCertResolver, load_cert_chain, load_private_key};
+use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+use kontosynk_server::{Handler, ServerBuilder};
+use serde_json::{Map, Value};
+
+use crate::client::Identity;
+
+pub const SCHOOL: &str = "https://school.test.example";
+pub const SUPPLIER: &str = "https://supplier.test.example/moa";
+pub const AUTHORITY: &str = "https://auth.test.example";
+
+/// A test federation whose metadata can be edited and re-signed.
+pub struct Fed {
+    pub dir: tempfile::TempDir,
+    pub fed: TestFederation,
+    pub key: SigningKey,
+    pub jwks: Jwks,
+    pub payload: Map<String, Value>,
+}
+
+impl Fed {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fed = testfed::init(dir.path(), &FederationOptions::default()).unwrap();
+        let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
+        let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
+        let payload =
+            match serde_json::from_slice(&std::fs::read(&fed.metadata_json).unwrap()).unwrap() {
+                Value::Object(map) => map,
+                _ => panic!("metadata.json is not an object"),
+            };
+        Self {
+            dir,
+            fed,
+            key,
+            jwks,
+            payload,
+        }
+    }
+
+    fn entity_mut(&mut self, entity_id: &str) -> &mut Map<String, Value> {
+        self.payload["entities"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|e| e["entity_id"] == entity_id)
+            .and_then(Value::as_object_mut)
+            .unwrap()
+    }
+
+    /// Points the entity's first server at `base_uri`.
+    pub fn set_base_uri(&mut self, entity_id: &str, base_uri: &str) {
+        self.entity_mut(entity_id)["servers"][0]["base_uri"] = Value::from(base_uri);
+    }
+
+    /// Replaces the pins of the entity's first server.
+    pub fn set_server_pins(&mut self, entity_id: &str, pins: &[fedtls::Pin]) {
+        let pins: Vec<Value> = pins
+            .iter()
+            .map(|p| serde_json::json!({"alg": "sha256", "digest": p.to_string()}))
+            .collect();
+        self.entity_mut(entity_id)["servers"][0]["pins"] = Value::from(pins);
+    }
+
+    /// Appends an entity (raw JSON).
+    pub fn push_entity(&mut self, entity: Value) {
+        self.payload["entities"]
+            .as_array_mut()
+            .unwrap()
+            .push(entity);
+    }
+
+    /// The payload signed at `now` for `lifetime` seconds.
+    pub fn sign_at(&self, now: i64, lifetime: i64) -> String {
+        sign_metadata(
+            &self.payload,
+            &[&self.key],
+            &SignOptions {
+                iss: self.fed.iss.clone(),
+                lifetime_secs: lifetime,
+                now,
+                format: JwsFormat::General,
+                default_cache_ttl: 3600,
+            },
+        )
+        .unwrap()
+    }
+
+    /// The current payload, signed now for a day and verified.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_at(unix_now(), 86_400)
+    }
+
+    /// The payload signed at `now` for `lifetime` s, verified as of `now` (so it may be
+    /// expired today).
+    pub fn snapshot_at(&self, now: i64, lifetime: i64) -> Snapshot {
+        let jws = self.sign_at(now, lifetime);
+        let verified = verify_metadata(
+            jws.as_bytes(),
+            &self.jwks,
+            &VerifyOptions {
+                now: Some(now),
+                ..VerifyOptions::default()
+            },
+        )
+        .unwrap();
+        Snapshot::new(verified, "test", now)
+    }
+
+    /// A party's identity (cert + key).
+    pub fn identity(&self, party: &str) -> Identity {
+        let p = self.fed.party(party).unwrap();
+        Identity::from_pem_files(&p.cert, &p.key).unwrap()
+    }
+
+    /// A party's certificate and key paths.
+    pub fn files(&self, party: &str) -> (&Path, &Path) {
+        let p = self.fed.party(party).unwrap();
+        (&p.cert, &p.key)
+    }
+}
+
+/// Starts a kontosynk-server on 127.0.0.1 with `party`'s certificate, checking clients
+/// against `cell`. Runs until the test's runtime ends.
+pub async fn serve(
+    cell: Arc<SnapshotCell>,
+    cert: &Path,
+    key: &Path,
+    handler: impl Handler,
+) -> SocketAddr {
+    let resolver = ReloadableCertResolver::new(
+        load_cert_chain(cert).unwrap(),
+        load_private_key(key).unwrap(),
+    )
+    .unwrap();
+    let server = ServerBuilder::new(cell)
+        .tls(Arc::new(resolver))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.serve(handler, std::future::pending()));
+    addr
+}

@@ -13,6 +13,7 @@ use super::page::{parse_deleted, parse_list};
 use super::progress::Progress;
 use super::report::{CollectionReport, Mode, SyncReport};
 use super::state::{ListingState, Pass, state_key};
+use crate::client::{FederationClient, Sender};
 
 /// What a sync fetches and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,11 +66,12 @@ impl SyncOptions {
 
 /// Syncs one SS 12000 server into a store.
 ///
-/// The HTTP client is whatever the caller built: normally the pinned mutual-TLS client of
-/// `kontosynk_client`'s discovery; any `reqwest::Client` works (tests use plain HTTP).
+/// Requests go through a [`Sender`]: normally the one of a [`FederationClient`] (pinned
+/// mutual TLS, metadata guard, retries); any `Sender` works (tests of odd servers use plain
+/// HTTP).
 #[derive(Clone)]
 pub struct Syncer {
-    http: reqwest::Client,
+    http: Sender,
     base: Url,
     store: Store,
     options: SyncOptions,
@@ -91,8 +93,13 @@ struct PageWrites {
 }
 
 impl Syncer {
+    /// A syncer of the server a federation client calls (its `base_uri`).
+    pub fn for_client(client: &FederationClient, store: Store) -> Syncer {
+        Syncer::new(client.sender().clone(), client.base_uri().clone(), store)
+    }
+
     /// A syncer of the server at `base` (the opaque base URL, e.g. `https://s.example/v2.0`).
-    pub fn new(http: reqwest::Client, base: Url, store: Store) -> Syncer {
+    pub fn new(http: Sender, base: Url, store: Store) -> Syncer {
         Syncer {
             http,
             base,

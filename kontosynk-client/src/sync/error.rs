@@ -7,11 +7,13 @@ use ss12000::StoreError;
 /// resume state), so re-running the sync continues where this one stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// The request could not be sent or its response not read (connection, TLS, timeout).
-    #[error("{method} {url}: {message}")]
-    Transport {
-        /// `GET` or `POST`.
-        method: &'static str,
+    /// The request could not be sent or its response not read (no valid metadata,
+    /// connection, TLS, timeout), after the client's retries.
+    #[error(transparent)]
+    Request(#[from] crate::client::ClientError),
+    /// The response body could not be read.
+    #[error("GET {url}: reading the body failed: {message}")]
+    Body {
         /// The request URL.
         url: String,
         /// The transport error with its causes.
@@ -91,19 +93,4 @@ fn body_suffix(body: &str) -> String {
     } else {
         format!(": {body}")
     }
-}
-
-/// A reqwest error with its chain of causes (the top level alone rarely says what failed).
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

@@ -4,7 +4,8 @@
 use reqwest::Url;
 use ss12000::Timestamp;
 
-use super::error::{SyncError, describe};
+use super::error::SyncError;
+use crate::client::{Sender, error_chain};
 
 /// One fetched response body and when the server says it produced it.
 #[derive(Debug)]
@@ -49,25 +50,30 @@ pub(crate) fn with_query(url: &Url, pairs: &[(&str, &str)]) -> Url {
 
 /// GETs one page, requiring 200 and a body of at most `max_bytes`.
 pub(crate) async fn get_page(
-    http: &reqwest::Client,
+    sender: &Sender,
     url: Url,
     max_bytes: usize,
 ) -> Result<Fetched, FetchError> {
     let shown = url.to_string();
-    let transport = |e: reqwest::Error| FetchError {
+    let mut response = sender
+        .send_builder(
+            sender
+                .http()
+                .get(url)
+                .header(http::header::ACCEPT, "application/json"),
+        )
+        .await
+        .map_err(|e| FetchError {
+            status: None,
+            error: SyncError::Request(e),
+        })?;
+    let body_error = |e: reqwest::Error| FetchError {
         status: None,
-        error: SyncError::Transport {
-            method: "GET",
+        error: SyncError::Body {
             url: shown.clone(),
-            message: describe(&e),
+            message: error_chain(&e),
         },
     };
-    let mut response = http
-        .get(url)
-        .header(http::header::ACCEPT, "application/json")
-        .send()
-        .await
-        .map_err(transport)?;
     let status = response.status();
     let server_date = response
         .headers()
@@ -87,7 +93,7 @@ pub(crate) async fn get_page(
         });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+    while let Some(chunk) = response.chunk().await.map_err(body_error)? {
         if body.len() + chunk.len() > max_bytes {
             return Err(FetchError {
                 status: Some(status.as_u16()),

@@ -4,8 +4,9 @@
 use serde::Serialize;
 use ss12000::{Collection, CollectionSummary, Timestamp};
 
-use super::error::{SyncError, describe};
+use super::error::SyncError;
 use super::http::{endpoint, excerpt};
+use crate::client::Sender;
 
 /// How a collection was listed in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -205,7 +206,7 @@ pub fn log_entry(outcome: Result<&SyncReport, &SyncError>, at: Timestamp) -> Log
 /// Posts the statistics of a successful run (one entry per collection) and one log entry to
 /// the server. Stops at the first refused request.
 pub async fn report_to_server(
-    http: &reqwest::Client,
+    sender: &Sender,
     base: &reqwest::Url,
     outcome: Result<&SyncReport, &SyncError>,
 ) -> Result<(), SyncError> {
@@ -213,28 +214,21 @@ pub async fn report_to_server(
     if let Ok(report) = outcome {
         let url = endpoint(base, "statistics")?;
         for entry in statistics(report, at) {
-            post(http, &url, &entry).await?;
+            post(sender, &url, &entry).await?;
         }
     }
     let url = endpoint(base, "log")?;
-    post(http, &url, &log_entry(outcome, at)).await
+    post(sender, &url, &log_entry(outcome, at)).await
 }
 
 async fn post<T: Serialize>(
-    http: &reqwest::Client,
+    sender: &Sender,
     url: &reqwest::Url,
     body: &T,
 ) -> Result<(), SyncError> {
-    let response = http
-        .post(url.clone())
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| SyncError::Transport {
-            method: "POST",
-            url: url.to_string(),
-            message: describe(&e),
-        })?;
+    let response = sender
+        .send_builder(sender.http().post(url.clone()).json(body))
+        .await?;
     let status = response.status();
     if status.is_success() {
         return Ok(());

@@ -11,6 +11,7 @@ pub mod collection;
 pub mod import;
 pub mod model;
 pub mod object;
+pub mod sample;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -171,7 +171,10 @@ async fn delete_leaves_tombstone_and_upsert_resurrects(db: &TestDatabase) {
         id: "a".into(),
         deleted_at: t("2026-02-01T00:00:00Z"),
     };
-    assert_eq!(store.deleted(&all).await.unwrap(), std::slice::from_ref(&tomb));
+    assert_eq!(
+        store.deleted(&all).await.unwrap(),
+        std::slice::from_ref(&tomb)
+    );
 
     // Deleting again changes nothing and keeps the first deletion time.
     let mut batch = WriteBatch::new();

@@ -183,8 +183,11 @@ impl PgStore {
             let mut message = e.to_string();
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
+                let text = s.to_string();
+                if !message.contains(&text) {
+                    message.push_str(": ");
+                    message.push_str(&text);
+                }
                 source = s.source();
             }
             StoreError::Query {

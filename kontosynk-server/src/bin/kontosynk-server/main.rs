@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kontosynk_server::cli::parse_args;
 
+mod import;
 mod whoami;
 
 #[derive(Parser)]
@@ -24,8 +25,11 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing would only add noise
 enum Command {
     Whoami(whoami::WhoamiArgs),
+    Import(import::ImportArgs),
+    Export(import::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Whoami(args) => whoami::run(args).await,
+            Command::Import(args) => import::run(args).await,
+            Command::Export(args) => import::run_export(args).await,
         }
     });
     match result {

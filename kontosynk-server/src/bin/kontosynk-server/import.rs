@@ -1,0 +1,245 @@
+//! `kontosynk-server import` and `export`: a school loads its SS 12000 data from JSON files
+//! into the store the API server serves, and writes it back out.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use ss12000::import::{ImportOptions, ImportSummary, export, import_files};
+use ss12000::{Collection, CollectionSummary, Database, Store};
+
+/// Exit code when the import finished but `--keep-going` skipped bad objects.
+const EXIT_REJECTED: i32 = 3;
+
+/// Load SS 12000 objects from JSON files into a store (SQLite or PostgreSQL).
+///
+/// Each file is an object keyed by collection (`{"organisations": [...], "persons": [...]}`,
+/// what `export` writes), or `{"data": [...]}` / a bare array named after its collection
+/// (`persons.json`). Objects are stored exactly as the file has them; unknown collections and
+/// fields are kept. Importing the same file again changes nothing.
+#[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  kontosynk-server import --db sqlite:school.db school.json
+  kontosynk-server import --db postgres://kontosynk@%2Fvar%2Frun%2Fpostgresql/kontosynk \\
+    organisations.json persons.json groups.json duties.json activities.json
+  kontosynk-server import --db sqlite:school.db --replace --json nightly-export.json
+
+Every object of a file is checked before anything of it is written: a bad object is reported \
+with file, collection and index, and the file is not imported (--keep-going skips bad objects \
+instead). Files are imported in order; files before a failing one stay imported.
+
+Exit codes: 0 imported, 1 error (nothing of the failing file written), 2 usage error, \
+3 imported but --keep-going skipped objects.")]
+pub struct ImportArgs {
+    /// The store: sqlite:PATH (created when missing) or a postgres:// URL.
+    #[arg(long, env = "KONTOSYNK_DB", value_name = "DB")]
+    db: Database,
+    /// JSON files to import, in order.
+    #[arg(required = true, value_name = "FILE.json")]
+    files: Vec<PathBuf>,
+    /// Skip bad objects (reported) instead of refusing their file.
+    #[arg(long)]
+    keep_going: bool,
+    /// Each collection in a file is complete: delete stored objects of it that the file lacks.
+    #[arg(long)]
+    replace: bool,
+    /// Objects per transaction.
+    #[arg(long, default_value_t = 1000, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the import and prints its summary.
+pub async fn run(args: ImportArgs) -> Result<(), String> {
+    let store = Store::open(&args.db).await.map_err(|e| e.to_string())?;
+    let options = ImportOptions {
+        keep_going: args.keep_going,
+        batch_size: args.batch_size as usize,
+        replace: args.replace,
+    };
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    let summary = import_files(&store, &args.files, &options, |p| {
+        if show_progress {
+            eprint!(
+                "\r{}: {} {}/{}   ",
+                p.path.display(),
+                p.collection,
+                p.done,
+                p.total
+            );
+            if p.done == p.total {
+                eprintln!();
+            }
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let rejected = summary.rejected().count();
+    let mut stdout = std::io::stdout().lock();
+    let printed = if args.json {
+        writeln!(stdout, "{}", summary_json(&args.db, &summary))
+    } else {
+        write_table(&mut stdout, &args.db, &summary)
+    };
+    printed.map_err(|e| format!("cannot write the summary: {e}"))?;
+    if rejected > 0 {
+        let _ = stdout.flush();
+        std::process::exit(EXIT_REJECTED);
+    }
+    Ok(())
+}
+
+fn counts_json(counts: &CollectionSummary) -> serde_json::Value {
+    serde_json::json!({
+        "new": counts.inserted,
+        "updated": counts.updated,
+        "unchanged": counts.unchanged,
+        "deleted": counts.deleted,
+    })
+}
+
+fn collections_json(map: &BTreeMap<Collection, CollectionSummary>) -> serde_json::Value {
+    map.iter()
+        .map(|(c, counts)| (c.path().to_owned(), counts_json(counts)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn summary_json(db: &Database, summary: &ImportSummary) -> serde_json::Value {
+    let files: Vec<serde_json::Value> = summary
+        .files
+        .iter()
+        .map(|file| {
+            let rejected: Vec<serde_json::Value> = file
+                .rejected
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "collection": r.collection.path(),
+                        "index": r.index,
+                        "reason": r.reason,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "path": file.path.display().to_string(),
+                "collections": collections_json(&file.collections),
+                "rejected": rejected,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "database": db.to_string(),
+        "files": files,
+        "totals": collections_json(&summary.totals),
+        "rejected": summary.rejected().count(),
+    })
+}
+
+fn write_table(
+    out: &mut impl Write,
+    db: &Database,
+    summary: &ImportSummary,
+) -> std::io::Result<()> {
+    writeln!(out, "imported {} file(s) into {db}", summary.files.len())?;
+    let width = summary
+        .totals
+        .keys()
+        .map(|c| c.path().len())
+        .max()
+        .unwrap_or(0)
+        .max("collection".len());
+    writeln!(
+        out,
+        "{:<width$}  {:>8}  {:>8}  {:>9}  {:>8}",
+        "collection", "new", "updated", "unchanged", "deleted"
+    )?;
+    for (collection, c) in &summary.totals {
+        writeln!(
+            out,
+            "{:<width$}  {:>8}  {:>8}  {:>9}  {:>8}",
+            collection.path(),
+            c.inserted,
+            c.updated,
+            c.unchanged,
+            c.deleted
+        )?;
+    }
+    for r in summary.rejected() {
+        writeln!(
+            out,
+            "skipped {}: {}[{}]: {}",
+            r.path.display(),
+            r.collection,
+            r.index,
+            r.reason
+        )?;
+    }
+    Ok(())
+}
+
+/// Write a store's live objects as one JSON file (the shape `import` reads), objects exactly
+/// as stored.
+#[derive(clap::Args)]
+#[command(after_help = "\
+Examples:
+  kontosynk-server export --db sqlite:school.db > school.json
+  kontosynk-server export --db sqlite:school.db --collection persons --output persons.json
+
+Counts per collection go to stderr. Exit codes: 0 written, 1 error, 2 usage error.")]
+pub struct ExportArgs {
+    /// The store: sqlite:PATH or a postgres:// URL.
+    #[arg(long, env = "KONTOSYNK_DB", value_name = "DB")]
+    db: Database,
+    /// Only this collection (repeatable); default every collection in the store.
+    #[arg(long = "collection", value_name = "C", value_parser = parse_collection)]
+    collections: Vec<Collection>,
+    /// Write here instead of stdout (replaced only when the export succeeds).
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn parse_collection(text: &str) -> Result<Collection, String> {
+    Collection::from_path(text).map_err(|e| e.to_string())
+}
+
+/// Runs the export.
+pub async fn run_export(args: ExportArgs) -> Result<(), String> {
+    let store = Store::open(&args.db).await.map_err(|e| e.to_string())?;
+    let counts = match &args.output {
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export(&store, &args.collections, &mut out)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        Some(path) => {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".partial");
+            let tmp = PathBuf::from(tmp);
+            let file = std::fs::File::create(&tmp)
+                .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            let counts = match export(&store, &args.collections, &mut out).await {
+                Ok(counts) => counts,
+                Err(e) => {
+                    drop(out);
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e.to_string());
+                }
+            };
+            drop(out);
+            std::fs::rename(&tmp, path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            counts
+        }
+    };
+    for (collection, n) in counts {
+        eprintln!("{collection}: {n}");
+    }
+    Ok(())
+}

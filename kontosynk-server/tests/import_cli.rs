@@ -1,0 +1,95 @@
+//! `kontosynk-server import` / `export` as a user runs them: the real binary on real files and
+//! a real SQLite store.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kontosynk-server"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KONTOSYNK_DB")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn import_export_round_trip_with_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let school = r#"{"organisations":[{"id":"o1","displayName":"Skola"}],
+        "persons":[{"id":"p1","givenName":"A","familyName":"B","custom":{"z":1,"a":2}}]}"#;
+    std::fs::write(dir.path().join("school.json"), school).unwrap();
+    std::fs::write(
+        dir.path().join("groups.json"),
+        r#"[{"id":"g1","displayName":"7A"},{"displayName":"no id"}]"#,
+    )
+    .unwrap();
+
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "--json", "school.json"],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["persons"]["new"], 1);
+    assert_eq!(summary["totals"]["organisations"]["new"], 1);
+
+    // Again: unchanged.
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "--json", "school.json"],
+        dir.path(),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["persons"]["unchanged"], 1);
+
+    // A bad object: exit 1, one error line naming file, collection and index, nothing written.
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "groups.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: groups.json: groups[1]:"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // --keep-going: exit 3, the good group imported.
+    let out = run(
+        &[
+            "import",
+            "--db",
+            "sqlite:s.db",
+            "--keep-going",
+            "groups.json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("skipped groups.json: groups[1]"), "{text}");
+
+    // Export: the shape import reads, objects as imported.
+    let out = run(
+        &["export", "--db", "sqlite:s.db", "--output", "all.json"],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = std::fs::read_to_string(dir.path().join("all.json")).unwrap();
+    assert!(all.contains(r#""custom":{"z":1,"a":2}"#), "{all}");
+    let value: serde_json::Value = serde_json::from_str(&all).unwrap();
+    assert_eq!(value["groups"].as_array().unwrap().len(), 1);
+
+    // Usage errors exit 2.
+    let out = run(&["import", "--db", "mysql://x", "school.json"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&["import", "--db", "sqlite:s.db"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+}

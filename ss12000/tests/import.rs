@@ -1,0 +1,274 @@
+//! Import from JSON files and export back, on a real SQLite store (and one PostgreSQL run).
+
+use std::path::{Path, PathBuf};
+
+use ss12000::import::{ImportError, ImportOptions, export, import_files};
+use ss12000::{Collection, Store};
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn person(id: &str) -> String {
+    format!(r#"{{"id":"{id}","givenName":"Anna","familyName":"Ek","x":{{"b":1,"a":2}}}}"#)
+}
+
+const SCHOOL: &str = r#"{
+  "organisations": [{"id":"o1","displayName":"Skola","schoolUnitCode":"12345678"}],
+  "persons": [
+    {"id":"p1", "givenName":"Åsa", "familyName":"Öberg", "zz": [1, 2.50]},
+    {"id":"p2","givenName":"Bo","familyName":"Ek"}
+  ],
+  "placements": [{"id":"pl1","child":{"id":"p1"}}]
+}"#;
+
+async fn round_trip(store: &Store, dir: &Path) {
+    let file = write(dir, "school.json", SCHOOL);
+    let mut calls = Vec::new();
+    let summary = import_files(
+        store,
+        std::slice::from_ref(&file),
+        &ImportOptions::default(),
+        |p| calls.push((p.collection.clone(), p.done, p.total)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.totals[&Collection::Persons].inserted, 2);
+    assert_eq!(summary.totals[&Collection::Organisations].inserted, 1);
+    assert_eq!(
+        summary.totals[&Collection::from_path("placements").unwrap()].inserted,
+        1
+    );
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1], (Collection::Persons, 2, 2));
+    let p1 = store
+        .get(&Collection::Persons, "p1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        p1.json(),
+        r#"{"id":"p1", "givenName":"Åsa", "familyName":"Öberg", "zz": [1, 2.50]}"#,
+        "kept as the file has it"
+    );
+
+    let mut out = Vec::new();
+    let counts = export(store, &[], &mut out).await.unwrap();
+    assert_eq!(counts[&Collection::Persons], 2);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.find("\"organisations\"").unwrap() < text.find("\"persons\"").unwrap());
+    assert!(
+        text.contains(r#"{"id":"p1", "givenName":"Åsa", "familyName":"Öberg", "zz": [1, 2.50]}"#)
+    );
+    let exported: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let original: serde_json::Value = serde_json::from_str(SCHOOL).unwrap();
+    assert_eq!(exported, original);
+
+    // Importing the export changes nothing.
+    let again = write(dir, "export.json", &text);
+    let summary = import_files(store, &[again], &ImportOptions::default(), |_| {})
+        .await
+        .unwrap();
+    for counts in summary.totals.values() {
+        assert_eq!((counts.inserted, counts.updated, counts.deleted), (0, 0, 0));
+    }
+    assert_eq!(summary.totals[&Collection::Persons].unchanged, 2);
+
+    // Only some collections.
+    let mut out = Vec::new();
+    export(store, &[Collection::Organisations], &mut out)
+        .await
+        .unwrap();
+    let only: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        only.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["organisations"]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_round_trip() {
+    let db = ss12000::testing::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    round_trip(&db.open().await, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_round_trip() {
+    let db = ss12000::testing::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    round_trip(&db.open().await, dir.path()).await;
+}
+
+#[tokio::test]
+async fn data_and_bare_array_take_the_collection_from_the_file_name() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = write(
+        dir.path(),
+        "persons.json",
+        &format!(r#"{{"data":[{}],"pageToken":null}}"#, person("a")),
+    );
+    let b = write(
+        dir.path(),
+        "persons.page-2.json",
+        &format!("[{}, {}]", person("b"), person("a")),
+    );
+    let g = write(
+        dir.path(),
+        "groups.json",
+        r#"[{"id":"g","displayName":"7A"}]"#,
+    );
+    let summary = import_files(&store, &[a, b, g], &ImportOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.files.len(), 3);
+    assert_eq!(summary.totals[&Collection::Persons].inserted, 2);
+    assert_eq!(summary.totals[&Collection::Persons].unchanged, 1);
+    assert_eq!(summary.totals[&Collection::Groups].inserted, 1);
+    assert_eq!(store.count(&Collection::Persons).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_bad_object_stops_its_file_before_any_write() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"{{"persons":[{}, {}, {{"id":"c","meta":{{"created":"igår"}}}}, {}]}}"#,
+        person("a"),
+        person("b"),
+        person("d")
+    );
+    let file = write(dir.path(), "bad.json", &text);
+    let options = ImportOptions {
+        batch_size: 1,
+        ..ImportOptions::default()
+    };
+    let err = import_files(&store, std::slice::from_ref(&file), &options, |_| {})
+        .await
+        .unwrap_err();
+    match &err {
+        ImportError::BadObject {
+            path,
+            collection,
+            index,
+            reason,
+        } => {
+            assert_eq!(path, &file);
+            assert_eq!(collection, &Collection::Persons);
+            assert_eq!(*index, 2);
+            assert!(reason.contains("meta.created"), "{reason}");
+        }
+        other => panic!("expected BadObject, got {other}"),
+    }
+    assert!(err.to_string().contains("bad.json: persons[2]"), "{err}");
+    assert_eq!(
+        store.count(&Collection::Persons).await.unwrap(),
+        0,
+        "nothing half-applied"
+    );
+
+    // --keep-going: the rest goes in, the bad one is reported.
+    let options = ImportOptions {
+        keep_going: true,
+        batch_size: 1,
+        ..ImportOptions::default()
+    };
+    let summary = import_files(&store, &[file], &options, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.totals[&Collection::Persons].inserted, 3);
+    let rejected: Vec<_> = summary.rejected().collect();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].index, 2);
+    assert!(
+        store
+            .get(&Collection::Persons, "d")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn replace_deletes_what_the_file_no_longer_has() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let first = write(
+        dir.path(),
+        "persons.json",
+        &format!("[{},{},{}]", person("a"), person("b"), person("c")),
+    );
+    import_files(&store, &[first], &ImportOptions::default(), |_| {})
+        .await
+        .unwrap();
+    let second = write(dir.path(), "persons.2.json", &format!("[{}]", person("b")));
+    let options = ImportOptions {
+        replace: true,
+        ..ImportOptions::default()
+    };
+    let summary = import_files(&store, &[second], &options, |_| {})
+        .await
+        .unwrap();
+    let counts = summary.totals[&Collection::Persons];
+    assert_eq!((counts.unchanged, counts.deleted), (1, 2));
+    assert_eq!(store.count(&Collection::Persons).await.unwrap(), 1);
+    // Without --replace nothing is deleted.
+    let third = write(dir.path(), "persons.3.json", &format!("[{}]", person("z")));
+    let summary = import_files(&store, &[third], &ImportOptions::default(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.totals[&Collection::Persons].deleted, 0);
+    assert_eq!(store.count(&Collection::Persons).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn files_of_the_wrong_shape_are_refused() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "export.json",
+            "[{\"id\":\"a\"}]",
+            "cannot tell the collection",
+        ),
+        ("persons.json", "{\"persons\": [\n{\"id\":\"a\"},\n", "line"),
+        (
+            "x.json",
+            "{\"bad name\": []}",
+            "not an SS 12000 collection name",
+        ),
+        ("x.json", "{\"persons\": {\"id\":\"a\"}}", "not an array"),
+        ("x.json", "{\"persons\": [], \"persons\": []}", "twice"),
+        (
+            "persons.json",
+            "{\"data\": [], \"persons\": []}",
+            "unexpected member",
+        ),
+        ("persons.json", "", "empty"),
+        ("persons.json", "42", "expected an object"),
+    ];
+    for (name, text, expect) in cases {
+        let file = write(dir.path(), name, text);
+        let err = import_files(&store, &[file], &ImportOptions::default(), |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ImportError::Shape { .. }),
+            "{name} {text:?}: {err}"
+        );
+        assert!(err.to_string().contains(expect), "{text:?}: {err}");
+    }
+    let missing = dir.path().join("missing.json");
+    let err = import_files(&store, &[missing], &ImportOptions::default(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ImportError::Read { .. }), "{err}");
+    assert!(store.collections().await.unwrap().is_empty());
+}

@@ -10,7 +10,7 @@ use std::fmt;
 use fedtls::index::Index;
 use fedtls::metadata::{Endpoint, Entity};
 use fedtls::pin::Pin;
-use reqwest::Url;
+use url::Url;
 
 /// One server endpoint from the metadata, with the entity that lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +78,15 @@ impl ServerTarget {
     /// The host name or IP address of `base_uri`.
     pub fn host(&self) -> &str {
         self.base_uri.host_str().unwrap_or_default()
+    }
+
+    /// The host as it goes in a `Host` header (IPv6 addresses in brackets).
+    pub fn host_for_header(&self) -> String {
+        match self.base_uri.host() {
+            Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(host) => host.to_string(),
+            None => String::new(),
+        }
     }
 
     /// The port of `base_uri` (443 when not given).

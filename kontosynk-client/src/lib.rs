@@ -9,10 +9,15 @@
 
 pub mod client;
 pub mod discovery;
+pub mod health;
 pub mod sync;
 
 pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPolicy, Sender};
 pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 
 #[cfg(test)]
+extern crate self as kontosynk_client;
+
+#[cfg(test)]
+#[path = "../tests/support/mod.rs"]
 mod testsupport;

@@ -1,18 +1,270 @@
-//! `kontosynk health`: check every server of the federation.
+//! `kontosynk health`: check every server of the federation the way peers connect, once
+//! (`--json`, `--html`) or continuously (`--serve`).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedtls::claims::ClaimsPolicy;
+use fedtls::jwk::Jwks;
+use fedtls::snapshot::SnapshotSource;
+use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
+use kontosynk_client::client::Identity;
+use kontosynk_client::discovery::ServerQuery;
+use kontosynk_client::health::history::History;
+use kontosynk_client::health::html::{self, ReportContext};
+use kontosynk_client::health::serve::{Monitor, MonitorConfig, bind, serve_dashboard};
+use kontosynk_client::health::{ClientCert, HealthOptions, ServerHealth, Summary, check_all, rfc3339};
 
 use super::CliError;
 
-/// Check the health of every server in the federation metadata (TCP, mutual TLS, pins,
-/// certificate expiry, host name, HTTP).
+/// Check every server in the federation metadata as a peer connects: DNS, TCP, mutual TLS
+/// with your client certificate, pin vs metadata, certificate expiry and host name, and
+/// GET base_uri (status and latency).
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "Examples:\n  \
+    kontosynk health --metadata https://fed.skolfederation.se/trial/md/kontosynk.jws \\\n      \
+    --jwks moa-trial.jwks --cert client.pem --key client.key --tag egilv1\n  \
+    kontosynk health --metadata md.jws --jwks fed.jwks --cert c.pem --key c.key --json > health.json\n  \
+    kontosynk health --metadata md.jws --jwks fed.jwks --cert c.pem --key c.key --html report.html\n  \
+    kontosynk health --metadata https://…/kontosynk.jws --jwks fed.jwks --cert c.pem --key c.key \\\n      \
+    --serve 127.0.0.1:9100 --interval 300 --history health.sqlite\n\n\
+    Unhealthy: DNS/TCP/TLS failure, a pin the metadata does not list, an expired certificate, a certificate\n\
+    that does not name the base_uri host (--hostname-warn-only makes that a warning), HTTP 5xx or no answer.\n\
+    Warning: a certificate expiring within --expiry-warning-days.\n\
+    Exit codes: 0 every checked server is healthy, 1 at least one is not, 2 usage or operational error\n\
+    (bad flags, unreadable files, metadata that does not verify or has expired, no matching server).")]
+pub struct Args {
+    /// Federation metadata: an https:// URL or a file.
+    #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA")]
+    metadata: String,
+    /// The federation's trust anchor (JWKS).
+    #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS")]
+    jwks: PathBuf,
+    /// Require this metadata issuer (`iss`).
+    #[arg(long, value_name = "URI")]
+    iss: Option<String>,
+    /// Your client certificate chain (PEM, leaf first), presented in every handshake.
+    #[arg(long, value_name = "CLIENT_PEM", env = "KONTOSYNK_CLIENT_CERT")]
+    cert: PathBuf,
+    /// Your client private key (PEM).
+    #[arg(long, value_name = "CLIENT_KEY", env = "KONTOSYNK_CLIENT_KEY")]
+    key: PathBuf,
+    /// Only servers carrying this tag (e.g. egilv1, gnapv1).
+    #[arg(long, value_name = "TAG")]
+    tag: Option<String>,
+    /// Only the servers of this entity.
+    #[arg(long, value_name = "ENTITY_ID")]
+    entity: Option<String>,
+    /// Only the servers of entities with this organization id.
+    #[arg(long, value_name = "ID")]
+    organization_id: Option<String>,
+    /// Servers checked at once.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Checks started per second, over all servers.
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50.0)]
+    rate: f64,
+    /// Time allowed for each stage (DNS, TCP, TLS, HTTP), in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: u64,
+    /// Warn about certificates expiring within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    expiry_warning_days: i64,
+    /// Report a certificate that does not name the base_uri host as a warning, not a failure.
+    #[arg(long)]
+    hostname_warn_only: bool,
+    /// Print a JSON array with one object per server instead of the text report.
+    #[arg(long, conflicts_with = "serve")]
+    json: bool,
+    /// Also write a self-contained HTML report to FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "serve")]
+    html: Option<PathBuf>,
+    /// Keep checking and serve the live page, /metrics and /api/results on ADDR (plain HTTP).
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<SocketAddr>,
+    /// With --serve: seconds between runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    interval: u64,
+    /// With --serve: the SQLite history file.
+    #[arg(long, value_name = "FILE", default_value = "kontosynk-health.sqlite")]
+    history: PathBuf,
+    /// With --serve: days of history to keep.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    keep_days: i64,
+}
 
 impl Args {
+    fn query(&self) -> ServerQuery {
+        ServerQuery {
+            entity_id: self.entity.clone(),
+            tag: self.tag.clone(),
+            organization_id: self.organization_id.clone(),
+        }
+    }
+
+    fn options(&self) -> HealthOptions {
+        let stage = Duration::from_secs(self.timeout);
+        HealthOptions {
+            concurrency: usize::from(self.concurrency),
+            rate_per_second: self.rate,
+            dns_timeout: stage,
+            connect_timeout: stage,
+            tls_timeout: stage,
+            http_timeout: stage,
+            expiry_warning_days: self.expiry_warning_days,
+            hostname_warn_only: self.hostname_warn_only,
+            resolve_override: None,
+        }
+    }
+
+    fn store(&self) -> Result<MetadataStore, CliError> {
+        let jwks_bytes = std::fs::read(&self.jwks)
+            .map_err(|e| CliError::failed(format!("{}: cannot read: {e}", self.jwks.display())))?;
+        let jwks = Jwks::from_json(&jwks_bytes)
+            .map_err(|e| CliError::failed(format!("trust anchor {}: {e}", self.jwks.display())))?;
+        let source: MetadataSource = match self.metadata.parse() {
+            Ok(source) => source,
+            Err(never) => match never {},
+        };
+        let mut config = StoreConfig::new(source, jwks);
+        config.verify.policy = ClaimsPolicy {
+            required_iss: self.iss.clone(),
+            ..ClaimsPolicy::default()
+        };
+        MetadataStore::new(config).map_err(|e| CliError::failed(format!("metadata: {e}")))
+    }
+
     /// Runs the checks.
     pub fn run(self) -> Result<ExitCode, CliError> {
-        let _runtime = super::runtime()?;
-        Err(CliError::failed("kontosynk health: not implemented yet"))
+        let identity = Identity::from_pem_files(&self.cert, &self.key).map_err(CliError::failed)?;
+        let cert = Arc::new(ClientCert::new(&identity).map_err(|e| {
+            CliError::failed(format!(
+                "{} and {}: certificate and key refused: {e}",
+                self.cert.display(),
+                self.key.display()
+            ))
+        })?);
+        let store = self.store()?;
+        let runtime = super::runtime()?;
+        runtime.block_on(async move {
+            store.load().await.map_err(|e| {
+                CliError::failed(format!("metadata {}: {e}", self.metadata))
+            })?;
+            match self.serve {
+                Some(addr) => self.serve_forever(addr, store, cert).await,
+                None => self.check_once(&store, cert).await,
+            }
+        })
     }
+
+    async fn check_once(&self, store: &MetadataStore, cert: Arc<ClientCert>) -> Result<ExitCode, CliError> {
+        let snapshot = store.cell().current().ok_or_else(|| {
+            CliError::failed("no valid federation metadata (it has expired): refusing to check")
+        })?;
+        let query = self.query();
+        let found = query.find(snapshot.index());
+        if found.servers.is_empty() && found.skipped.is_empty() {
+            return Err(CliError::failed(format!(
+                "no server in the metadata matches {query}"
+            )));
+        }
+        let options = self.options();
+        let results = check_all(&found, cert, &options).await;
+        if let Some(path) = &self.html {
+            let context = ReportContext {
+                title: "Federation health".to_owned(),
+                metadata_source: self.metadata.clone(),
+                metadata_iss: snapshot.claims().iss.clone(),
+                metadata_expires: Some(rfc3339(snapshot.expires_at())),
+                checked_at: rfc3339(fedtls::verify::unix_now()),
+                expiry_warning_days: self.expiry_warning_days,
+                ..ReportContext::default()
+            };
+            std::fs::write(path, html::render(&results, &context)).map_err(|e| {
+                CliError::failed(format!("{}: cannot write the HTML report: {e}", path.display()))
+            })?;
+        }
+        if self.json {
+            let text = serde_json::to_string_pretty(&results)
+                .map_err(|e| CliError::failed(format!("cannot serialize the results: {e}")))?;
+            println!("{text}");
+        } else {
+            print_text(&results, self.expiry_warning_days);
+        }
+        Ok(if results.iter().all(|r| r.healthy) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    }
+
+    async fn serve_forever(
+        &self,
+        addr: SocketAddr,
+        store: MetadataStore,
+        cert: Arc<ClientCert>,
+    ) -> Result<ExitCode, CliError> {
+        let history = History::open(&self.history).map_err(CliError::failed)?;
+        let listener = bind(addr)
+            .await
+            .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
+        let refresh = store.spawn();
+        let monitor = Arc::new(Monitor::new(
+            store.cell(),
+            cert,
+            MonitorConfig {
+                query: self.query(),
+                options: self.options(),
+                interval: Duration::from_secs(self.interval),
+                keep_days: self.keep_days,
+                uptime_runs: 288,
+                title: "Federation health".to_owned(),
+                metadata_label: self.metadata.clone(),
+            },
+            history,
+        ));
+        let local = listener.local_addr().map_or(addr, |a| a);
+        eprintln!("kontosynk health: serving http://{local}/ (also /metrics, /api/results); checking every {} s", self.interval);
+        let checker = tokio::spawn(Arc::clone(&monitor).run_forever());
+        serve_dashboard(listener, monitor, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+        checker.abort();
+        refresh.abort();
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn print_text(results: &[ServerHealth], expiry_warning_days: i64) {
+    for r in results {
+        if r.healthy {
+            println!(
+                "OK    {}  {}  HTTP {}  {} ms  certificate until {}",
+                r.entity_id,
+                r.base_uri,
+                r.http_status.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                r.latency_ms.map_or_else(|| "-".to_owned(), |ms| ms.to_string()),
+                r.cert_not_after.as_deref().unwrap_or("-"),
+            );
+        } else {
+            println!(
+                "FAIL  {}  {}  {}",
+                r.entity_id,
+                r.base_uri,
+                r.error.as_deref().unwrap_or("unknown error")
+            );
+        }
+        for warning in &r.warnings {
+            println!("WARN  {}  {}  {warning}", r.entity_id, r.base_uri);
+        }
+    }
+    let s = Summary::of(results, expiry_warning_days);
+    println!(
+        "{} server(s): {} healthy, {} unhealthy, {} certificate(s) expiring within {expiry_warning_days} days",
+        s.total, s.healthy, s.unhealthy, s.expiring
+    );
 }

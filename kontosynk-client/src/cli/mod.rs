@@ -90,11 +90,12 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `warn`); JSON lines when
-/// `KONTOSYNK_LOG_FORMAT=json`.
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`, with the metadata store's
+/// refusals at `error` only: a command that cannot use the metadata says so in its own
+/// `error:` line); JSON lines when `KONTOSYNK_LOG_FORMAT=json`.
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fedtls::store=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

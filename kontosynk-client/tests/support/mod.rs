@@ -1,4 +1,6 @@
-//! Test federations with servers on loopback ports (tests only).
+//! Test federations with servers on loopback ports, shared by the library's unit tests
+//! (included with `#[path]`) and the integration tests.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +15,7 @@ use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
 use kontosynk_server::{Handler, ServerBuilder};
 use serde_json::{Map, Value};
 
-use crate::client::Identity;
+use kontosynk_client::client::Identity;
 
 pub const SCHOOL: &str = "https://school.test.example";
 pub const SUPPLIER: &str = "https://supplier.test.example/moa";
@@ -151,4 +153,53 @@ pub async fn serve(
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(handler, std::future::pending()));
     addr
+}
+
+/// A self-signed certificate for `names` valid from `not_before` to `not_after` (Unix
+/// seconds), written to `dir`; returns (cert path, key path, pin).
+pub fn rcgen_cert(
+    dir: &Path,
+    stem: &str,
+    names: &[&str],
+    not_before: i64,
+    not_after: i64,
+) -> (std::path::PathBuf, std::path::PathBuf, fedtls::Pin) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(not_before).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, stem);
+    let cert = params.self_signed(&key).unwrap();
+    let cert_path = dir.join(format!("{stem}.pem"));
+    let key_path = dir.join(format!("{stem}.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let pin = fedtls::Pin::of_certificate(cert.der()).unwrap();
+    (cert_path, key_path, pin)
+}
+
+/// A raw metadata entity with one server.
+pub fn server_entity(
+    entity_id: &str,
+    org: &str,
+    org_id: &str,
+    base_uri: &str,
+    pin: &fedtls::Pin,
+    tag: &str,
+) -> Value {
+    serde_json::json!({
+        "entity_id": entity_id,
+        "organization": org,
+        "organization_id": org_id,
+        "issuers": [],
+        "servers": [{
+            "base_uri": base_uri,
+            "pins": [{"alg": "sha256", "digest": pin.to_string()}],
+            "tags": [tag]
+        }]
+    })
 }

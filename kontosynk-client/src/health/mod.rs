@@ -1,0 +1,347 @@
+//! Federation health checks: every server of the metadata (optionally filtered), checked the
+//! way a real peer connects: DNS, TCP, a mutual-TLS handshake **with the member's client
+//! certificate**, the server's pin against the metadata, its certificate's expiry and host
+//! name, then an HTTP `GET base_uri` over that same connection.
+//!
+//! Verdicts (what a demanding operator expects, and what each peer would see):
+//! - **unhealthy**: DNS, TCP or TLS failure; a pin the metadata does not list; an expired or
+//!   not-yet-valid certificate; a certificate that does not name the `base_uri` host (every
+//!   client on a standard TLS stack refuses it; `--hostname-warn-only` downgrades this to a
+//!   warning for federations that rely on pins alone); an HTTP 5xx or no HTTP answer; a
+//!   server the metadata lists with an unusable `base_uri`.
+//! - **warning** (still healthy): the certificate expires within `expiry_warning_days`
+//!   (default 30); the host name mismatch when downgraded.
+//! - Any HTTP status below 500 is healthy: `base_uri` itself may well answer 401, 403 or 404.
+
+pub mod history;
+pub mod html;
+pub mod metrics;
+mod probe;
+pub mod serve;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::ResolvesClientCert;
+use rustls::sign::CertifiedKey;
+
+use crate::client::Identity;
+use crate::client::ratelimit::Pacer;
+use crate::discovery::{Discovered, ServerTarget, SkippedServer};
+
+pub use probe::check_server;
+
+/// How checks are run.
+#[derive(Debug, Clone)]
+pub struct HealthOptions {
+    /// At most this many servers are checked at once (default 20).
+    pub concurrency: usize,
+    /// At most this many checks start per second, over all servers (default 50).
+    pub rate_per_second: f64,
+    /// Time allowed for DNS resolution (default 5 s).
+    pub dns_timeout: Duration,
+    /// Time allowed for the TCP connect (default 5 s).
+    pub connect_timeout: Duration,
+    /// Time allowed for the TLS handshake (default 10 s).
+    pub tls_timeout: Duration,
+    /// Time allowed for the HTTP response headers (default 10 s).
+    pub http_timeout: Duration,
+    /// Certificates expiring within this many days get a warning (default 30).
+    pub expiry_warning_days: i64,
+    /// A host name mismatch is a warning instead of a failure.
+    pub hostname_warn_only: bool,
+    /// Connect here instead of resolving the `base_uri` host (tests, split-horizon DNS).
+    pub resolve_override: Option<SocketAddr>,
+}
+
+impl Default for HealthOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 20,
+            rate_per_second: 50.0,
+            dns_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            tls_timeout: Duration::from_secs(10),
+            http_timeout: Duration::from_secs(10),
+            expiry_warning_days: 30,
+            hostname_warn_only: false,
+            resolve_override: None,
+        }
+    }
+}
+
+/// One stage of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Resolving the `base_uri` host.
+    Dns,
+    /// Connecting over TCP.
+    Tcp,
+    /// The mutual-TLS handshake, pin and validity.
+    Tls,
+    /// The host name against the certificate.
+    Hostname,
+    /// `GET base_uri` over the same connection.
+    Http,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Dns => "dns",
+            Stage::Tcp => "tcp",
+            Stage::Tls => "tls",
+            Stage::Hostname => "hostname",
+            Stage::Http => "http",
+        })
+    }
+}
+
+/// The outcome of one stage.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StageResult {
+    /// Which stage.
+    pub stage: Stage,
+    /// Whether it passed.
+    pub ok: bool,
+    /// How long it took, in milliseconds.
+    pub ms: u64,
+    /// What happened.
+    pub detail: String,
+}
+
+/// The health of one server. Serialized as the `--json` output (one object per server).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ServerHealth {
+    /// The entity listing the server.
+    pub entity_id: String,
+    /// The entity's organization.
+    pub organization: Option<String>,
+    /// The entity's organization id.
+    pub organization_id: Option<String>,
+    /// The server's `base_uri`.
+    pub base_uri: String,
+    /// The server's tags.
+    pub tags: Vec<String>,
+    /// True when every stage passed (warnings allowed).
+    pub healthy: bool,
+    /// The first failure, or `null`.
+    pub error: Option<String>,
+    /// Things to fix that do not (yet) break peers.
+    pub warnings: Vec<String>,
+    /// Whether the presented certificate's pin is one the metadata lists for this server
+    /// (`null` when no certificate was seen).
+    pub pin_match: Option<bool>,
+    /// The pin of the presented certificate.
+    pub presented_pin: Option<String>,
+    /// The pins the metadata lists.
+    pub expected_pins: Vec<String>,
+    /// The presented certificate's subject.
+    pub cert_subject: Option<String>,
+    /// The presented certificate's notAfter (RFC 3339).
+    pub cert_not_after: Option<String>,
+    /// Whole days until notAfter (negative once expired).
+    pub cert_days_left: Option<i64>,
+    /// Whether the certificate names the `base_uri` host.
+    pub hostname_match: Option<bool>,
+    /// The certificate's subjectAltNames (DNS names and IP addresses).
+    pub cert_names: Vec<String>,
+    /// The TLS version negotiated.
+    pub tls_version: Option<String>,
+    /// The ALPN protocol negotiated (`h2`, `http/1.1`).
+    pub alpn: Option<String>,
+    /// The HTTP status of `GET base_uri`.
+    pub http_status: Option<u16>,
+    /// Milliseconds from sending `GET base_uri` to the response headers.
+    pub latency_ms: Option<u64>,
+    /// Milliseconds for the whole check.
+    pub total_ms: u64,
+    /// When the check started (RFC 3339).
+    pub checked_at: String,
+    /// Every stage that ran, in order.
+    pub stages: Vec<StageResult>,
+}
+
+impl ServerHealth {
+    /// A blank result for `target` (filled in by the check).
+    fn new(target: &ServerTarget) -> Self {
+        Self {
+            entity_id: target.entity_id.clone(),
+            organization: target.organization.clone(),
+            organization_id: target.organization_id.clone(),
+            base_uri: target.base_uri.to_string(),
+            tags: target.tags.clone(),
+            healthy: false,
+            error: None,
+            warnings: Vec::new(),
+            pin_match: None,
+            presented_pin: None,
+            expected_pins: target.pins.iter().map(ToString::to_string).collect(),
+            cert_subject: None,
+            cert_not_after: None,
+            cert_days_left: None,
+            hostname_match: None,
+            cert_names: Vec::new(),
+            tls_version: None,
+            alpn: None,
+            http_status: None,
+            latency_ms: None,
+            total_ms: 0,
+            checked_at: rfc3339(fedtls::verify::unix_now()),
+            stages: Vec::new(),
+        }
+    }
+
+    /// The result for a server the metadata lists but that cannot be called.
+    pub fn unusable(server: &SkippedServer) -> Self {
+        Self {
+            entity_id: server.entity_id.clone(),
+            organization: server.organization.clone(),
+            organization_id: server.organization_id.clone(),
+            base_uri: server.base_uri.clone().unwrap_or_default(),
+            tags: Vec::new(),
+            healthy: false,
+            error: Some(format!("metadata: {}", server.reason)),
+            warnings: Vec::new(),
+            pin_match: None,
+            presented_pin: None,
+            expected_pins: Vec::new(),
+            cert_subject: None,
+            cert_not_after: None,
+            cert_days_left: None,
+            hostname_match: None,
+            cert_names: Vec::new(),
+            tls_version: None,
+            alpn: None,
+            http_status: None,
+            latency_ms: None,
+            total_ms: 0,
+            checked_at: rfc3339(fedtls::verify::unix_now()),
+            stages: Vec::new(),
+        }
+    }
+}
+
+/// Formats Unix seconds as RFC 3339 UTC (`1970-01-01T00:00:00Z` if out of range).
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The member's client certificate, loaded once and presented in every check's handshake.
+#[derive(Debug)]
+pub struct ClientCert(Arc<CertifiedKey>);
+
+impl ClientCert {
+    /// Loads the identity's key with the aws-lc-rs provider.
+    pub fn new(identity: &Identity) -> Result<Self, rustls::Error> {
+        let (chain, key) = identity.to_rustls();
+        let key = fedtls::tls::provider().key_provider.load_private_key(key)?;
+        let certified = CertifiedKey::new(chain, key);
+        certified.keys_match()?;
+        Ok(Self(Arc::new(certified)))
+    }
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Checks every server found (and reports every unusable one as unhealthy), at most
+/// `options.concurrency` at a time and `options.rate_per_second` starts per second. The
+/// results are in the order of `found` (servers, then unusable ones).
+pub async fn check_all(
+    found: &Discovered,
+    cert: Arc<ClientCert>,
+    options: &HealthOptions,
+) -> Vec<ServerHealth> {
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
+    let pacer = Arc::new(Pacer::new(Some(options.rate_per_second)));
+    let options = Arc::new(options.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, target) in found.servers.iter().cloned().enumerate() {
+        let semaphore = Arc::clone(&semaphore);
+        let pacer = Arc::clone(&pacer);
+        let options = Arc::clone(&options);
+        let cert = Arc::clone(&cert);
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            pacer.acquire().await;
+            (i, check_server(&target, cert, &options).await)
+        });
+    }
+    let mut results: Vec<Option<ServerHealth>> = vec![None; found.servers.len()];
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, health)) => results[i] = Some(health),
+            Err(error) => tracing::error!(%error, "a health check task failed"),
+        }
+    }
+    let mut out: Vec<ServerHealth> = results
+        .into_iter()
+        .zip(&found.servers)
+        .map(|(result, target)| {
+            result.unwrap_or_else(|| {
+                let mut failed = ServerHealth::new(target);
+                failed.error = Some("internal: the check did not finish".to_owned());
+                failed
+            })
+        })
+        .collect();
+    out.extend(found.skipped.iter().map(ServerHealth::unusable));
+    out
+}
+
+/// Counts for a summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    /// Servers checked.
+    pub total: usize,
+    /// Healthy servers.
+    pub healthy: usize,
+    /// Unhealthy servers.
+    pub unhealthy: usize,
+    /// Servers with at least one warning.
+    pub warnings: usize,
+    /// Certificates expiring within the warning window (not yet expired).
+    pub expiring: usize,
+}
+
+impl Summary {
+    /// Counts `results`.
+    pub fn of(results: &[ServerHealth], expiry_warning_days: i64) -> Self {
+        Self {
+            total: results.len(),
+            healthy: results.iter().filter(|r| r.healthy).count(),
+            unhealthy: results.iter().filter(|r| !r.healthy).count(),
+            warnings: results.iter().filter(|r| !r.warnings.is_empty()).count(),
+            expiring: results
+                .iter()
+                .filter(|r| {
+                    r.cert_days_left
+                        .is_some_and(|d| (0..expiry_warning_days).contains(&d))
+                })
+                .count(),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -170,11 +170,28 @@ impl ServeArgs {
     pub async fn prepare(&self) -> Result<Prepared, String> {
         self.settings().prepare().await
     }
+
+    /// Like [`prepare`](Self::prepare), letting the caller adjust the builder last (for
+    /// example to allow clients without a certificate).
+    pub async fn prepare_with(
+        &self,
+        customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> Result<Prepared, String> {
+        self.settings().prepare_with(customize).await
+    }
 }
 
 impl ServeSettings {
     /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
     pub async fn prepare(&self) -> Result<Prepared, String> {
+        self.prepare_with(|builder| builder).await
+    }
+
+    /// Like [`prepare`](Self::prepare), with `customize` applied to the builder last.
+    pub async fn prepare_with(
+        &self,
+        customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> Result<Prepared, String> {
         let jwks_bytes = std::fs::read(&self.jwks)
             .map_err(|e| format!("cannot read the JWKS {}: {e}", self.jwks.display()))?;
         let jwks = Jwks::from_json(&jwks_bytes)
@@ -230,7 +247,10 @@ impl ServeSettings {
         if let Some(admin) = self.admin {
             builder = builder.admin(admin, None);
         }
-        let server = builder.bind(self.listen).await.map_err(|e| e.to_string())?;
+        let server = customize(builder)
+            .bind(self.listen)
+            .await
+            .map_err(|e| e.to_string())?;
         if let Some(admin) = server.admin_addr() {
             tracing::info!(admin_addr = %admin, "admin endpoints: /healthz /readyz /metrics");
         }

@@ -32,6 +32,7 @@
 
 mod access_log;
 mod admin;
+pub mod bearer;
 pub mod cli;
 pub mod client_cert;
 mod io;
@@ -41,6 +42,7 @@ pub mod rate_limit;
 pub mod response;
 pub mod server;
 pub mod shutdown;
+pub mod ss12000;
 
 pub use fedtls::tls::PeerIdentity;
 pub use policy::Policy;

@@ -175,6 +175,7 @@ pub struct ServerBuilder {
     transport: Option<Transport>,
     require_issuer_chain: bool,
     check_validity: bool,
+    optional_client_certificates: bool,
     policy: Policy,
     limits: Limits,
     rate_limit: Option<RateLimit>,
@@ -209,6 +210,7 @@ impl ServerBuilder {
             transport: None,
             require_issuer_chain: false,
             check_validity: true,
+            optional_client_certificates: false,
             policy: Policy::default(),
             limits: Limits::default(),
             rate_limit: None,
@@ -248,6 +250,17 @@ impl ServerBuilder {
         self
     }
 
+    /// Let clients connect without a certificate (off by default). Client authentication is
+    /// still offered, and a presented certificate is checked exactly as before (pin in the
+    /// metadata, policy, rate limit). A request without any client certificate reaches the
+    /// handler **without** a [`PeerIdentity`] in its extensions: the handler must then
+    /// authenticate it another way (a bearer token) and refuse it otherwise. Handlers that
+    /// look for a `PeerIdentity` therefore fail closed.
+    pub fn optional_client_certificates(mut self, yes: bool) -> Self {
+        self.optional_client_certificates = yes;
+        self
+    }
+
     /// Who may use the server once authenticated.
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -279,6 +292,7 @@ impl ServerBuilder {
         let verifier = PinnedClientVerifier::new(Arc::clone(&self.source))
             .require_issuer_chain(self.require_issuer_chain)
             .check_validity(self.check_validity)
+            .mandatory(!self.optional_client_certificates)
             .into_arc();
         let acceptor = match &transport {
             Transport::MutualTls(resolver) => {
@@ -320,6 +334,7 @@ impl ServerBuilder {
                 acceptor,
                 verifier,
                 trusted,
+                optional_client_certificates: self.optional_client_certificates,
                 policy: self.policy,
                 rate_limiter: self.rate_limit.map(RateLimiter::new),
                 limits: self.limits,
@@ -335,6 +350,7 @@ struct Shared {
     acceptor: Option<TlsAcceptor>,
     verifier: Arc<dyn ClientCertVerifier>,
     trusted: Vec<TrustedProxy>,
+    optional_client_certificates: bool,
     policy: Policy,
     rate_limiter: Option<RateLimiter>,
     limits: Limits,
@@ -629,15 +645,25 @@ async fn handle<H: Handler>(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let forwarded_cert = request.headers_mut().remove(CLIENT_CERT_HEADER);
-    let (mut response, peer) = match authorize(shared, connection, forwarded_cert) {
-        Err(refusal) => (refusal.into_response(), None),
-        Ok((peer, certificate)) => {
-            let logged = (peer.entity_id.clone(), peer.organization_id.clone());
-            request.extensions_mut().insert(certificate);
-            (
-                admit(shared, peer, connection, request, handler).await,
-                Some(logged),
-            )
+    let anonymous =
+        shared.optional_client_certificates && connection.pin.is_none() && forwarded_cert.is_none();
+    let (mut response, peer) = if anonymous {
+        // No certificate at all, and the server allows that: the handler authenticates.
+        (
+            run_handler(shared, connection, request, None, handler).await,
+            None,
+        )
+    } else {
+        match authorize(shared, connection, forwarded_cert) {
+            Err(refusal) => (refusal.into_response(), None),
+            Ok((peer, certificate)) => {
+                let logged = (peer.entity_id.clone(), peer.organization_id.clone());
+                request.extensions_mut().insert(certificate);
+                (
+                    admit(shared, peer, connection, request, handler).await,
+                    Some(logged),
+                )
+            }
         }
     };
     if connection.close.load(Ordering::Acquire) {
@@ -803,6 +829,17 @@ async fn admit<H: Handler>(
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         return response;
     }
+    run_handler(shared, connection, request, Some(peer), handler).await
+}
+
+/// Body limit and the handler with its deadline; `peer` goes into the extensions when known.
+async fn run_handler<H: Handler>(
+    shared: &Shared,
+    connection: &Connection,
+    request: Request<Incoming>,
+    peer: Option<PeerIdentity>,
+    handler: H,
+) -> Response<Body> {
     let max_body = shared.limits.max_body;
     let declared = request
         .headers()
@@ -817,7 +854,9 @@ async fn admit<H: Handler>(
         );
     }
     let (mut parts, body) = request.into_parts();
-    parts.extensions.insert(peer);
+    if let Some(peer) = peer {
+        parts.extensions.insert(peer);
+    }
     parts.extensions.insert(connection.info.clone());
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
     let request = Request::from_parts(parts, Limited::new(body, limit));

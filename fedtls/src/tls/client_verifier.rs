@@ -29,7 +29,8 @@ pub const MAX_INTERMEDIATES: usize = 8;
 ///
 /// Every handshake asks the [`SnapshotSource`] again, so a pin removed from the metadata is
 /// refused from the next handshake on, and when there is no valid metadata (none loaded, or
-/// the newest has expired) every client is refused. Client authentication is mandatory.
+/// the newest has expired) every client is refused. Client authentication is mandatory unless
+/// [`mandatory(false)`](Self::mandatory) is set.
 ///
 /// By default the certificate's validity period is enforced and its issuer is not checked
 /// (the pin is the trust, as FedTLS specifies); see [`require_issuer_chain`](Self::require_issuer_chain).
@@ -38,6 +39,7 @@ pub struct PinnedClientVerifier {
     source: Arc<dyn SnapshotSource>,
     issuer_chain: bool,
     validity: bool,
+    mandatory: bool,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
@@ -49,6 +51,7 @@ impl PinnedClientVerifier {
             source,
             issuer_chain: false,
             validity: true,
+            mandatory: true,
             algorithms: signature_algorithms(),
         }
     }
@@ -74,6 +77,15 @@ impl PinnedClientVerifier {
         self
     }
 
+    /// Whether a client must present a certificate (on by default). When off, client
+    /// authentication is still offered and a presented certificate is checked exactly as
+    /// before, but a client may also complete the handshake without one; the server must then
+    /// authenticate it some other way (for example a bearer token).
+    pub fn mandatory(mut self, yes: bool) -> Self {
+        self.mandatory = yes;
+        self
+    }
+
     /// The verifier as rustls takes it.
     pub fn into_arc(self) -> Arc<dyn ClientCertVerifier> {
         Arc::new(self)
@@ -86,7 +98,7 @@ impl ClientCertVerifier for PinnedClientVerifier {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        true
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {

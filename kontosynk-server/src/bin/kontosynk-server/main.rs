@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use kontosynk_server::cli::parse_args;
 
 mod import;
+mod ss12000;
 mod whoami;
 
 #[derive(Parser)]
@@ -28,6 +29,7 @@ struct Cli {
 #[allow(clippy::large_enum_variant)] // parsed once; boxing would only add noise
 enum Command {
     Whoami(whoami::WhoamiArgs),
+    Ss12000(ss12000::Ss12000Args),
     Import(import::ImportArgs),
     Export(import::ExportArgs),
 }
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Whoami(args) => whoami::run(args).await,
+            Command::Ss12000(args) => ss12000::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::run_export(args).await,
         }

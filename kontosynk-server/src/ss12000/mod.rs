@@ -1,0 +1,209 @@
+//! The SS 12000 API server over an [`ss12000::Store`]: the subset Skolverket's SS 12000
+//! client uses (PROTOCOL-NOTES §4, `specs/ss12000-reference-api.openapi.yml`).
+//!
+//! - `GET /{collection}` with `limit`, `pageToken` and `meta.created.*`/`meta.modified.*`
+//!   filters (keyset paging: see [`paging`]), `GET /{collection}/{id}`,
+//!   `POST /{collection}/lookup` (`{"ids": [...]}`),
+//! - `GET /deletedEntities`,
+//! - `POST /subscriptions`, `PATCH|DELETE /subscriptions/{id}` with webhook delivery
+//!   ([`webhooks`]),
+//! - `POST /log`, `POST /statistics` (kept with [`ss12000::Store::append_record`]).
+//!
+//! Authentication ([`AuthMode`]): the FedTLS peer identity the framework established (its
+//! [`crate::Policy`] already applied), a bearer JWT ([`crate::bearer`]), or either.
+//! The API is mounted under the path of its base URL (`/ss12000/v2.0`), or at `/`.
+
+pub mod error;
+pub mod paging;
+pub mod query;
+mod records;
+mod routes;
+mod subscriptions;
+pub mod webhooks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedtls::tls::PeerIdentity;
+use http::{Request, Response};
+use ss12000::Store;
+
+use crate::bearer::BearerVerifier;
+use crate::response::Body;
+use crate::{Handler, RequestBody};
+
+pub use error::ApiError;
+pub use paging::PageLimits;
+pub use webhooks::{Change, WebhookConfig, Webhooks};
+
+/// How clients authenticate to the API.
+#[derive(Debug, Clone)]
+pub enum AuthMode {
+    /// FedTLS mutual TLS only (the server's `Policy` decides who).
+    MutualTls,
+    /// A bearer JWT only (the server must allow connections without a client certificate).
+    Bearer(Arc<BearerVerifier>),
+    /// Either a FedTLS client certificate or a bearer JWT.
+    Either(Arc<BearerVerifier>),
+}
+
+impl AuthMode {
+    /// Whether clients may connect without a certificate (bearer-only and either).
+    pub fn needs_optional_client_certificates(&self) -> bool {
+        !matches!(self, AuthMode::MutualTls)
+    }
+}
+
+/// Who made a request, as far as the API is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The federation entity id (mTLS), or the token's `entity_id` (bearer): subscription
+    /// owner.
+    pub id: String,
+    /// How the caller authenticated: `mtls` or `bearer`.
+    pub method: &'static str,
+}
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Who may call.
+    pub auth: AuthMode,
+    /// The path the API is mounted under (`/ss12000/v2.0`; empty or `/` for the root).
+    pub base_path: String,
+    /// Page sizes.
+    pub pages: PageLimits,
+    /// The longest a subscription lives before it must be extended with `PATCH`.
+    pub subscription_lifetime: Duration,
+    /// The most ids one `lookup` may ask for.
+    pub max_lookup_ids: usize,
+    /// Accept `http://` webhook targets (tests and closed networks only).
+    pub allow_http_targets: bool,
+}
+
+impl ApiConfig {
+    /// Defaults: mounted at `/`, 100/5,000 items per page, 30-day subscriptions, 1,000 ids per
+    /// lookup, `https://` webhook targets only.
+    pub fn new(auth: AuthMode) -> ApiConfig {
+        ApiConfig {
+            auth,
+            base_path: String::new(),
+            pages: PageLimits::default(),
+            subscription_lifetime: Duration::from_secs(30 * 86_400),
+            max_lookup_ids: 1_000,
+            allow_http_targets: false,
+        }
+    }
+}
+
+/// The API: a store, its settings and the webhook dispatcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Ss12000Api {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: ApiConfig,
+    webhooks: Webhooks,
+}
+
+impl Ss12000Api {
+    /// The API over `store`, notifying subscribers through `webhooks`.
+    pub fn new(store: Store, mut config: ApiConfig, webhooks: Webhooks) -> Ss12000Api {
+        config.base_path = config.base_path.trim_end_matches('/').to_owned();
+        if !config.base_path.is_empty() && !config.base_path.starts_with('/') {
+            config.base_path.insert(0, '/');
+        }
+        Ss12000Api {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                webhooks,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The webhook dispatcher (to report writes made in this process).
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ApiConfig {
+        &self.inner.config
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request<RequestBody>) -> Response<Body> {
+        let caller = match self.authenticate(&request).await {
+            Ok(caller) => caller,
+            Err(err) => return err.into_response(),
+        };
+        match routes::route(self, &caller, request).await {
+            Ok(response) => response,
+            Err(err) => err.into_response(),
+        }
+    }
+
+    /// The API as a server [`Handler`].
+    pub fn handler(&self) -> impl Handler {
+        let api = self.clone();
+        move |request: Request<RequestBody>| {
+            let api = api.clone();
+            async move { api.handle(request).await }
+        }
+    }
+
+    /// Decides who the caller is, failing closed: without an accepted identity, 401/403.
+    async fn authenticate(&self, request: &Request<RequestBody>) -> Result<Caller, ApiError> {
+        let peer = request.extensions().get::<PeerIdentity>();
+        let bearer = match &self.inner.config.auth {
+            AuthMode::MutualTls => {
+                return peer
+                    .map(|p| Caller {
+                        id: p.entity_id.clone(),
+                        method: "mtls",
+                    })
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            http::StatusCode::UNAUTHORIZED,
+                            "client_certificate_required",
+                            "this API requires a FedTLS client certificate",
+                        )
+                    });
+            }
+            AuthMode::Either(verifier) => {
+                if let Some(peer) = peer {
+                    return Ok(Caller {
+                        id: peer.entity_id.clone(),
+                        method: "mtls",
+                    });
+                }
+                verifier
+            }
+            AuthMode::Bearer(verifier) => verifier,
+        };
+        let header = request.headers().get(http::header::AUTHORIZATION);
+        match bearer.verify_header(header).await {
+            Ok(claims) => Ok(Caller {
+                id: claims.subject(),
+                method: "bearer",
+            }),
+            Err(err) => {
+                tracing::info!(reason = %err, "bearer token refused");
+                Err(ApiError {
+                    status: err.status(),
+                    code: err.code(),
+                    challenge: Some(err.www_authenticate()),
+                    message: err.to_string(),
+                })
+            }
+        }
+    }
+}

@@ -35,6 +35,7 @@ macro_rules! subcommands {
 
 subcommands! {
     Health => health,
+    Sync => sync,
 }
 
 /// Mutual-TLS client for FedTLS federations (Skolfederation Moa).

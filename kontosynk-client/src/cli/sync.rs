@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use fedtls::Pin;
 use fedtls::claims::ClaimsPolicy;
-use fedtls::snapshot::SnapshotSource;
 use fedtls::jwk::Jwks;
+use fedtls::snapshot::SnapshotSource;
 use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ss12000::{Collection, Database, Store};

@@ -26,6 +26,7 @@ use support::{Fed, SCHOOL};
 struct School {
     fed: Fed,
     cell: Arc<SnapshotCell>,
+    base: String,
 }
 
 async fn school(store: Store) -> School {
@@ -43,12 +44,10 @@ async fn school(store: Store) -> School {
     let (cert, key) = fed.files("school-server");
     let (cert, key) = (cert.to_owned(), key.to_owned());
     let addr = support::serve(Arc::clone(&cell), &cert, &key, api.handler()).await;
-    fed.set_base_uri(
-        SCHOOL,
-        &format!("https://localhost:{}/ss12000/v2.0", addr.port()),
-    );
+    let base = format!("https://localhost:{}/ss12000/v2.0", addr.port());
+    fed.set_base_uri(SCHOOL, &base);
     cell.store(fed.snapshot());
-    School { fed, cell }
+    School { fed, cell, base }
 }
 
 impl School {
@@ -250,8 +249,11 @@ fn kontosynk(dir: &Path, school: &School, db: &Path, extra: &[&str]) -> Command 
         .arg(cert)
         .arg("--key")
         .arg(key)
-        .arg("--server-entity")
-        .arg(SCHOOL)
+        .args(if extra.contains(&"--url") {
+            vec![]
+        } else {
+            vec!["--server-entity", SCHOOL]
+        })
         .arg("--db")
         .arg(format!("sqlite:{}", db.display()))
         .args(extra)
@@ -330,6 +332,68 @@ async fn the_cli_killed_mid_sync_resumes_without_loss() {
     assert!(
         table.contains("persons") && table.contains("incremental"),
         "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_finds_a_server_by_url_and_pin_and_reports_to_it() {
+    let server_db = ss12000::testing::sqlite();
+    let server_store = server_db.open().await;
+    seed(&server_store, 30).await;
+    let school = school(server_store.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.sqlite");
+    let pin = school
+        .fed
+        .fed
+        .party("school-server")
+        .unwrap()
+        .pin
+        .to_string();
+    let output = kontosynk(
+        dir.path(),
+        &school,
+        &db,
+        &["--url", &school.base, "--pin", &pin, "--report"],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        server_store
+            .records("statistics", 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(server_store.records("log", 0, 100).await.unwrap().len(), 1);
+
+    // A pin the metadata does not list for that server: refused before any connection.
+    let wrong = school
+        .fed
+        .fed
+        .party("school-client")
+        .unwrap()
+        .pin
+        .to_string();
+    let output = kontosynk(
+        dir.path(),
+        &school,
+        &db,
+        &["--url", &school.base, "--pin", &wrong],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.starts_with("error: no server in the federation metadata has base_uri"),
+        "{stderr}"
     );
 }
 

@@ -27,7 +27,8 @@ pub struct SyncOptions {
     pub overlap_seconds: i64,
     /// List everything, ignoring watermarks (a pass left unfinished by a full run is resumed).
     pub full: bool,
-    /// Mirror `deletedEntities` (default on).
+    /// Mirror `deletedEntities` (default on). Turned on after runs without it, deletions are
+    /// mirrored from that run's start on; earlier ones need a fresh store and a full sync.
     pub deletions: bool,
     /// Largest page body accepted, in bytes (default 64 MiB).
     pub max_page_bytes: usize,

@@ -241,3 +241,76 @@ async fn post<T: Serialize>(
         body: excerpt(&text),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SyncReport {
+        let mut persons = CollectionReport::new(Collection::Persons, Mode::Incremental);
+        persons.add(Some(&CollectionSummary {
+            inserted: 2,
+            updated: 3,
+            unchanged: 4,
+            deleted: 1,
+        }));
+        persons.pages = 2;
+        let groups = CollectionReport::new(Collection::Groups, Mode::Resumed);
+        SyncReport {
+            server: "https://s.example/v2.0/".into(),
+            collections: vec![persons, groups],
+            deletion_pages: 1,
+            ignored_deletions: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn table_has_one_line_per_collection_and_a_total() {
+        let table = sample().table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        let persons: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(persons, ["persons", "incremental", "2", "3", "1", "4", "2"]);
+        assert!(lines[2].contains("resumed"), "{table}");
+        let total: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(total, ["total", "2", "3", "1", "4", "2"]);
+    }
+
+    #[test]
+    fn json_names_collections_by_path() {
+        let value = serde_json::to_value(sample()).unwrap();
+        assert_eq!(value["collections"][0]["collection"], "persons");
+        assert_eq!(value["collections"][0]["mode"], "incremental");
+        assert_eq!(value["collections"][0]["deleted"], 1);
+    }
+
+    #[test]
+    fn statistics_and_log_follow_the_reference_shapes() {
+        let at = Timestamp::from_unix_micros(0);
+        let entries = statistics(&sample(), at);
+        let value = serde_json::to_value(&entries[0]).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({"resourceType": "Person", "newCount": 2, "updatedCount": 3,
+                "deletedCount": 1, "resourceUrl": "https://s.example/v2.0/persons",
+                "timeOfOccurance": "1970-01-01T00:00:00Z"})
+        );
+        let ok = log_entry(Ok(&sample()), at);
+        assert_eq!(ok.severity_level, "Info");
+        assert!(
+            ok.message
+                .contains("persons incremental: 2 new, 3 updated, 1 deleted, 4 unchanged")
+        );
+        let error = SyncError::EmptyPages {
+            url: "https://s/persons".into(),
+            count: 16,
+        };
+        let failed = log_entry(Err(&error), at);
+        assert_eq!(failed.severity_level, "Error");
+        assert!(
+            failed
+                .message
+                .starts_with("sync failed: GET https://s/persons")
+        );
+    }
+}

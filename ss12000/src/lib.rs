@@ -4,6 +4,11 @@
 //! know survive a round trip; [`model`] gives typed views of the five collections Skolverket
 //! uses. A [`Store`] keeps objects, tombstones and sync state in SQLite (the embedded default)
 //! or PostgreSQL, with the same behaviour on both.
+//!
+//! - [`import`] loads JSON files into a store (a school's data) and exports it back.
+//! - [`sample`] generates a deterministic Swedish school for demos and benchmarks.
+//! - `testing` (cargo feature `testing`) hands tests a fresh SQLite or PostgreSQL database;
+//!   other crates enable it in `[dev-dependencies]` to run their tests on both back ends.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

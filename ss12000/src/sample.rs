@@ -433,7 +433,7 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
         let per_unit =
             group_count / unit_count + usize::from(unit_index < group_count % unit_count);
         let local = g / unit_count;
-        let class = local % 2 == 0;
+        let class = local.is_multiple_of(2);
         let students = &unit.students;
         let members: Vec<&(String, String, u32)> = if students.is_empty() {
             Vec::new()

@@ -198,6 +198,27 @@ async fn delete_leaves_tombstone_and_upsert_resurrects(db: &TestDatabase) {
     let left = store.deleted(&all).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, "never");
+
+    // Within one batch, writes apply in order: delete then upsert is a resurrection,
+    // upsert then delete leaves a tombstone.
+    let mut batch = WriteBatch::new();
+    batch
+        .delete(p.clone(), "a", t("2026-04-01T00:00:00Z"))
+        .upsert(p.clone(), obj("a", ""))
+        .upsert(p.clone(), obj("n", ""))
+        .delete(p.clone(), "n", t("2026-04-02T00:00:00Z"));
+    let counts = store.apply(batch).await.unwrap().collections[&p];
+    assert_eq!((counts.inserted, counts.deleted), (2, 2));
+    assert!(store.get(&p, "a").await.unwrap().is_some());
+    assert!(store.get(&p, "n").await.unwrap().is_none());
+    let ids: Vec<String> = store
+        .deleted(&all)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(ids, ["never", "n"]);
 }
 
 async fn snapshot(
@@ -846,4 +867,41 @@ async fn other_collections_are_kept(db: &TestDatabase) {
         obj("x", r#","child":{"id":"p"}"#).json()
     );
     assert_eq!(store.count(&placements).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn unusable_databases_are_reported_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not an SQLite database, just some text long enough",
+    )
+    .unwrap();
+    let err = Store::open(&Database::Sqlite(garbage)).await.err().unwrap();
+    assert!(
+        matches!(err, StoreError::Open { ref database, .. } if database.contains("garbage.db")),
+        "{err}"
+    );
+
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE objects (x INTEGER)")
+        .unwrap();
+    let err = Store::open(&Database::Sqlite(foreign)).await.err().unwrap();
+    assert!(err.to_string().contains("not a kontosynk store"), "{err}");
+
+    let missing_dir = Database::Sqlite(dir.path().join("no/such/dir/s.db"));
+    assert!(matches!(
+        Store::open(&missing_dir).await,
+        Err(StoreError::Open { .. })
+    ));
+
+    let unreachable: Database = "postgres://u:secret@127.0.0.1:1/x?connect_timeout=2"
+        .parse()
+        .unwrap();
+    let err = Store::open(&unreachable).await.err().unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err}");
+    assert!(!err.to_string().contains("secret"), "{err}");
 }

@@ -107,6 +107,14 @@ pub struct Store {
     database: Database,
 }
 
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("database", &self.database)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Backend {
     Sqlite(sqlite::SqliteStore),
     Postgres(postgres::PgStore),

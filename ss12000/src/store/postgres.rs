@@ -86,6 +86,47 @@ fn limit_param(limit: usize) -> i64 {
     i64::try_from(page_limit(limit)).unwrap_or(i64::MAX)
 }
 
+/// What the batch's upserts will find: `(collection, id)` → the stored body, or `None`.
+type Live = std::collections::HashMap<(String, String), Option<String>>;
+
+/// Reads the stored bodies of every object a batch upserts (one query per collection).
+async fn prefetch(
+    tx: &deadpool_postgres::Transaction<'_>,
+    writes: &[Write],
+) -> Result<Live, StoreError> {
+    let op = "apply";
+    let mut wanted: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for write in writes {
+        if let Write::Upsert(collection, object) = write {
+            wanted
+                .entry(collection.path())
+                .or_default()
+                .push(object.id());
+        }
+    }
+    let mut live = Live::new();
+    if wanted.is_empty() {
+        return Ok(live);
+    }
+    let select = tx
+        .prepare_cached("SELECT id, body FROM objects WHERE collection = $1 AND id = ANY($2)")
+        .await
+        .map_err(|e| query_error(op, &e))?;
+    for (name, ids) in wanted {
+        for id in &ids {
+            live.insert((name.to_owned(), (*id).to_owned()), None);
+        }
+        let rows = tx
+            .query(&select, &[&name, &ids])
+            .await
+            .map_err(|e| query_error(op, &e))?;
+        for row in rows {
+            live.insert((name.to_owned(), row.get(0)), Some(row.get(1)));
+        }
+    }
+    Ok(live)
+}
+
 impl PgStore {
     pub(crate) async fn open(url: &str, database: &Database) -> Result<PgStore, StoreError> {
         let label = database.to_string();
@@ -207,10 +248,9 @@ impl PgStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
             .await
             .map_err(|e| query_error(op, &e))?;
-        let select = tx
-            .prepare_cached("SELECT body FROM objects WHERE collection = $1 AND id = $2")
-            .await
-            .map_err(|e| query_error(op, &e))?;
+        // One query per collection reads what the batch's upserts will replace, so each upsert
+        // costs at most one round trip.
+        let mut live = prefetch(&tx, &writes).await?;
         let update = tx
             .prepare_cached(
                 "UPDATE objects SET body = $3, created = $4, modified = $5
@@ -220,13 +260,10 @@ impl PgStore {
             .map_err(|e| query_error(op, &e))?;
         let insert = tx
             .prepare_cached(
-                "INSERT INTO objects (collection, id, body, created, modified)
+                "WITH unburied AS (DELETE FROM tombstones WHERE collection = $1 AND id = $2)
+                 INSERT INTO objects (collection, id, body, created, modified)
                  VALUES ($1, $2, $3, $4, $5)",
             )
-            .await
-            .map_err(|e| query_error(op, &e))?;
-        let unbury = tx
-            .prepare_cached("DELETE FROM tombstones WHERE collection = $1 AND id = $2")
             .await
             .map_err(|e| query_error(op, &e))?;
         let remove = tx
@@ -247,11 +284,8 @@ impl PgStore {
             match write {
                 Write::Upsert(collection, object) => {
                     let name = collection.path();
-                    let old: Option<String> = tx
-                        .query_opt(&select, &[&name, &object.id()])
-                        .await
-                        .map_err(|e| query_error(op, &e))?
-                        .map(|row| row.get(0));
+                    let key = (name.to_owned(), object.id().to_owned());
+                    let old = live.get(&key).cloned().flatten();
                     let created = micros(object.created());
                     let modified = micros(object.modified());
                     let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
@@ -269,12 +303,10 @@ impl PgStore {
                             tx.execute(&insert, &args)
                                 .await
                                 .map_err(|e| query_error(op, &e))?;
-                            tx.execute(&unbury, &[&name, &object.id()])
-                                .await
-                                .map_err(|e| query_error(op, &e))?;
                             counts.inserted += 1;
                         }
                     }
+                    live.insert(key, Some(object.json().to_owned()));
                     seen.insert(collection);
                 }
                 Write::Delete(collection, id, at) => {
@@ -287,6 +319,9 @@ impl PgStore {
                         .await
                         .map_err(|e| query_error(op, &e))?;
                     summary.entry(&collection).deleted += removed;
+                    if let Some(known) = live.get_mut(&(name.to_owned(), id.clone())) {
+                        *known = None;
+                    }
                     seen.insert(collection);
                 }
                 Write::State(key, value) => match value {
@@ -348,29 +383,36 @@ impl PgStore {
         let name = collection.path();
         let op = format!("list {name}");
         let client = self.client(&op).await?;
+        // Only the filters asked for, so each shape gets a plan of its own (at most 16 texts).
+        let mut sql =
+            String::from("SELECT id, body FROM objects WHERE collection = $1 AND id > $2");
+        let mut args: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = vec![
+            Box::new(name.to_owned()),
+            Box::new(query.after_id.clone().unwrap_or_default()),
+        ];
+        for (column, op_sign, value) in [
+            ("created", "<", query.created_before),
+            ("created", ">", query.created_after),
+            ("modified", "<", query.modified_before),
+            ("modified", ">", query.modified_after),
+        ] {
+            if let Some(value) = value {
+                args.push(Box::new(value.unix_micros()));
+                sql.push_str(&format!(" AND {column} {op_sign} ${}", args.len()));
+            }
+        }
+        args.push(Box::new(limit_param(query.limit)));
+        sql.push_str(&format!(" ORDER BY collection, id LIMIT ${}", args.len()));
         let stmt = client
-            .prepare_cached(
-                "SELECT id, body FROM objects
-                 WHERE collection = $1 AND id > $2
-                   AND ($3::bigint IS NULL OR created < $3) AND ($4::bigint IS NULL OR created > $4)
-                   AND ($5::bigint IS NULL OR modified < $5) AND ($6::bigint IS NULL OR modified > $6)
-                 ORDER BY collection, id LIMIT $7",
-            )
+            .prepare_cached(&sql)
             .await
             .map_err(|e| query_error(&op, &e))?;
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = args
+            .iter()
+            .map(|a| a.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
         let rows = client
-            .query(
-                &stmt,
-                &[
-                    &name,
-                    &query.after_id.as_deref().unwrap_or(""),
-                    &micros(query.created_before),
-                    &micros(query.created_after),
-                    &micros(query.modified_before),
-                    &micros(query.modified_after),
-                    &limit_param(query.limit),
-                ],
-            )
+            .query(&stmt, &refs)
             .await
             .map_err(|e| query_error(&op, &e))?;
         rows.iter()

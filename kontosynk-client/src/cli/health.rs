@@ -64,7 +64,7 @@ pub struct Args {
     /// Servers checked at once.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
-    /// Checks started per second, over all servers.
+    /// Checks started per second, over all servers (0: no pacing, only --concurrency).
     #[arg(long, value_name = "PER_SECOND", default_value_t = 50.0)]
     rate: f64,
     /// Time allowed for each stage (DNS, TCP, TLS, HTTP), in seconds.
@@ -116,7 +116,6 @@ impl Args {
             http_timeout: stage,
             expiry_warning_days: self.expiry_warning_days,
             hostname_warn_only: self.hostname_warn_only,
-            resolve_override: None,
         }
     }
 

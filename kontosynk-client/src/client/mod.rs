@@ -84,6 +84,15 @@ pub enum ClientError {
         /// Why.
         reason: String,
     },
+    /// The request could not be built (bad header value, body serialization).
+    #[error("cannot build the request: {detail}")]
+    BuildRequest {
+        /// The error with its causes.
+        detail: String,
+        /// The reqwest error.
+        #[source]
+        source: reqwest::Error,
+    },
     /// The request failed in transport (DNS, TCP, TLS, timeout, protocol), after retries.
     #[error("{method} {url} failed: {detail}")]
     Request {

@@ -95,9 +95,7 @@ impl Sender {
         &self,
         builder: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let request = builder.build().map_err(|e| ClientError::Request {
-            method: String::new(),
-            url: e.url().map(ToString::to_string).unwrap_or_default(),
+        let request = builder.build().map_err(|e| ClientError::BuildRequest {
             detail: error_chain(&e),
             source: e,
         })?;

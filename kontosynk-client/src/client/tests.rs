@@ -261,3 +261,70 @@ fn builder_needs_a_server_and_a_matching_key() {
     let error = Identity::from_pem_files(&missing, &missing).unwrap_err();
     assert!(error.to_string().contains("missing.pem"), "{error}");
 }
+
+#[tokio::test]
+async fn falls_back_to_http1_when_the_server_offers_only_http1() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::rt::TokioIo;
+
+    let mut fed = Fed::new();
+    let (cert, key) = fed.files("school-server");
+    let chain = fedtls::tls::load_cert_chain(cert).unwrap();
+    let key = fedtls::tls::load_private_key(key).unwrap();
+    let cell = Arc::new(SnapshotCell::new());
+    // A server speaking only HTTP/1.1 (ALPN http/1.1), requiring a pinned client.
+    let config = fedtls::tls::server_config(
+        Arc::new(fedtls::tls::PinnedClientVerifier::new(cell.clone())),
+        chain,
+        key,
+        &[b"http/1.1"],
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |request: Request<hyper::body::Incoming>| async move {
+                        let body = format!("{:?}", request.version());
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+                            body,
+                        ))))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    fed.set_base_uri(SCHOOL, &format!("https://127.0.0.1:{port}/"));
+    cell.store(fed.snapshot());
+    let client = FederationClient::builder(cell.clone(), fed.identity("supplier-client"))
+        .discover(ServerQuery::entity(SCHOOL), Choice::Unique)
+        .build()
+        .unwrap();
+    let response = client.send(client.get("x").unwrap()).await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    assert_eq!(response.text().await.unwrap(), "HTTP/1.1");
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_be_built_is_an_error_not_a_panic() {
+    let fed = Fed::new();
+    let cell = Arc::new(SnapshotCell::with(fed.snapshot()));
+    let client = FederationClient::builder(cell, fed.identity("supplier-client"))
+        .discover(ServerQuery::entity(SCHOOL), Choice::Unique)
+        .build()
+        .unwrap();
+    let bad = client.get("x").unwrap().header("x-bad", "line\nbreak");
+    let error = client.send(bad).await.unwrap_err();
+    assert!(matches!(error, ClientError::BuildRequest { .. }), "{error}");
+}

@@ -19,7 +19,6 @@ pub mod metrics;
 mod probe;
 pub mod serve;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +36,8 @@ pub use probe::check_server;
 pub struct HealthOptions {
     /// At most this many servers are checked at once (default 20).
     pub concurrency: usize,
-    /// At most this many checks start per second, over all servers (default 50).
+    /// At most this many checks start per second, over all servers (default 50; zero or
+    /// less: no pacing, only the concurrency bound).
     pub rate_per_second: f64,
     /// Time allowed for DNS resolution (default 5 s).
     pub dns_timeout: Duration,
@@ -51,8 +51,6 @@ pub struct HealthOptions {
     pub expiry_warning_days: i64,
     /// A host name mismatch is a warning instead of a failure.
     pub hostname_warn_only: bool,
-    /// Connect here instead of resolving the `base_uri` host (tests, split-horizon DNS).
-    pub resolve_override: Option<SocketAddr>,
 }
 
 impl Default for HealthOptions {
@@ -66,7 +64,6 @@ impl Default for HealthOptions {
             http_timeout: Duration::from_secs(10),
             expiry_warning_days: 30,
             hostname_warn_only: false,
-            resolve_override: None,
         }
     }
 }

@@ -87,10 +87,7 @@ impl Probe<'_> {
 
         // DNS
         let t = Instant::now();
-        let addrs = match self.options.resolve_override {
-            Some(addr) => Ok(vec![addr]),
-            None => resolve(&host, port, self.options.dns_timeout).await,
-        };
+        let addrs = resolve(&host, port, self.options.dns_timeout).await;
         let addrs = match addrs {
             Ok(addrs) => {
                 let shown = addrs

@@ -348,3 +348,150 @@ impl AddMicros for Timestamp {
         Timestamp::from_unix_micros(self.unix_micros().saturating_add(micros))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn tokens_carry_collection_filters_and_position() {
+        let first = list_request(
+            &Collection::Persons,
+            &params(&[
+                ("meta.modified.after", "2026-01-01T00:00:00Z"),
+                ("limit", "10"),
+            ]),
+            PageLimits::default(),
+        )
+        .unwrap();
+        let token = first.next_token("abc");
+        let next = list_request(
+            &Collection::Persons,
+            &params(&[("pageToken", &token)]),
+            PageLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(next.query.after_id.as_deref(), Some("abc"));
+        assert_eq!(next.query.modified_after, first.query.modified_after);
+        assert_eq!(
+            next.query.limit, 100,
+            "limit is not carried; default applies"
+        );
+        // Standard-alphabet, padded re-encodings are tolerated.
+        let padded = format!("{token}==");
+        assert!(
+            list_request(
+                &Collection::Persons,
+                &params(&[("pageToken", &padded)]),
+                PageLimits::default()
+            )
+            .is_ok()
+        );
+        let err = list_request(
+            &Collection::Groups,
+            &params(&[("pageToken", &token)]),
+            PageLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "invalid_page_token");
+    }
+
+    #[test]
+    fn inclusive_bounds_become_strict_store_bounds() {
+        let request = list_request(
+            &Collection::Persons,
+            &params(&[
+                ("meta.created.after", "2026-01-01T00:00:00Z"),
+                ("meta.created.before", "2026-01-02T00:00:00Z"),
+            ]),
+            PageLimits::default(),
+        )
+        .unwrap();
+        let after = Timestamp::parse("2026-01-01T00:00:00Z")
+            .unwrap()
+            .unix_micros();
+        let before = Timestamp::parse("2026-01-02T00:00:00Z")
+            .unwrap()
+            .unix_micros();
+        assert_eq!(
+            request.query.created_after.unwrap().unix_micros(),
+            after - 1
+        );
+        assert_eq!(
+            request.query.created_before.unwrap().unix_micros(),
+            before + 1
+        );
+    }
+
+    #[test]
+    fn limits_are_checked_and_capped() {
+        let limits = PageLimits {
+            default: 7,
+            max: 50,
+        };
+        let limit = |v: &str| {
+            list_request(&Collection::Persons, &params(&[("limit", v)]), limits)
+                .map(|r| r.query.limit)
+        };
+        assert_eq!(limit("1").unwrap(), 1);
+        assert_eq!(limit("51").unwrap(), 50);
+        assert!(limit("0").is_err());
+        assert!(limit("-1").is_err());
+        assert!(limit("").is_err());
+        assert_eq!(
+            list_request(&Collection::Persons, &[], limits)
+                .unwrap()
+                .query
+                .limit,
+            7
+        );
+    }
+
+    #[test]
+    fn deleted_tokens_resume_after_the_last_tombstone() {
+        let first = deleted_request(
+            &params(&[
+                ("entities", "Person,Group"),
+                ("after", "2026-01-01T00:00:00Z"),
+            ]),
+            PageLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            first.query.collections,
+            vec![Collection::Persons, Collection::Groups]
+        );
+        let last = ss12000::Tombstone {
+            collection: Collection::Groups,
+            id: "g".into(),
+            deleted_at: Timestamp::parse("2026-02-01T00:00:00Z").unwrap(),
+        };
+        let token = first.next_token(&last);
+        let next = deleted_request(
+            &params(&[("pageToken", &token), ("limit", "3")]),
+            PageLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(next.query.collections, first.query.collections);
+        assert_eq!(next.query.after, first.query.after);
+        assert_eq!(
+            next.query.after_key,
+            Some((last.deleted_at, Collection::Groups, "g".into()))
+        );
+        assert_eq!(next.query.limit, 3);
+        assert!(
+            deleted_request(
+                &params(&[("pageToken", &token), ("after", "2026-01-01T00:00:00Z")]),
+                PageLimits::default()
+            )
+            .is_err()
+        );
+    }
+}

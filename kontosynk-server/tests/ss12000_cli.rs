@@ -1,0 +1,184 @@
+//! `kontosynk-server ss12000` as a real process over a real SQLite file.
+
+mod ss12000_common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fedtls::testfed::{FederationOptions, TestFederation};
+use fedtls::tls::{PinnedServerVerifier, client_config, load_cert_chain, load_private_key};
+use serde_json::Value;
+use ss12000::{Collection, Database, Store, Timestamp};
+use ss12000_common::{AuthServer, SKOLVERKET, claims, person, put, token};
+
+const LOCATION: &str = "https://school.example/ss12000/v2.0";
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(fed: &TestFederation, db: &str, extra: &[&str]) -> Command {
+    let server = fed.party("school-server").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
+    command
+        .args(["ss12000", "--listen", "127.0.0.1:0", "--db", db])
+        .arg("--cert")
+        .arg(&server.cert)
+        .arg("--key")
+        .arg(&server.key)
+        .arg("--metadata")
+        .arg(&fed.metadata_jws)
+        .arg("--jwks")
+        .arg(&fed.jwks)
+        .args(extra)
+        .env("RUST_LOG", "info");
+    command
+}
+
+fn start(fed: &TestFederation, db: &str, extra: &[&str]) -> Server {
+    let mut child = command(fed, db, extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kontosynk-server");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("SS 12000 API listening")
+                && let Some(at) = line.find(" addr=")
+            {
+                let addr = line[at + 6..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server logs its address");
+    Server { child, addr }
+}
+
+fn client(fed: &TestFederation, party: Option<&str>) -> reqwest::Client {
+    let identity = party.map(|name| {
+        let party = fed.party(name).unwrap();
+        (
+            load_cert_chain(&party.cert).unwrap(),
+            load_private_key(&party.key).unwrap(),
+        )
+    });
+    let verifier = PinnedServerVerifier::new([fed.party("school-server").unwrap().pin]).into_arc();
+    let config = client_config(verifier, identity, &[b"http/1.1"]).unwrap();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn serves_a_store_to_members_and_to_bearer_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let path = dir.path().join("school.sqlite");
+    let store = Store::open(&Database::Sqlite(path.clone())).await.unwrap();
+    let people: Vec<_> = (0..3)
+        .map(|i| person(None, Timestamp::now(), &format!("p{i}")))
+        .collect();
+    put(&store, Collection::Persons, &people).await;
+    drop(store);
+    let auth = Arc::new(AuthServer::new(dir.path(), "k1"));
+    let db = format!("sqlite:{}", path.display());
+    let jwks = auth.jwks_path.display().to_string();
+    let server = start(
+        &fed,
+        &db,
+        &[
+            "--client-tag",
+            "egilv1",
+            "--jwt-jwks",
+            &jwks,
+            "--jwt-organization-id",
+            SKOLVERKET,
+            "--jwt-location",
+            LOCATION,
+        ],
+    );
+    let port = server.addr.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}/ss12000/v2.0/persons?limit=2");
+
+    let response = client(&fed, Some("school-client"))
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert!(body["pageToken"].is_string());
+
+    let jwt = token(&auth.key, &claims(LOCATION), "ES256");
+    let response = client(&fed, None)
+        .get(&url)
+        .bearer_auth(&jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client(&fed, None).get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[test]
+fn configuration_mistakes_are_one_error_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let db = format!("sqlite:{}", dir.path().join("x.sqlite").display());
+    let jwks = dir.path().join("missing-jwks.json").display().to_string();
+    for (extra, needle) in [
+        (vec!["--jwt-jwks", jwks.as_str()], "--jwt-organization-id"),
+        (
+            vec![
+                "--jwt-jwks",
+                jwks.as_str(),
+                "--jwt-organization-id",
+                SKOLVERKET,
+                "--jwt-location",
+                LOCATION,
+            ],
+            "missing-jwks.json",
+        ),
+        (vec!["--auth", "bearer"], "--jwt-jwks"),
+        (vec!["--max-limit", "20000"], "--max-limit"),
+    ] {
+        let output = command(&fed, &db, &extra).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{extra:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains(needle), "{extra:?}: {stderr}");
+    }
+    let output = command(&fed, "mysql://x", &[]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let output = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"))
+        .args(["ss12000", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("--jwt-location"));
+}

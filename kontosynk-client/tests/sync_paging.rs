@@ -572,3 +572,61 @@ async fn an_unreachable_server_is_a_clear_error_and_writes_nothing_but_state() {
     assert!(error.to_string().contains("127.0.0.1:9"), "{error}");
     assert_eq!(store.count(&Collection::Organisations).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn writes_during_a_sync_are_caught_by_the_same_or_the_next_run() {
+    let mut data = Data::default();
+    persons(&mut data, 30, Timestamp::now());
+    // Request 1: organisations; 2: persons page 1 (p00000..p00009); 3: page 2. When page 2 is
+    // asked for, the school deletes and changes persons behind and ahead of the cursor.
+    data.hooks.push((
+        3,
+        Box::new(|data: &mut Data| {
+            let now = Timestamp::now();
+            data.remove("persons", "p00001", now);
+            data.put("persons", "p00002", json!({"givenName": "Behind"}), now);
+            data.put("persons", "p00025", json!({"givenName": "Ahead"}), now);
+        }),
+    ));
+    let server = StandIn::start(data).await;
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let first = sync(&server, &store, options(10)).await.unwrap();
+    let persons = first.collection(&Collection::Persons).unwrap();
+    assert_eq!((persons.new, persons.deleted), (30, 1), "{persons:?}");
+    assert!(
+        store
+            .get(&Collection::Persons, "p00001")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let ahead = store
+        .get(&Collection::Persons, "p00025")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ahead.json().contains("Ahead"), "listed after the change");
+    let behind = store
+        .get(&Collection::Persons, "p00002")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        !behind.json().contains("Behind"),
+        "the cursor had passed it"
+    );
+
+    let second = sync(&server, &store, options(10)).await.unwrap();
+    assert_eq!(
+        second.collection(&Collection::Persons).unwrap().mode,
+        Mode::Incremental
+    );
+    let behind = store
+        .get(&Collection::Persons, "p00002")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(behind.json().contains("Behind"), "the next run catches it");
+    assert_mirrors(&server, &store, Collection::Persons).await;
+}

@@ -68,9 +68,14 @@ impl Default for Quirks {
     }
 }
 
+/// A change the server makes when a given listing request arrives (concurrent writes).
+pub type Hook = Box<dyn FnOnce(&mut Data) + Send>;
+
 /// The server's data.
 #[derive(Default)]
 pub struct Data {
+    /// Run before answering the n-th (1-based) listing page request.
+    pub hooks: Vec<(usize, Hook)>,
     /// collection path → id → object JSON.
     pub objects: BTreeMap<String, BTreeMap<String, Value>>,
     /// Tombstones: (collection path, id, deleted at).
@@ -262,6 +267,10 @@ fn handle(data: &mut Data, method: &str, target: &str, body: &[u8]) -> (u16, Val
     }
     data.page_requests += 1;
     let n = data.page_requests;
+    if let Some(position) = data.hooks.iter().position(|(at, _)| *at == n) {
+        let (_, hook) = data.hooks.remove(position);
+        hook(data);
+    }
     if data.quirks.fail_request == Some(n) {
         return (500, json!({"error": "boom"}), false);
     }

@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod health;
 pub mod provisioning_standin;
 pub mod push;
+pub mod sync;
 pub mod token;
 
 pub use client::{ClientBuilder, ClientError, FederationClient, Identity, RetryPolicy, Sender};

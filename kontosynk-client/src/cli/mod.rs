@@ -37,6 +37,7 @@ subcommands! {
     Health => health,
     Token => token,
     Push => push,
+    Sync => sync,
 }
 
 /// Mutual-TLS client for FedTLS federations (Skolfederation Moa).

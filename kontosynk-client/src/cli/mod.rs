@@ -38,6 +38,7 @@ subcommands! {
     Token => token,
     Push => push,
     Sync => sync,
+    Quickstart => quickstart,
 }
 
 /// Mutual-TLS client for FedTLS federations (Skolfederation Moa).

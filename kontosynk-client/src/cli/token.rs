@@ -25,10 +25,10 @@ pub struct AuthArgs {
     #[arg(long, env = "KONTOSYNK_JWKS", value_name = "FILE")]
     pub jwks: Option<PathBuf>,
     /// Our client certificate (PEM, leaf first).
-    #[arg(long, env = "KONTOSYNK_CERT", value_name = "FILE")]
+    #[arg(long, env = "KONTOSYNK_CLIENT_CERT", value_name = "FILE")]
     pub cert: Option<PathBuf>,
     /// Our private key (PEM).
-    #[arg(long, env = "KONTOSYNK_KEY", value_name = "FILE")]
+    #[arg(long, env = "KONTOSYNK_CLIENT_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Our entity_id (`client.key`); default: the entity listing our certificate's pin.
     #[arg(long, value_name = "URI")]

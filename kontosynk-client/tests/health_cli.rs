@@ -164,6 +164,15 @@ async fn operational_errors_exit_2_with_one_error_line() {
     );
     assert_eq!(err.lines().count(), 1, "{err}");
 
+    // Metadata from another issuer than --iss requires: refused, naming the source.
+    let output = kontosynk(&fed, "metadata.jws", &["--iss", "https://other.example/"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.starts_with("error: metadata "), "{err}");
+    assert!(err.contains("metadata.jws"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(output.stdout.is_empty());
+
     // Usage errors are clap's, exit 2.
     let output = kontosynk(&fed, "metadata.jws", &["--concurrency", "0"]).await;
     assert_eq!(output.status.code(), Some(2));

@@ -7,11 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedtls::claims::ClaimsPolicy;
-use fedtls::jwk::Jwks;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
-use kontosynk_client::client::Identity;
+use fedtls::store::MetadataStore;
 use kontosynk_client::discovery::ServerQuery;
 use kontosynk_client::health::history::History;
 use kontosynk_client::health::html::{self, ReportContext};
@@ -19,6 +16,7 @@ use kontosynk_client::health::serve::{Monitor, MonitorConfig, bind, serve_dashbo
 use kontosynk_client::health::{ClientCert, HealthOptions, ServerHealth, Summary, check_all, rfc3339};
 
 use super::CliError;
+use super::federation::RequiredFederation;
 
 /// Check every server in the federation metadata as a peer connects: DNS, TCP, mutual TLS
 /// with your client certificate, pin vs metadata, certificate expiry and host name, and
@@ -37,21 +35,8 @@ use super::CliError;
     Exit codes: 0 every checked server is healthy, 1 at least one is not, 2 usage or operational error\n\
     (bad flags, unreadable files, metadata that does not verify or has expired, no matching server).")]
 pub struct Args {
-    /// Federation metadata: an https:// URL or a file.
-    #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA")]
-    metadata: String,
-    /// The federation's trust anchor (JWKS).
-    #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS")]
-    jwks: PathBuf,
-    /// Require this metadata issuer (`iss`).
-    #[arg(long, value_name = "URI")]
-    iss: Option<String>,
-    /// Your client certificate chain (PEM, leaf first), presented in every handshake.
-    #[arg(long, value_name = "CLIENT_PEM", env = "KONTOSYNK_CLIENT_CERT")]
-    cert: PathBuf,
-    /// Your client private key (PEM).
-    #[arg(long, value_name = "CLIENT_KEY", env = "KONTOSYNK_CLIENT_KEY")]
-    key: PathBuf,
+    #[command(flatten)]
+    federation: RequiredFederation,
     /// Only servers carrying this tag (e.g. egilv1, gnapv1).
     #[arg(long, value_name = "TAG")]
     tag: Option<String>,
@@ -119,39 +104,20 @@ impl Args {
         }
     }
 
-    fn store(&self) -> Result<MetadataStore, CliError> {
-        let jwks_bytes = std::fs::read(&self.jwks)
-            .map_err(|e| CliError::failed(format!("{}: cannot read: {e}", self.jwks.display())))?;
-        let jwks = Jwks::from_json(&jwks_bytes)
-            .map_err(|e| CliError::failed(format!("trust anchor {}: {e}", self.jwks.display())))?;
-        let source: MetadataSource = match self.metadata.parse() {
-            Ok(source) => source,
-            Err(never) => match never {},
-        };
-        let mut config = StoreConfig::new(source, jwks);
-        config.verify.policy = ClaimsPolicy {
-            required_iss: self.iss.clone(),
-            ..ClaimsPolicy::default()
-        };
-        MetadataStore::new(config).map_err(|e| CliError::failed(format!("metadata: {e}")))
-    }
-
     /// Runs the checks.
     pub fn run(self) -> Result<ExitCode, CliError> {
-        let identity = Identity::from_pem_files(&self.cert, &self.key).map_err(CliError::failed)?;
+        let identity = self.federation.identity()?;
+        let (cert_path, key_path) = (self.federation.cert()?, self.federation.key()?);
         let cert = Arc::new(ClientCert::new(&identity).map_err(|e| {
             CliError::failed(format!(
                 "{} and {}: certificate and key refused: {e}",
-                self.cert.display(),
-                self.key.display()
+                cert_path.display(),
+                key_path.display()
             ))
         })?);
-        let store = self.store()?;
         let runtime = super::runtime()?;
         runtime.block_on(async move {
-            store.load().await.map_err(|e| {
-                CliError::failed(format!("metadata {}: {e}", self.metadata))
-            })?;
+            let store = self.federation.metadata_store().await?;
             match self.serve {
                 Some(addr) => self.serve_forever(addr, store, cert).await,
                 None => self.check_once(&store, cert).await,
@@ -175,7 +141,7 @@ impl Args {
         if let Some(path) = &self.html {
             let context = ReportContext {
                 title: "Federation health".to_owned(),
-                metadata_source: self.metadata.clone(),
+                metadata_source: self.federation.metadata_label().to_owned(),
                 metadata_iss: snapshot.claims().iss.clone(),
                 metadata_expires: Some(rfc3339(snapshot.expires_at())),
                 checked_at: rfc3339(fedtls::verify::unix_now()),
@@ -221,7 +187,7 @@ impl Args {
                 keep_days: self.keep_days,
                 uptime_runs: 288,
                 title: "Federation health".to_owned(),
-                metadata_label: self.metadata.clone(),
+                metadata_label: self.federation.metadata_label().to_owned(),
             },
             history,
         ));

@@ -12,6 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+pub mod federation;
+
 /// Declares the subcommand modules, the `Command` enum and its dispatch from one list.
 macro_rules! subcommands {
     ($($variant:ident => $module:ident,)*) => {

@@ -14,9 +14,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fedtls::jwk::{Algorithm, Jwks, SigningKey};
+use fedtls::jwk::{Algorithm, SigningKey};
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
+use fedtls::store::MetadataStore;
 use fedtls::testfed::{FederationOptions, ServerPorts, TestFederation};
 use kontosynk_client::client::{FederationClient, Identity, RetryPolicy};
 use kontosynk_client::discovery::{Choice, ServerQuery};
@@ -538,24 +538,10 @@ fn identity(federation: &TestFederation, name: &str) -> Result<Identity, CliErro
         .map_err(|e| CliError::failed(format!("{name}'s certificate: {e}")))
 }
 
+/// The test federation's metadata, verified against its trust anchor like any member's.
 async fn metadata_store(federation: &TestFederation) -> Result<MetadataStore, CliError> {
-    let bytes = std::fs::read(&federation.jwks)
-        .map_err(|e| CliError::failed(format!("{}: {e}", federation.jwks.display())))?;
-    let jwks = Jwks::from_json(&bytes)
-        .map_err(|e| CliError::failed(format!("{}: {e}", federation.jwks.display())))?;
-    let source: MetadataSource = federation
-        .metadata_jws
-        .display()
-        .to_string()
-        .parse()
-        .unwrap_or_else(|never| match never {});
-    let store = MetadataStore::new(StoreConfig::new(source, jwks))
-        .map_err(|e| CliError::failed(format!("metadata: {e}")))?;
-    store
-        .load()
-        .await
-        .map_err(|e| CliError::failed(format!("metadata: {e}")))?;
-    Ok(store)
+    let source = federation.metadata_jws.display().to_string();
+    super::federation::load_metadata(&source, &federation.jwks, None).await
 }
 
 async fn open_store(path: &Path) -> Result<Store, CliError> {

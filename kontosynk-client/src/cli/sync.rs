@@ -1,26 +1,24 @@
 //! `kontosynk sync`: mirror a school's SS 12000 API into a local store.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use fedtls::Pin;
-use fedtls::claims::ClaimsPolicy;
-use fedtls::jwk::Jwks;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
+use fedtls::store::MetadataStore;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ss12000::{Collection, Database, Store};
 
-use kontosynk_client::client::{FederationClient, Identity, RetryPolicy};
+use kontosynk_client::client::{FederationClient, RetryPolicy};
 use kontosynk_client::discovery::{Choice, ServerQuery, ServerTarget};
 use kontosynk_client::sync::{
     CollectionReport, Mode, Progress, SyncOptions, Syncer, report_to_server,
 };
 
 use super::CliError;
+use super::federation::RequiredFederation;
 
 /// Sync a school's SS 12000 API (organisations, persons, groups, duties, activities and any
 /// extra collections) into a local store over pinned mutual TLS: a full listing the first
@@ -37,21 +35,8 @@ use super::CliError;
     Exit codes: 0 synced, 1 the sync failed (the store keeps every page committed before the\n\
     failure; re-run to continue), 2 usage or setup error (flags, files, metadata, no such server).")]
 pub struct Args {
-    /// Federation metadata: an https:// URL or a file.
-    #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA")]
-    metadata: String,
-    /// The federation's trust anchor (JWKS).
-    #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS")]
-    jwks: PathBuf,
-    /// Require this metadata issuer (`iss`).
-    #[arg(long, value_name = "URI")]
-    iss: Option<String>,
-    /// Your client certificate chain (PEM, leaf first).
-    #[arg(long, value_name = "CLIENT_PEM", env = "KONTOSYNK_CLIENT_CERT")]
-    cert: PathBuf,
-    /// Your client private key (PEM).
-    #[arg(long, value_name = "CLIENT_KEY", env = "KONTOSYNK_CLIENT_KEY")]
-    key: PathBuf,
+    #[command(flatten)]
+    federation: RequiredFederation,
     /// The school's entity id in the metadata.
     #[arg(long, value_name = "ID", required_unless_present_any = ["server_tag", "organization_id", "url"])]
     server_entity: Option<String>,
@@ -120,23 +105,6 @@ impl Args {
         .with_extra_collections(extra))
     }
 
-    fn metadata_store(&self) -> Result<MetadataStore, CliError> {
-        let jwks_bytes = std::fs::read(&self.jwks)
-            .map_err(|e| CliError::failed(format!("{}: cannot read: {e}", self.jwks.display())))?;
-        let jwks = Jwks::from_json(&jwks_bytes)
-            .map_err(|e| CliError::failed(format!("trust anchor {}: {e}", self.jwks.display())))?;
-        let source: MetadataSource = match self.metadata.parse() {
-            Ok(source) => source,
-            Err(never) => match never {},
-        };
-        let mut config = StoreConfig::new(source, jwks);
-        config.verify.policy = ClaimsPolicy {
-            required_iss: self.iss.clone(),
-            ..ClaimsPolicy::default()
-        };
-        MetadataStore::new(config).map_err(|e| CliError::failed(format!("metadata: {e}")))
-    }
-
     /// The server: by query, or by `--url` (and `--pin`) among the metadata's servers.
     fn target(&self, metadata: &MetadataStore) -> Result<ServerTarget, CliError> {
         let snapshot = metadata
@@ -191,14 +159,10 @@ impl Args {
             .db
             .parse()
             .map_err(|e| CliError::failed(format!("--db: {e}")))?;
-        let identity = Identity::from_pem_files(&self.cert, &self.key).map_err(CliError::failed)?;
-        let metadata = self.metadata_store()?;
+        let identity = self.federation.identity()?;
         let runtime = super::runtime()?;
         runtime.block_on(async move {
-            metadata
-                .load()
-                .await
-                .map_err(|e| CliError::failed(format!("metadata {}: {e}", self.metadata)))?;
+            let metadata = self.federation.metadata_store().await?;
             let target = self.target(&metadata)?;
             let client = FederationClient::builder(metadata.cell(), identity)
                 .server(target)

@@ -1,35 +1,23 @@
 //! `kontosynk token`: a GNAP bearer token from Skolverket's authorization server (or any
 //! server speaking its protocol), for scripts.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use fedtls::jwk::Jwks;
 use fedtls::pin::Pin;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
 use kontosynk_client::token::{AccessRequest, TokenClient, transaction_url};
 use kontosynk_client::Identity;
 use serde_json::json;
 
 use super::CliError;
+use super::federation::OptionalFederation;
 
 /// The federation and the authorization server: shared by `token` and `push`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AuthArgs {
-    /// The federation metadata (https URL or file).
-    #[arg(long, env = "KONTOSYNK_METADATA", value_name = "URL|FILE")]
-    pub metadata: Option<String>,
-    /// The federation's trust anchor (JWKS file).
-    #[arg(long, env = "KONTOSYNK_JWKS", value_name = "FILE")]
-    pub jwks: Option<PathBuf>,
-    /// Our client certificate (PEM, leaf first).
-    #[arg(long, env = "KONTOSYNK_CLIENT_CERT", value_name = "FILE")]
-    pub cert: Option<PathBuf>,
-    /// Our private key (PEM).
-    #[arg(long, env = "KONTOSYNK_CLIENT_KEY", value_name = "FILE")]
-    pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub federation: OptionalFederation,
     /// Our entity_id (`client.key`); default: the entity listing our certificate's pin.
     #[arg(long, value_name = "URI")]
     pub entity_id: Option<String>,
@@ -43,37 +31,17 @@ pub struct AuthArgs {
 }
 
 impl AuthArgs {
-    fn required<'a, T>(value: &'a Option<T>, flag: &str) -> Result<&'a T, CliError> {
-        value
-            .as_ref()
-            .ok_or_else(|| CliError::failed(format!("{flag} is required")))
-    }
-
-    async fn metadata(&self) -> Result<Arc<dyn SnapshotSource>, CliError> {
-        let source: MetadataSource = Self::required(&self.metadata, "--metadata")?
-            .parse()
-            .unwrap_or_else(|never| match never {});
-        let jwks_path = Self::required(&self.jwks, "--jwks (with --metadata)")?;
-        let bytes = std::fs::read(jwks_path)
-            .map_err(|e| CliError::failed(format!("{}: {e}", jwks_path.display())))?;
-        let jwks = Jwks::from_json(&bytes)
-            .map_err(|e| CliError::failed(format!("{}: {e}", jwks_path.display())))?;
-        let store = MetadataStore::new(StoreConfig::new(source.clone(), jwks))
-            .map_err(|e| CliError::failed(format!("metadata {source}: {e}")))?;
-        store
-            .load()
-            .await
-            .map_err(|e| CliError::failed(format!("metadata {source}: {e}")))?;
-        Ok(Arc::new(store))
+    /// Whether the metadata must be loaded: when given, and whenever it is the only way to
+    /// find the authorization server (no `--as-url`) or our entity id (no `--entity-id`).
+    fn needs_metadata(&self) -> bool {
+        self.federation.has_metadata() || self.as_url.is_none() || self.entity_id.is_none()
     }
 
     /// A token client for the authorization server.
     pub async fn token_client(&self) -> Result<TokenClient, CliError> {
-        let cert = Self::required(&self.cert, "--cert")?;
-        let key = Self::required(&self.key, "--key")?;
-        let identity = Identity::from_pem_files(cert, key).map_err(CliError::failed)?;
-        let metadata = if self.metadata.is_some() || self.as_url.is_none() || self.entity_id.is_none() {
-            Some(self.metadata().await?)
+        let identity = self.federation.identity()?;
+        let metadata: Option<Arc<dyn SnapshotSource>> = if self.needs_metadata() {
+            Some(Arc::new(self.federation.metadata_store().await?))
         } else {
             None
         };
@@ -87,8 +55,9 @@ impl AuthArgs {
                 let pin: Pin = pin
                     .parse()
                     .map_err(|e| CliError::failed(format!("--as-pin: {e}")))?;
-                let chain = fedtls::tls::load_cert_chain(cert).map_err(CliError::failed)?;
-                let key = fedtls::tls::load_private_key(key).map_err(CliError::failed)?;
+                let chain = identity.chain().to_vec();
+                let key = fedtls::tls::load_private_key(self.federation.key()?)
+                    .map_err(CliError::failed)?;
                 let verifier = fedtls::tls::PinnedServerVerifier::new([pin]).into_arc();
                 let config = fedtls::tls::client_config(
                     verifier,

@@ -266,26 +266,16 @@ impl ServeSettings {
 
 /// Reloads the certificate and key on SIGHUP; a bad pair keeps the current one.
 fn spawn_reload_on_sighup(resolver: Arc<ReloadableCertResolver>, cert: PathBuf, key: PathBuf) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let loaded = load_cert_chain(&cert)
-                .map_err(|e| e.to_string())
-                .and_then(|chain| Ok((chain, load_private_key(&key).map_err(|e| e.to_string())?)))
-                .and_then(|(chain, key)| resolver.reload(chain, key).map_err(|e| e.to_string()));
-            match loaded {
-                Ok(()) => tracing::info!(cert = %cert.display(), "server certificate reloaded"),
-                Err(err) => {
-                    tracing::error!(error = %err, "certificate reload failed; keeping the current one")
-                }
+    crate::shutdown::on_hangup(move || {
+        let loaded = load_cert_chain(&cert)
+            .map_err(|e| e.to_string())
+            .and_then(|chain| Ok((chain, load_private_key(&key).map_err(|e| e.to_string())?)))
+            .and_then(|(chain, key)| resolver.reload(chain, key).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(()) => tracing::info!(cert = %cert.display(), "server certificate reloaded"),
+            Err(err) => {
+                tracing::error!(error = %err, "certificate reload failed; keeping the current one")
             }
         }
     });
-    #[cfg(not(unix))]
-    let _ = (resolver, cert, key);
 }

@@ -78,29 +78,17 @@ pub async fn run(args: GnapArgs) -> Result<(), String> {
 
 /// Reloads the token keys on SIGHUP; bad files keep the keys in force.
 fn spawn_key_reload(ring: Arc<KeyRing>, signing_key: PathBuf, previous: Vec<PathBuf>) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            match TokenKeys::load(&signing_key, &previous) {
-                Ok(keys) => {
-                    tracing::info!(
-                        kid = keys.signing_key().kid(),
-                        published = keys.published().len(),
-                        "token keys reloaded"
-                    );
-                    ring.replace(keys);
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, "token key reload failed; keeping the keys in force")
-                }
-            }
+    shutdown::on_hangup(move || match TokenKeys::load(&signing_key, &previous) {
+        Ok(keys) => {
+            tracing::info!(
+                kid = keys.signing_key().kid(),
+                published = keys.published().len(),
+                "token keys reloaded"
+            );
+            ring.replace(keys);
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "token key reload failed; keeping the keys in force")
         }
     });
-    #[cfg(not(unix))]
-    let _ = (ring, signing_key, previous);
 }

@@ -308,8 +308,12 @@ impl BearerVerifier {
     /// refresh keeps the current keys.
     async fn maybe_refresh(&self, forced: bool) {
         let Ok(mut last) = self.refresh.try_lock() else {
-            // Another request is refreshing; wait for it rather than refreshing twice.
-            let _ = self.refresh.lock().await;
+            // Another request is refreshing. For an unknown `kid`, wait for it: its keys may
+            // have that kid. A routine refresh never holds up other requests: the current
+            // keys serve until the new ones arrive.
+            if forced {
+                let _ = self.refresh.lock().await;
+            }
             return;
         };
         let now = Instant::now();

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod discovery;
 pub mod health;
+#[cfg(feature = "standin")]
 pub mod provisioning_standin;
 pub mod push;
 pub mod sync;

@@ -1,28 +1,18 @@
 //! `kontosynk-server gnap` as a real process, asked for tokens with curl as members do;
 //! key rotation by SIGHUP.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+
+mod process;
 
 use fedtls::jwk::{Algorithm, SigningKey};
 use fedtls::testfed::{FederationOptions, TestFederation};
+use process::Server;
 use serde_json::{Value, json};
 
 const ISSUER: &str = "https://gnap.test.example";
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn command(fed: &TestFederation) -> Command {
     let server = fed.party("authserver").unwrap();
@@ -43,31 +33,9 @@ fn command(fed: &TestFederation) -> Command {
 
 /// Starts the server on an ephemeral port and reads the bound address from its log.
 fn start(fed: &TestFederation, extra: &[&str]) -> Server {
-    let mut child = command(fed)
-        .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kontosynk-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("addr=") {
-                let addr = line[at + 5..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address");
-    Server { child, addr }
+    let mut command = command(fed);
+    command.args(extra).env("RUST_LOG", "info");
+    process::spawn(command, "gnap authorization server listening")
 }
 
 /// curl as `client`, pinning the authorization server; returns (HTTP status, headers, body).

@@ -1,31 +1,19 @@
 //! `kontosynk-server ss12000` as a real process over a real SQLite file.
 
+mod process;
 mod ss12000_common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
 
 use fedtls::testfed::{FederationOptions, TestFederation};
 use fedtls::tls::{PinnedServerVerifier, client_config, load_cert_chain, load_private_key};
+use process::Server;
 use serde_json::Value;
 use ss12000::{Collection, Database, Store, Timestamp};
 use ss12000_common::{AuthServer, SKOLVERKET, claims, person, put, token};
 
 const LOCATION: &str = "https://school.example/ss12000/v2.0";
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn command(fed: &TestFederation, db: &str, extra: &[&str]) -> Command {
     let server = fed.party("school-server").unwrap();
@@ -46,31 +34,7 @@ fn command(fed: &TestFederation, db: &str, extra: &[&str]) -> Command {
 }
 
 fn start(fed: &TestFederation, db: &str, extra: &[&str]) -> Server {
-    let mut child = command(fed, db, extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kontosynk-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("SS 12000 API listening")
-                && let Some(at) = line.find(" addr=")
-            {
-                let addr = line[at + 6..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address");
-    Server { child, addr }
+    process::spawn(command(fed, db, extra), "SS 12000 API listening")
 }
 
 fn client(fed: &TestFederation, party: Option<&str>) -> reqwest::Client {

@@ -1,28 +1,18 @@
 //! `kontosynk-server whoami` as a real process, queried with curl as members do.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+mod process;
 
 use fedtls::testfed::{FederationOptions, TestFederation};
+use process::Server;
 use serde_json::Value;
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Starts whoami on an ephemeral port and reads the bound address from its log.
 fn start(fed: &TestFederation, extra: &[&str]) -> Server {
     let server = fed.party("school-server").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
+    command
         .args(["whoami", "--listen", "127.0.0.1:0"])
         .arg("--cert")
         .arg(&server.cert)
@@ -33,29 +23,8 @@ fn start(fed: &TestFederation, extra: &[&str]) -> Server {
         .arg("--jwks")
         .arg(&fed.jwks)
         .args(extra)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start kontosynk-server");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("addr=") {
-                let addr = line[at + 5..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned();
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server logs its address");
-    Server { child, addr }
+        .env("RUST_LOG", "info");
+    process::spawn(command, "whoami listening")
 }
 
 fn curl(fed: &TestFederation, client: &str, server: &Server) -> std::process::Output {

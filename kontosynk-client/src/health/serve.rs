@@ -232,11 +232,9 @@ impl Monitor {
                 text(StatusCode::OK, "application/json", body.to_string())
             }
             "/api/history" => {
-                let entity = query
-                    .split('&')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| *k == "entity_id")
-                    .map(|(_, v)| percent_decode(v));
+                let entity = url::form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "entity_id")
+                    .map(|(_, v)| v.into_owned());
                 let Some(entity) = entity else {
                     return text(
                         StatusCode::BAD_REQUEST,
@@ -298,42 +296,6 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
         header::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-/// Decodes `%XX` escapes and `+` in a query value (invalid escapes are kept as they are).
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Serves the dashboard on `listener` until `shutdown` completes.

@@ -32,11 +32,18 @@ pub(crate) struct LoggedBody {
     bytes: u64,
 }
 
+/// True when access log lines are wanted (the `kontosynk::access` target at info): only
+/// then is a request's entry put together.
+pub(crate) fn enabled() -> bool {
+    tracing::enabled!(target: "kontosynk::access", tracing::Level::INFO)
+}
+
 impl LoggedBody {
-    pub(crate) fn new(inner: Body, entry: AccessLog) -> Self {
+    /// `inner`, logged as `entry` when done; `None` when the access log is off.
+    pub(crate) fn new(inner: Body, entry: Option<AccessLog>) -> Self {
         Self {
             inner,
-            entry: Some(entry),
+            entry,
             bytes: 0,
         }
     }

@@ -44,6 +44,7 @@ pub mod response;
 pub mod server;
 pub mod shutdown;
 pub mod ss12000;
+mod workers;
 
 pub use fedtls::tls::PeerIdentity;
 pub use policy::Policy;

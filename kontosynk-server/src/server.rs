@@ -31,6 +31,7 @@ use crate::metrics::{Metrics, handshake};
 use crate::policy::Policy;
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::response::{Body, json_error};
+use crate::workers::{ServeConnection, WorkerPool};
 
 /// The request body handlers receive: the client's stream, cut off at the body limit.
 pub type RequestBody = Limited<Incoming>;
@@ -55,14 +56,14 @@ where
 }
 
 /// Facts about the connection a request arrived on, in every request's extensions.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct ConnectionInfo {
     /// The peer's socket address (the proxy's, behind a TLS terminator).
     pub remote_addr: SocketAddr,
-    /// `TLSv1_3`, `TLSv1_2`, or `None` behind a terminator.
-    pub tls_version: Option<String>,
-    /// The negotiated ALPN protocol (`h2`, `http/1.1`).
-    pub alpn: Option<String>,
+    /// `TLSv1.3`, `TLSv1.2`, or `None` behind a terminator.
+    pub tls_version: Option<&'static str>,
+    /// The negotiated ALPN protocol (`h2` or `http/1.1`, the two the server offers).
+    pub alpn: Option<&'static str>,
 }
 
 /// The client's certificate (DER) for this request: from the TLS handshake, or from the
@@ -189,6 +190,7 @@ pub struct ServerBuilder {
     limits: Limits,
     rate_limit: Option<RateLimit>,
     admin: Option<(SocketAddr, Option<serde_json::Value>)>,
+    worker_threads: usize,
 }
 
 /// Why the server could not start or run.
@@ -226,6 +228,7 @@ impl ServerBuilder {
             limits: Limits::default(),
             rate_limit: None,
             admin: None,
+            worker_threads: 0,
         }
     }
 
@@ -313,6 +316,18 @@ impl ServerBuilder {
         self
     }
 
+    /// Serve connections on `threads` dedicated threads, each running its own
+    /// single-threaded runtime, instead of on the runtime that calls [`BoundServer::serve`]
+    /// (the default, `0`). A connection stays on one thread for its whole life, so a request
+    /// never wakes tasks on another thread: for light, uniform requests (a proxy) this costs
+    /// markedly less CPU per request. Handlers with heavy or uneven work are better off on
+    /// the caller's work-stealing runtime. Tasks a handler spawns run on its connection's
+    /// thread and end when the server does.
+    pub fn worker_threads(mut self, threads: usize) -> Self {
+        self.worker_threads = threads;
+        self
+    }
+
     /// Binds the listeners; nothing is served until [`BoundServer::serve`].
     pub async fn bind(self, addr: SocketAddr) -> Result<BoundServer, ServerError> {
         let transport = self.transport.ok_or(ServerError::NoTransport)?;
@@ -356,6 +371,7 @@ impl ServerBuilder {
         Ok(BoundServer {
             listener,
             admin,
+            worker_threads: self.worker_threads,
             shared: Arc::new(Shared {
                 source: self.source,
                 store: self.store,
@@ -393,6 +409,7 @@ struct Shared {
 pub struct BoundServer {
     listener: TcpListener,
     admin: Option<(TcpListener, Option<serde_json::Value>)>,
+    worker_threads: usize,
     shared: Arc<Shared>,
 }
 
@@ -416,6 +433,7 @@ impl BoundServer {
     /// finish within the grace period, and returns.
     pub async fn serve<H: Handler>(self, handler: H, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
+        let pool = self.start_workers(&handler, &stop_rx);
         let admin_task = self.admin.map(|(listener, own)| {
             let state = AdminState {
                 source: Arc::clone(&self.shared.source),
@@ -426,6 +444,7 @@ impl BoundServer {
             tokio::spawn(admin::serve(listener, Arc::new(state), stop_rx.clone()))
         });
         let permits = Arc::new(Semaphore::new(self.shared.limits.max_connections));
+        let grace = self.shared.limits.shutdown_grace;
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -445,13 +464,13 @@ impl BoundServer {
                         tracing::warn!(%remote, "connection limit reached; closing new connection");
                         continue;
                     };
-                    let shared = Arc::clone(&self.shared);
-                    let handler = handler.clone();
-                    let stop = stop_rx.clone();
+                    if let Some(pool) = &pool {
+                        pool.dispatch(stream, remote, permit);
+                        continue;
+                    }
+                    let connection = connection_future(&self.shared, &handler, &stop_rx);
                     connections.spawn(async move {
-                        shared.metrics.connections(1);
-                        serve_connection(&shared, stream, remote, handler, stop).await;
-                        shared.metrics.connections(-1);
+                        connection(stream, remote).await;
                         drop(permit);
                     });
                 }
@@ -459,11 +478,13 @@ impl BoundServer {
             }
         }
         tracing::info!(
-            open = connections.len(),
+            open = connections.len() + pool.as_ref().map_or(0, WorkerPool::open),
             "shutting down: draining connections"
         );
         let _ = stop_tx.send(true);
-        let grace = self.shared.limits.shutdown_grace;
+        if let Some(pool) = pool {
+            pool.drain().await;
+        }
         let drained = tokio::time::timeout(grace, async {
             while connections.join_next().await.is_some() {}
         })
@@ -479,6 +500,48 @@ impl BoundServer {
             task.abort();
         }
     }
+
+    /// The connection threads, when configured; `None` serves on the caller's runtime
+    /// (also when the threads cannot be started, which is logged).
+    fn start_workers<H: Handler>(
+        &self,
+        handler: &H,
+        stop: &watch::Receiver<bool>,
+    ) -> Option<WorkerPool> {
+        if self.worker_threads == 0 {
+            return None;
+        }
+        let serve = connection_future(&self.shared, handler, stop);
+        let grace = self.shared.limits.shutdown_grace;
+        match WorkerPool::start(self.worker_threads, "kontosynk-conn", grace, serve) {
+            Ok(pool) => Some(pool),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start connection threads; serving on the main runtime");
+                None
+            }
+        }
+    }
+}
+
+/// Serves one accepted connection with `handler`, counted in the metrics.
+fn connection_future<H: Handler>(
+    shared: &Arc<Shared>,
+    handler: &H,
+    stop: &watch::Receiver<bool>,
+) -> ServeConnection {
+    let shared = Arc::clone(shared);
+    let handler = handler.clone();
+    let stop = stop.clone();
+    Arc::new(move |stream, remote| {
+        let shared = Arc::clone(&shared);
+        let handler = handler.clone();
+        let stop = stop.clone();
+        Box::pin(async move {
+            shared.metrics.connections(1);
+            serve_connection(&shared, stream, remote, handler, stop).await;
+            shared.metrics.connections(-1);
+        })
+    })
 }
 
 /// Per-connection state shared by its requests.
@@ -533,10 +596,16 @@ async fn serve_connection<H: Handler>(
                 .and_then(|leaf| Pin::of_certificate(&leaf.0).ok());
             let info = ConnectionInfo {
                 remote_addr: remote,
-                tls_version: session.protocol_version().map(|v| format!("{v:?}")),
-                alpn: session
-                    .alpn_protocol()
-                    .map(|p| String::from_utf8_lossy(p).into_owned()),
+                tls_version: session.protocol_version().and_then(|v| match v {
+                    rustls::ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
+                    rustls::ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
+                    _ => None,
+                }),
+                alpn: match session.alpn_protocol() {
+                    Some(b"h2") => Some("h2"),
+                    Some(b"http/1.1") => Some("http/1.1"),
+                    _ => None,
+                },
             };
             let identity = pin.and_then(|pin| {
                 shared
@@ -673,9 +742,15 @@ async fn handle<H: Handler>(
     mut request: Request<Incoming>,
     handler: H,
 ) -> Response<crate::access_log::LoggedBody> {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // The access log's facts, gathered only when it is on.
+    let logged = crate::access_log::enabled().then(|| {
+        let started = Instant::now();
+        (
+            started,
+            request.method().clone(),
+            request.uri().path().to_owned(),
+        )
+    });
     let forwarded_cert = request.headers_mut().remove(CLIENT_CERT_HEADER);
     let anonymous =
         shared.optional_client_certificates && connection.pin.is_none() && forwarded_cert.is_none();
@@ -689,11 +764,11 @@ async fn handle<H: Handler>(
         match authorize(shared, connection, forwarded_cert) {
             Err(refusal) => (refusal.into_response(shared.refusal.as_ref()), None),
             Ok((peer, certificate)) => {
-                let logged = (peer.entity_id.clone(), peer.organization_id.clone());
+                let ids = (peer.entity_id.clone(), peer.organization_id.clone());
                 request.extensions_mut().insert(certificate);
                 (
                     admit(shared, peer, connection, request, handler).await,
-                    Some(logged),
+                    Some(ids),
                 )
             }
         }
@@ -706,7 +781,7 @@ async fn handle<H: Handler>(
     let status = response.status().as_u16();
     let (entity_id, organization_id) = peer.unwrap_or_else(|| ("-".to_owned(), None));
     shared.metrics.request(status, &entity_id);
-    let entry = AccessLog {
+    let entry = logged.map(|(started, method, path)| AccessLog {
         remote: connection.info.remote_addr,
         entity_id,
         organization_id,
@@ -714,7 +789,7 @@ async fn handle<H: Handler>(
         path,
         status,
         started,
-    };
+    });
     response.map(|body| crate::access_log::LoggedBody::new(body, entry))
 }
 
@@ -898,7 +973,7 @@ async fn run_handler<H: Handler>(
     if let Some(peer) = peer {
         parts.extensions.insert(peer);
     }
-    parts.extensions.insert(connection.info.clone());
+    parts.extensions.insert(connection.info);
     let limit = usize::try_from(max_body).unwrap_or(usize::MAX);
     let request = Request::from_parts(parts, Limited::new(body, limit));
     match tokio::time::timeout(shared.limits.request_timeout, handler.call(request)).await {

@@ -747,3 +747,67 @@ async fn connections_beyond_the_cap_are_closed() {
     assert!(served.is_ok());
     server.stop().await;
 }
+
+#[tokio::test]
+async fn worker_threads_keep_each_connection_on_one_thread_and_drain_on_shutdown() {
+    let fed = federation();
+    let server = ServerBuilder::new(fed.cell())
+        .tls(fed.resolver("school-server"))
+        .worker_threads(2)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handler = |request: Request<RequestBody>| async move {
+        if request.uri().path() == "/slow" {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        response::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "thread": std::thread::current().name(),
+                "entity_id": peer.map(|p| p.entity_id),
+            }),
+        )
+    };
+    let task = tokio::spawn(server.serve(handler, async {
+        let _ = stopped.await;
+    }));
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let mut clients = Vec::new();
+    let mut per_thread = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..4 {
+        let mut client = connect(addr, &connector).await.unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let (status, body) = get(&mut client, "/").await.unwrap();
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["entity_id"], "https://school.test.example");
+            seen.insert(body["thread"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(seen.len(), 1, "one connection, one thread: {seen:?}");
+        *per_thread.entry(seen.pop_first().unwrap()).or_default() += 1;
+        clients.push(client);
+    }
+    // Open connections go to the least-loaded thread: two each.
+    assert_eq!(
+        per_thread.into_iter().collect::<Vec<_>>(),
+        [
+            ("kontosynk-conn-0".to_owned(), 2),
+            ("kontosynk-conn-1".to_owned(), 2)
+        ]
+    );
+    let mut slow_client = clients.pop().unwrap();
+    let in_flight = tokio::spawn(async move { get(&mut slow_client, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let (status, _) = in_flight.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK, "the in-flight request finished");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the server stops once drained")
+        .unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}

@@ -1,10 +1,13 @@
-//! The pooled client that talks to the backend, with the configured `https` trust.
+//! The pooled clients that talk to the backend, with the configured `https` trust: one
+//! per thread, so a request and the pooled backend connection it uses live on one thread.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use fedtls::Pin;
 use fedtls::tls::{PROTOCOL_VERSIONS, PinnedServerVerifier, load_cert_chain, provider};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -13,13 +16,58 @@ use rustls::client::danger::ServerCertVerifier;
 use crate::config::BackendTlsConfig;
 use crate::forward::BackendClient;
 
-/// Builds the backend client: HTTP/1.1, and HTTP/2 when an `https` backend offers it or
-/// `h2c` says a plain-HTTP backend speaks it.
-pub fn client(
+/// Makes backend clients that speak HTTP/1.1, and HTTP/2 when an `https` backend offers it
+/// or `h2c` says a plain-HTTP backend speaks it. Hands out one client (one connection pool)
+/// per thread: a pooled connection is driven by a task on the thread that opened it, so
+/// sharing the pool across threads would move every request between threads.
+pub struct BackendClients {
+    connector: HttpsConnector<HttpConnector>,
+    h2c: bool,
+    /// Identifies this set among the clients a thread caches; dropped with it.
+    token: Arc<()>,
+}
+
+thread_local! {
+    /// This thread's client of each live [`BackendClients`].
+    static CLIENTS: RefCell<Vec<(Weak<()>, BackendClient)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl BackendClients {
+    /// The calling thread's client (made on first use).
+    pub fn get(&self) -> BackendClient {
+        CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            if let Some((_, client)) = clients
+                .iter()
+                .find(|(token, _)| std::ptr::eq(token.as_ptr(), Arc::as_ptr(&self.token)))
+            {
+                return client.clone();
+            }
+            // Forget the clients of dropped sets (their pools close with them).
+            clients.retain(|(token, _)| token.strong_count() > 0);
+            let client = self.build();
+            clients.push((Arc::downgrade(&self.token), client.clone()));
+            client
+        })
+    }
+
+    fn build(&self) -> BackendClient {
+        Client::builder(TokioExecutor::new())
+            .http2_only(self.h2c)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(self.connector.clone())
+    }
+}
+
+/// Checks the backend TLS settings and prepares the clients.
+pub fn clients(
     tls: &BackendTlsConfig,
     h2c: bool,
     connect_timeout: Duration,
-) -> Result<BackendClient, String> {
+) -> Result<BackendClients, String> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = if let Some(pin) = &tls.pin {
         let pin: Pin = pin.parse().map_err(|e| format!("backend_tls.pin: {e}"))?;
@@ -56,17 +104,15 @@ pub fn client(
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .http2_only(h2c)
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(https))
+    Ok(BackendClients {
+        connector,
+        h2c,
+        token: Arc::new(()),
+    })
 }

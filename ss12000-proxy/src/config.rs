@@ -54,6 +54,8 @@ pub struct Config {
     /// `text` (default) or `json` logs on stderr.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Connection threads (default: one per core). Each connection lives on one of them.
+    pub threads: Option<usize>,
 }
 
 /// The proxy's own certificate and key (PEM), reloaded on SIGHUP.
@@ -313,6 +315,9 @@ impl Config {
                 .parse::<TrustedProxy>()
                 .map_err(|e| format!("trusted_proxies: {e}"))?;
         }
+        if self.threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+            return Err("threads: must be 1 to 1024 (leave it out for one per core)".into());
+        }
         if self.headers.api_key_header.is_some() != self.headers.api_key.is_some() {
             return Err("headers: api_key_header and api_key go together".into());
         }
@@ -449,5 +454,9 @@ mod tests {
                 .unwrap_err()
                 .contains("backend_timeout")
         );
+        let none = [("SS12000_PROXY_THREADS".to_owned(), "0".to_owned())];
+        assert!(Config::parse(MINIMAL, none).unwrap_err().contains("threads"));
+        let two = [("SS12000_PROXY_THREADS".to_owned(), "2".to_owned())];
+        assert_eq!(Config::parse(MINIMAL, two).unwrap().threads, Some(2));
     }
 }

@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use kontosynk_server::response::{Body, json_error};
 use kontosynk_server::{ClientCertificate, ConnectionInfo, RequestBody};
 
+use crate::backend::BackendClients;
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
 
 /// Identity headers the proxy sets (bowness' names plus scopes, tags and pin).
@@ -58,6 +59,11 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
     "proxy-authorization",
 ];
+
+/// True for a hop-by-hop header.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
 
 /// The backend HTTP client: pooled, HTTP/1.1 and HTTP/2 (by ALPN for https).
 pub type BackendClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
@@ -118,7 +124,7 @@ impl hyper::body::Body for UpstreamBody {
 
 /// Forwards requests to one backend.
 pub struct Forwarder {
-    client: BackendClient,
+    clients: BackendClients,
     /// Scheme and authority of the backend, and its path prefix without a trailing `/`.
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -139,9 +145,9 @@ struct IdentityCache {
 }
 
 impl Forwarder {
-    /// A forwarder to `backend` (validated URL) using `client`.
+    /// A forwarder to `backend` (validated URL) using `clients`.
     pub fn new(
-        client: BackendClient,
+        clients: BackendClients,
         backend: &str,
         headers: HeadersConfig,
         backend_timeout: Duration,
@@ -173,7 +179,7 @@ impl Forwarder {
             _ => None,
         };
         Ok(Self {
-            client,
+            clients,
             scheme,
             authority,
             prefix,
@@ -194,15 +200,13 @@ impl Forwarder {
                 "no authenticated client on this request",
             );
         };
-        let info = request.extensions().get::<ConnectionInfo>().cloned();
+        let info = request.extensions().get::<ConnectionInfo>().copied();
         let certificate = request.extensions().get::<ClientCertificate>().cloned();
         let upgrade = wants_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
-        let original_host = request
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        let original_host = request.headers().get(header::HOST).cloned().or_else(|| {
+            let authority = request.uri().authority()?;
+            HeaderValue::from_str(authority.as_str()).ok()
+        });
 
         let (mut parts, body) = request.into_parts();
         let uri = match self.upstream_uri(&parts.uri) {
@@ -224,8 +228,8 @@ impl Forwarder {
         self.add_identity(&mut parts.headers, &peer, certificate.as_ref());
         add_forwarded(
             &mut parts.headers,
-            info.as_ref().map(|i| i.remote_addr),
-            original_host.as_deref(),
+            info.map(|i| i.remote_addr),
+            original_host,
         );
         if let Some((name, value)) = &self.api_key {
             parts.headers.insert(name.clone(), value.clone());
@@ -244,7 +248,7 @@ impl Forwarder {
             tokio::time::sleep(timeout).await;
         };
         let answered = tokio::select! {
-            response = self.client.request(upstream) => Some(response),
+            response = self.clients.get().request(upstream) => Some(response),
             () = deadline => None,
         };
         let response = match answered {
@@ -275,6 +279,15 @@ impl Forwarder {
     }
 
     fn upstream_uri(&self, original: &Uri) -> Result<Uri, String> {
+        if let (true, Some(path_and_query)) = (self.prefix.is_empty(), original.path_and_query()) {
+            // The common case: the path as it came, without parsing it again.
+            let mut parts = http::uri::Parts::default();
+            parts.scheme = Some(self.scheme.clone());
+            parts.authority = Some(self.authority.clone());
+            parts.path_and_query = Some(path_and_query.clone());
+            return Uri::from_parts(parts)
+                .map_err(|e| format!("cannot forward {path_and_query}: {e}"));
+        }
         let path_and_query = original.path_and_query().map_or("/", |p| p.as_str());
         Uri::builder()
             .scheme(self.scheme.clone())
@@ -402,69 +415,83 @@ fn sanitize(
     client_cert_header: &str,
     api_key_header: Option<&HeaderName>,
 ) {
-    strip_hop_by_hop(headers);
     headers.remove(header::HOST);
-    let spoofable = |name: &HeaderName| {
-        let name = name.as_str();
-        name.starts_with(names::PREFIX)
-            || SPOOFABLE.contains(&name)
-            || name == client_cert_header
-            || name == "client-cert"
-            || name == "client-cert-chain"
-            || api_key_header.is_some_and(|k| k.as_str() == name)
+    let named = connection_options(headers);
+    let unwanted = |name: &HeaderName| {
+        let text = name.as_str();
+        is_hop_by_hop(name)
+            || text.starts_with(names::PREFIX)
+            || SPOOFABLE.contains(&text)
+            || text == client_cert_header
+            || text == "client-cert"
+            || text == "client-cert-chain"
+            || api_key_header.is_some_and(|k| k == name)
+            || named.contains(name)
     };
-    // Most requests carry none of these: only then is a list of names built.
-    if headers.keys().any(spoofable) {
-        let names: Vec<HeaderName> = headers.keys().filter(|n| spoofable(n)).cloned().collect();
+    remove_where(headers, unwanted);
+}
+
+/// Removes hop-by-hop headers and the headers `Connection` names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named = connection_options(headers);
+    remove_where(headers, |name| is_hop_by_hop(name) || named.contains(name));
+}
+
+/// The header names listed in `Connection` (usually none).
+fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::try_from(token.trim()).ok())
+        .collect()
+}
+
+/// Removes every header whose name matches; one pass over the names, and a list of them
+/// only when there is something to remove (most requests carry none).
+fn remove_where(headers: &mut HeaderMap, unwanted: impl Fn(&HeaderName) -> bool) {
+    if headers.keys().any(&unwanted) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| unwanted(n)).cloned().collect();
         for name in names {
             headers.remove(name);
         }
     }
 }
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|token| HeaderName::try_from(token.trim()).ok())
-            .collect();
-        for name in named {
-            headers.remove(name);
-        }
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
 /// `Forwarded` (RFC 7239) and the `X-Forwarded-*` trio, describing the real client.
-fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, host: Option<&str>) {
-    let mut forwarded = Vec::new();
+fn add_forwarded(headers: &mut HeaderMap, client: Option<SocketAddr>, host: Option<HeaderValue>) {
+    use std::fmt::Write as _;
+    let mut forwarded = String::with_capacity(96);
     if let Some(addr) = client {
-        let node = match addr {
-            SocketAddr::V4(v4) => format!("\"{}:{}\"", v4.ip(), v4.port()),
-            SocketAddr::V6(v6) => format!("\"[{}]:{}\"", v6.ip(), v6.port()),
+        let ip = addr.ip().to_string();
+        let _ = match addr {
+            SocketAddr::V4(_) => write!(forwarded, "for=\"{ip}:{}\";", addr.port()),
+            SocketAddr::V6(_) => write!(forwarded, "for=\"[{ip}]:{}\";", addr.port()),
         };
-        forwarded.push(format!("for={node}"));
-        if let Ok(value) = HeaderValue::try_from(addr.ip().to_string()) {
+        if let Ok(value) = HeaderValue::try_from(ip) {
             headers.insert(HeaderName::from_static("x-forwarded-for"), value);
         }
     }
-    forwarded.push("proto=https".to_owned());
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        forwarded.push(format!("host=\"{host}\""));
-        if let Ok(value) = HeaderValue::try_from(host) {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), value);
+    forwarded.push_str("proto=https");
+    // A host that cannot be a quoted-string is left out rather than escaped.
+    if let Some(host) = host.filter(|h| {
+        h.as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_graphic() && *b != b'"')
+    }) {
+        if let Ok(text) = host.to_str() {
+            forwarded.push_str(";host=\"");
+            forwarded.push_str(text);
+            forwarded.push('"');
         }
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static("https"),
     );
-    if let Ok(value) = HeaderValue::try_from(forwarded.join(";")) {
+    if let Ok(value) = HeaderValue::try_from(forwarded) {
         headers.insert(header::FORWARDED, value);
     }
 }
@@ -516,10 +543,10 @@ mod tests {
 
     #[test]
     fn identity_headers_follow_the_metadata_generation() {
-        let client =
-            crate::backend::client(&Default::default(), false, Duration::from_secs(1)).unwrap();
+        let clients =
+            crate::backend::clients(&Default::default(), false, Duration::from_secs(1)).unwrap();
         let forwarder = Forwarder::new(
-            client,
+            clients,
             "http://127.0.0.1:1",
             HeadersConfig::default(),
             Duration::from_secs(1),

@@ -25,9 +25,10 @@ pub async fn serve(
 ) -> Result<(), String> {
     let limits = &config.limits;
     let backend_timeout = seconds(limits.backend_timeout);
-    let client = crate::backend::client(&config.backend_tls, config.backend_h2c, backend_timeout)?;
+    let clients =
+        crate::backend::clients(&config.backend_tls, config.backend_h2c, backend_timeout)?;
     let forwarder = Arc::new(Forwarder::new(
-        client,
+        clients,
         &config.backend,
         config.headers.clone(),
         backend_timeout,
@@ -64,7 +65,12 @@ pub async fn serve(
             .map(|p| p.parse())
             .collect::<Result<_, _>>()?,
     };
-    let prepared = settings.prepare().await?;
+    let threads = config.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let prepared = settings
+        .prepare_with(|builder| builder.worker_threads(threads))
+        .await?;
     let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
     prepared

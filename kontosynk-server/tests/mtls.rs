@@ -809,5 +809,8 @@ async fn worker_threads_keep_each_connection_on_one_thread_and_drain_on_shutdown
         .await
         .expect("the server stops once drained")
         .unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
 }

@@ -455,7 +455,11 @@ mod tests {
                 .contains("backend_timeout")
         );
         let none = [("SS12000_PROXY_THREADS".to_owned(), "0".to_owned())];
-        assert!(Config::parse(MINIMAL, none).unwrap_err().contains("threads"));
+        assert!(
+            Config::parse(MINIMAL, none)
+                .unwrap_err()
+                .contains("threads")
+        );
         let two = [("SS12000_PROXY_THREADS".to_owned(), "2".to_owned())];
         assert_eq!(Config::parse(MINIMAL, two).unwrap().threads, Some(2));
     }

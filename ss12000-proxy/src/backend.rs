@@ -51,6 +51,11 @@ impl BackendClients {
         })
     }
 
+    /// True when a plain-HTTP backend is spoken to in HTTP/2 (prior knowledge).
+    pub fn h2c(&self) -> bool {
+        self.h2c
+    }
+
     fn build(&self) -> BackendClient {
         Client::builder(TokioExecutor::new())
             .http2_only(self.h2c)

@@ -20,6 +20,7 @@ use kontosynk_server::{ClientCertificate, ConnectionInfo, RequestBody};
 
 use crate::backend::BackendClients;
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
+use crate::h1pool::{BoxError, Checkin, H1Pool, ReturningBody};
 
 /// Identity headers the proxy sets (bowness' names plus scopes, tags and pin).
 pub mod names {
@@ -125,6 +126,8 @@ impl hyper::body::Body for UpstreamBody {
 /// Forwards requests to one backend.
 pub struct Forwarder {
     clients: BackendClients,
+    /// The per-thread HTTP/1.1 pool, for a plain-HTTP backend (not h2c).
+    pool: Option<H1Pool>,
     /// Scheme and authority of the backend, and its path prefix without a trailing `/`.
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -178,8 +181,11 @@ impl Forwarder {
             )),
             _ => None,
         };
+        let pool = (scheme == http::uri::Scheme::HTTP && !clients.h2c())
+            .then(|| H1Pool::new(&authority, backend_timeout));
         Ok(Self {
             clients,
+            pool,
             scheme,
             authority,
             prefix,
@@ -248,7 +254,7 @@ impl Forwarder {
             tokio::time::sleep(timeout).await;
         };
         let answered = tokio::select! {
-            response = self.clients.get().request(upstream) => Some(response),
+            response = self.send(upstream) => Some(response),
             () = deadline => None,
         };
         let response = match answered {
@@ -260,7 +266,7 @@ impl Forwarder {
                 );
             }
             Some(Err(err)) => {
-                tracing::warn!(error = %error_chain(&err), "backend request failed");
+                tracing::warn!(error = %error_chain(err.as_ref()), "backend request failed");
                 return json_error(
                     StatusCode::BAD_GATEWAY,
                     "backend_unavailable",
@@ -270,12 +276,37 @@ impl Forwarder {
             Some(Ok(response)) => response,
         };
 
+        let (response, checkin) = response;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // The connection now belongs to the upgrade; it is never pooled again.
             return switch_protocols(response, upgrade);
         }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        let body = ReturningBody::new(body, checkin);
         Response::from_parts(parts, body.map_err(Into::into).boxed())
+    }
+
+    /// Sends `request` to the backend: on this thread's HTTP/1.1 pool for a plain-HTTP
+    /// backend, otherwise on this thread's general client. The [`Checkin`], when given,
+    /// returns the connection to the pool once the response body has been read.
+    async fn send(
+        &self,
+        request: Request<UpstreamBody>,
+    ) -> Result<(Response<hyper::body::Incoming>, Option<Checkin>), BoxError> {
+        match &self.pool {
+            Some(pool) => pool
+                .send(request)
+                .await
+                .map(|(response, checkin)| (response, Some(checkin))),
+            None => self
+                .clients
+                .get()
+                .request(request)
+                .await
+                .map(|response| (response, None))
+                .map_err(Into::into),
+        }
     }
 
     fn upstream_uri(&self, original: &Uri) -> Result<Uri, String> {

@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod config;
 pub mod forward;
+pub mod h1pool;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -768,3 +768,85 @@ async fn sighup_reloads_the_certificate_and_admin_reports_health() {
     // The connection opened before the reload keeps working.
     assert_eq!(send(&mut sender, get("/")).await.unwrap().0, StatusCode::OK);
 }
+
+/// A bare HTTP/1.1 backend that answers `per_connection` requests on each connection and
+/// then closes it without warning (as a backend's keep-alive timeout does). Each answer
+/// names the connection (counted from 1) and the request line's target and `Host`.
+async fn closing_backend(per_connection: usize) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut connections = 0;
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            connections += 1;
+            let connection = connections;
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                for _ in 0..per_connection {
+                    let head = loop {
+                        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                            pending.drain(..end + 4);
+                            break head;
+                        }
+                        let mut buf = [0u8; 4096];
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
+                    let host = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("host: "))
+                        .unwrap_or_default()
+                        .to_owned();
+                    let body = json!({"connection": connection, "target": target, "host": host})
+                        .to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn backend_connections_are_reused_and_closed_ones_replaced() {
+    let (dir, fed) = federation();
+    let backend = closing_backend(3).await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "threads = 1",
+        dir.path(),
+    );
+    let mut client = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let mut used = Vec::new();
+    for i in 0..7 {
+        let (status, body) = send(&mut client, get(&format!("/item/{i}?x=1")))
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "request {i}: {body}");
+        // Origin-form target and the backend's own authority, as an origin server expects.
+        assert_eq!(body["target"], format!("/item/{i}?x=1"));
+        assert_eq!(body["host"], backend.to_string());
+        used.push(body["connection"].as_u64().unwrap());
+        // Time for the proxy to see the backend's close before the next request.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Three requests per backend connection: reused until the backend closed it, then
+    // replaced without an error reaching the client.
+    assert_eq!(used, [1, 1, 1, 2, 2, 2, 3]);
+}

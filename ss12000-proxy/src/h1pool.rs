@@ -1,0 +1,240 @@
+//! Plain-HTTP/1.1 backend connections, pooled per thread.
+//!
+//! The common deployment puts the proxy next to an `http://` backend. For it the proxy keeps
+//! its own small pool instead of hyper-util's general client: each thread owns its idle
+//! connections outright (no lock, no pool-key hashing, no connector clones per request),
+//! and a connection goes back to its thread's pool when the response body has been read to
+//! the end. That is a few percent of the proxy's CPU per request.
+
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::forward::UpstreamBody;
+
+/// A boxed error from the backend connection.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Idle connections kept per thread at most; more are closed when handed back.
+const MAX_IDLE: usize = 1024;
+
+/// An idle connection unused for this long is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One backend's pools (one per thread).
+pub struct H1Pool {
+    /// The backend's authority, sent as `Host`.
+    authority: http::HeaderValue,
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    /// Identifies this pool among the pools a thread keeps; dropped with it.
+    token: Arc<()>,
+}
+
+struct Idle {
+    sender: SendRequest<UpstreamBody>,
+    since: Instant,
+}
+
+thread_local! {
+    /// This thread's idle connections of each live [`H1Pool`].
+    static IDLE: RefCell<Vec<(Weak<()>, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A connection lent out for one request, handed back to the pool of the thread that
+/// finishes reading its response.
+pub struct Checkin {
+    sender: SendRequest<UpstreamBody>,
+    pool: Weak<()>,
+}
+
+impl Checkin {
+    fn give_back(self) {
+        if self.pool.strong_count() == 0 || self.sender.is_closed() {
+            return;
+        }
+        with_idle(&self.pool, |idle| {
+            if idle.len() < MAX_IDLE {
+                idle.push(Idle {
+                    sender: self.sender,
+                    since: Instant::now(),
+                });
+            }
+        });
+    }
+}
+
+/// Runs `f` on this thread's idle list of the pool `token` names.
+fn with_idle<R>(token: &Weak<()>, f: impl FnOnce(&mut Vec<Idle>) -> R) -> R {
+    IDLE.with(|pools| {
+        let mut pools = pools.borrow_mut();
+        let at = match pools.iter().position(|(t, _)| t.ptr_eq(token)) {
+            Some(at) => at,
+            None => {
+                // Forget the pools of dropped backends (their connections close).
+                pools.retain(|(t, _)| t.strong_count() > 0);
+                pools.push((token.clone(), Vec::new()));
+                pools.len() - 1
+            }
+        };
+        f(&mut pools[at].1)
+    })
+}
+
+impl H1Pool {
+    /// A pool for the backend at `authority` (port 80 unless it names one).
+    pub fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
+        let host = authority.host();
+        let port = authority.port_u16().unwrap_or(80);
+        Self {
+            authority: http::HeaderValue::from_str(authority.as_str())
+                .expect("an authority is a valid header value"),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+            connect_timeout,
+            token: Arc::new(()),
+        }
+    }
+
+    /// Sends `request` on an idle connection of this thread, or a new one. A request that
+    /// an idle connection could not take (the backend closed it meanwhile) is sent again on
+    /// another; once sent, it is never repeated.
+    pub async fn send(
+        &self,
+        mut request: Request<UpstreamBody>,
+    ) -> Result<(Response<Incoming>, Checkin), BoxError> {
+        self.origin_form(&mut request);
+        let token = Arc::downgrade(&self.token);
+        while let Some(mut sender) = with_idle(&token, take_usable) {
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => return Ok((response, self.checkin(sender))),
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(failed.into_error().into()),
+                },
+            }
+        }
+        let mut sender = self.connect().await?;
+        let response = sender.send_request(request).await?;
+        Ok((response, self.checkin(sender)))
+    }
+
+    /// The request as an origin server expects it: `Host` names the backend, and the
+    /// request target is the path and query only.
+    fn origin_form(&self, request: &mut Request<UpstreamBody>) {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, self.authority.clone());
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *request.uri_mut() = http::Uri::from(path_and_query);
+    }
+
+    fn checkin(&self, sender: SendRequest<UpstreamBody>) -> Checkin {
+        Checkin {
+            sender,
+            pool: Arc::downgrade(&self.token),
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<UpstreamBody>, BoxError> {
+        let address = (self.host.as_str(), self.port);
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| {
+                format!(
+                    "connecting to {}:{} timed out after {:?}",
+                    self.host, self.port, self.connect_timeout
+                )
+            })?
+            .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "backend connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// The freshest idle connection still worth trying; stale and closed ones are dropped.
+fn take_usable(idle: &mut Vec<Idle>) -> Option<SendRequest<UpstreamBody>> {
+    while let Some(entry) = idle.pop() {
+        if !entry.sender.is_closed() && entry.since.elapsed() < IDLE_TIMEOUT {
+            return Some(entry.sender);
+        }
+    }
+    None
+}
+
+/// A backend response body that hands its connection back to the pool once read to the
+/// end. Dropped early (the client went away), the connection is closed instead.
+pub struct ReturningBody {
+    inner: Incoming,
+    checkin: Option<Checkin>,
+}
+
+impl ReturningBody {
+    /// `inner`, whose connection `checkin` returns to the pool at the end (if given).
+    pub fn new(inner: Incoming, checkin: Option<Checkin>) -> Self {
+        let mut body = Self { inner, checkin };
+        if body.inner.is_end_stream() {
+            body.finish();
+        }
+        body
+    }
+
+    fn finish(&mut self) {
+        if let Some(checkin) = self.checkin.take() {
+            checkin.give_back();
+        }
+    }
+}
+
+impl Body for ReturningBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(),
+            Poll::Ready(Some(Err(_))) => self.checkin = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

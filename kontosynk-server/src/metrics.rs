@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use fedtls::store::StoreStatus;
 
@@ -12,9 +12,22 @@ use fedtls::store::StoreStatus;
 pub struct Metrics {
     handshakes: Mutex<BTreeMap<&'static str, u64>>,
     /// Responses by entity, then status: looked up by `&str`, so counting allocates only
-    /// the first time an entity is seen.
-    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
+    /// the first time an entity is seen. Sharded by thread, so threads serving requests
+    /// side by side do not contend for one lock; `/metrics` adds the shards up.
+    requests: [Mutex<BTreeMap<String, BTreeMap<u16, u64>>>; SHARDS],
     connections_open: AtomicI64,
+}
+
+/// Request counter shards (more than the cores of a typical server).
+const SHARDS: usize = 16;
+
+/// The request counter shard of the calling thread.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
 }
 
 /// Why a TLS handshake failed, as a metric label.
@@ -45,7 +58,7 @@ impl Metrics {
 
     /// Counts a response by status and entity (`-` when unauthenticated).
     pub fn request(&self, status: u16, entity_id: &str) {
-        let mut requests = lock(&self.requests);
+        let mut requests = lock(&self.requests[shard()]);
         let by_status = match requests.get_mut(entity_id) {
             Some(by_status) => by_status,
             None => requests.entry(entity_id.to_owned()).or_default(),
@@ -78,7 +91,16 @@ impl Metrics {
             "# HELP kontosynk_http_requests_total Responses by status code and client entity.\n",
         );
         out.push_str("# TYPE kontosynk_http_requests_total counter\n");
-        for (entity, by_status) in lock(&self.requests).iter() {
+        let mut requests = BTreeMap::<String, BTreeMap<u16, u64>>::new();
+        for shard in &self.requests {
+            for (entity, by_status) in lock(shard).iter() {
+                let total = requests.entry(entity.clone()).or_default();
+                for (status, count) in by_status {
+                    *total.entry(*status).or_default() += count;
+                }
+            }
+        }
+        for (entity, by_status) in &requests {
             for (status, count) in by_status {
                 let _ = writeln!(
                     out,
@@ -190,5 +212,40 @@ mod tests {
         );
         assert!(text.contains("kontosynk_connections_open 1\n"));
         assert_eq!(metrics.handshake_count(handshake::OK), 2);
+    }
+
+    #[test]
+    fn requests_counted_on_many_threads_add_up() {
+        let metrics = Metrics::default();
+        std::thread::scope(|s| {
+            for _ in 0..SHARDS + 3 {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        metrics.request(200, "https://a.example");
+                    }
+                    metrics.request(404, "https://b.example");
+                });
+            }
+        });
+        let text = metrics.render(None);
+        let line = |status: u16, entity: &str, count: usize| {
+            format!(
+                "kontosynk_http_requests_total{{status=\"{status}\",entity_id=\"{entity}\"}} {count}\n"
+            )
+        };
+        let threads = SHARDS + 3;
+        assert!(
+            text.contains(&line(200, "https://a.example", 10 * threads)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&line(404, "https://b.example", threads)),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("status=\"200\"").count(),
+            1,
+            "one line per entity and status"
+        );
     }
 }

@@ -1,8 +1,7 @@
 //! The pooled clients that talk to the backend, with the configured `https` trust: one
 //! per thread, so a request and the pooled backend connection it uses live on one thread.
 
-use std::cell::RefCell;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fedtls::Pin;
@@ -15,6 +14,7 @@ use rustls::client::danger::ServerCertVerifier;
 
 use crate::config::BackendTlsConfig;
 use crate::forward::BackendClient;
+use crate::per_thread::PerThread;
 
 /// Makes backend clients that speak HTTP/1.1, and HTTP/2 when an `https` backend offers it
 /// or `h2c` says a plain-HTTP backend speaks it. Hands out one client (one connection pool)
@@ -23,32 +23,13 @@ use crate::forward::BackendClient;
 pub struct BackendClients {
     connector: HttpsConnector<HttpConnector>,
     h2c: bool,
-    /// Identifies this set among the clients a thread caches; dropped with it.
-    token: Arc<()>,
-}
-
-thread_local! {
-    /// This thread's client of each live [`BackendClients`].
-    static CLIENTS: RefCell<Vec<(Weak<()>, BackendClient)>> = const { RefCell::new(Vec::new()) };
+    clients: PerThread<BackendClient>,
 }
 
 impl BackendClients {
     /// The calling thread's client (made on first use).
     pub fn get(&self) -> BackendClient {
-        CLIENTS.with(|clients| {
-            let mut clients = clients.borrow_mut();
-            if let Some((_, client)) = clients
-                .iter()
-                .find(|(token, _)| std::ptr::eq(token.as_ptr(), Arc::as_ptr(&self.token)))
-            {
-                return client.clone();
-            }
-            // Forget the clients of dropped sets (their pools close with them).
-            clients.retain(|(token, _)| token.strong_count() > 0);
-            let client = self.build();
-            clients.push((Arc::downgrade(&self.token), client.clone()));
-            client
-        })
+        self.clients.with(|| self.build(), |client| client.clone())
     }
 
     /// True when a plain-HTTP backend is spoken to in HTTP/2 (prior knowledge).
@@ -118,6 +99,6 @@ pub fn clients(
     Ok(BackendClients {
         connector,
         h2c,
-        token: Arc::new(()),
+        clients: PerThread::default(),
     })
 }

@@ -21,6 +21,7 @@ use kontosynk_server::{ClientCertificate, ConnectionInfo, RequestBody};
 use crate::backend::BackendClients;
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
 use crate::h1pool::{BoxError, Checkin, H1Pool, ReturningBody};
+use crate::per_thread::PerThread;
 
 /// Identity headers the proxy sets (bowness' names plus scopes, tags and pin).
 pub mod names {
@@ -136,8 +137,8 @@ pub struct Forwarder {
     client_cert_header: HeaderName,
     api_key: Option<(HeaderName, HeaderValue)>,
     backend_timeout: Duration,
-    /// Identity headers per client, built once per metadata generation.
-    identities: std::sync::Mutex<IdentityCache>,
+    /// Identity headers per client, built once per metadata generation (per thread).
+    identities: PerThread<IdentityCache>,
 }
 
 /// Encoded identity headers by pin, for one metadata generation.
@@ -193,13 +194,13 @@ impl Forwarder {
             client_cert_header,
             api_key,
             backend_timeout,
-            identities: std::sync::Mutex::default(),
+            identities: PerThread::default(),
         })
     }
 
     /// Forwards one authenticated request and returns the backend's response (streamed).
     pub async fn forward(self: Arc<Self>, mut request: Request<RequestBody>) -> Response<Body> {
-        let Some(peer) = request.extensions().get::<PeerIdentity>().cloned() else {
+        let Some(peer) = request.extensions_mut().remove::<PeerIdentity>() else {
             return json_error(
                 StatusCode::UNAUTHORIZED,
                 "unauthenticated",
@@ -207,7 +208,7 @@ impl Forwarder {
             );
         };
         let info = request.extensions().get::<ConnectionInfo>().copied();
-        let certificate = request.extensions().get::<ClientCertificate>().cloned();
+        let certificate = request.extensions_mut().remove::<ClientCertificate>();
         let upgrade = wants_upgrade(request.headers()).then(|| hyper::upgrade::on(&mut request));
         let original_host = request.headers().get(header::HOST).cloned().or_else(|| {
             let authority = request.uri().authority()?;
@@ -330,10 +331,16 @@ impl Forwarder {
 
     /// The client's identity headers, encoded once per client and metadata generation.
     fn identity_headers(&self, peer: &PeerIdentity) -> Arc<[(HeaderName, HeaderValue)]> {
-        let mut cache = self
-            .identities
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.identities.with(IdentityCache::default, |cache| {
+            self.cached_identity(cache, peer)
+        })
+    }
+
+    fn cached_identity(
+        &self,
+        cache: &mut IdentityCache,
+        peer: &PeerIdentity,
+    ) -> Arc<[(HeaderName, HeaderValue)]> {
         if cache.generation != peer.generation {
             cache.by_pin.clear();
             cache.generation = peer.generation;

@@ -6,9 +6,7 @@
 //! and a connection goes back to its thread's pool when the response body has been read to
 //! the end. That is a few percent of the proxy's CPU per request.
 
-use std::cell::RefCell;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::forward::UpstreamBody;
+use crate::per_thread::{PerThread, PerThreadHandle};
 
 /// A boxed error from the backend connection.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -37,8 +36,7 @@ pub struct H1Pool {
     host: String,
     port: u16,
     connect_timeout: Duration,
-    /// Identifies this pool among the pools a thread keeps; dropped with it.
-    token: Arc<()>,
+    idle: PerThread<Vec<Idle>>,
 }
 
 struct Idle {
@@ -46,49 +44,28 @@ struct Idle {
     since: Instant,
 }
 
-thread_local! {
-    /// This thread's idle connections of each live [`H1Pool`].
-    static IDLE: RefCell<Vec<(Weak<()>, Vec<Idle>)>> = const { RefCell::new(Vec::new()) };
-}
-
 /// A connection lent out for one request, handed back to the pool of the thread that
 /// finishes reading its response.
 pub struct Checkin {
     sender: SendRequest<UpstreamBody>,
-    pool: Weak<()>,
+    pool: PerThreadHandle<Vec<Idle>>,
 }
 
 impl Checkin {
     fn give_back(self) {
-        if self.pool.strong_count() == 0 || self.sender.is_closed() {
+        if self.sender.is_closed() {
             return;
         }
-        with_idle(&self.pool, |idle| {
+        let sender = self.sender;
+        self.pool.with(Vec::new, |idle| {
             if idle.len() < MAX_IDLE {
                 idle.push(Idle {
-                    sender: self.sender,
+                    sender,
                     since: Instant::now(),
                 });
             }
         });
     }
-}
-
-/// Runs `f` on this thread's idle list of the pool `token` names.
-fn with_idle<R>(token: &Weak<()>, f: impl FnOnce(&mut Vec<Idle>) -> R) -> R {
-    IDLE.with(|pools| {
-        let mut pools = pools.borrow_mut();
-        let at = match pools.iter().position(|(t, _)| t.ptr_eq(token)) {
-            Some(at) => at,
-            None => {
-                // Forget the pools of dropped backends (their connections close).
-                pools.retain(|(t, _)| t.strong_count() > 0);
-                pools.push((token.clone(), Vec::new()));
-                pools.len() - 1
-            }
-        };
-        f(&mut pools[at].1)
-    })
 }
 
 impl H1Pool {
@@ -105,7 +82,7 @@ impl H1Pool {
                 .to_owned(),
             port,
             connect_timeout,
-            token: Arc::new(()),
+            idle: PerThread::default(),
         }
     }
 
@@ -117,8 +94,7 @@ impl H1Pool {
         mut request: Request<UpstreamBody>,
     ) -> Result<(Response<Incoming>, Checkin), BoxError> {
         self.origin_form(&mut request);
-        let token = Arc::downgrade(&self.token);
-        while let Some(mut sender) = with_idle(&token, take_usable) {
+        while let Some(mut sender) = self.idle.with(Vec::new, take_usable) {
             if sender.ready().await.is_err() {
                 continue;
             }
@@ -152,7 +128,7 @@ impl H1Pool {
     fn checkin(&self, sender: SendRequest<UpstreamBody>) -> Checkin {
         Checkin {
             sender,
-            pool: Arc::downgrade(&self.token),
+            pool: self.idle.handle(),
         }
     }
 

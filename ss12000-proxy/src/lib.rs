@@ -8,6 +8,7 @@ pub mod backend;
 pub mod config;
 pub mod forward;
 pub mod h1pool;
+mod per_thread;
 
 use std::sync::Arc;
 use std::time::Duration;

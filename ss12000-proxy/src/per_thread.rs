@@ -6,9 +6,12 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::{Arc, Weak};
 
+/// A [`PerThread`]'s token and this thread's value of it.
+type Slot = (Weak<()>, Box<dyn Any>);
+
 thread_local! {
-    /// This thread's values of every live [`PerThread`], by its token.
-    static SLOTS: RefCell<Vec<(Weak<()>, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's values of every live [`PerThread`].
+    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A value of type `T` per thread, made on a thread's first use and dropped with the

@@ -485,17 +485,7 @@ impl BoundServer {
         if let Some(pool) = pool {
             pool.drain().await;
         }
-        let drained = tokio::time::timeout(grace, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                left = connections.len(),
-                "grace period over; closing the rest"
-            );
-            connections.shutdown().await;
-        }
+        crate::workers::drain(&mut connections, grace).await;
         if let Some(task) = admin_task {
             task.abort();
         }

@@ -169,6 +169,11 @@ async fn run(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    drain(&mut connections, grace).await;
+}
+
+/// Waits up to `grace` for `connections` to finish, then ends the rest.
+pub(crate) async fn drain(connections: &mut JoinSet<()>, grace: Duration) {
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })

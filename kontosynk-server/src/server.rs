@@ -754,9 +754,7 @@ async fn handle<H: Handler>(
         match authorize(shared, connection, forwarded_cert) {
             Err(refusal) => (refusal.into_response(shared.refusal.as_ref()), None),
             Ok((peer, certificate)) => {
-                let organization_id = logged
-                    .as_ref()
-                    .and_then(|_| peer.organization_id.clone());
+                let organization_id = logged.as_ref().and_then(|_| peer.organization_id.clone());
                 let ids = (peer.entity_id.clone(), organization_id);
                 request.extensions_mut().insert(certificate);
                 (

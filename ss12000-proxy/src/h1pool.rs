@@ -26,7 +26,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Idle connections kept per thread at most; more are closed when handed back.
 const MAX_IDLE: usize = 1024;
 
-/// An idle connection unused for this long is closed rather than reused.
+/// An idle connection unused for this long is closed rather than reused (checked whenever
+/// a connection is handed back or taken).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One backend's pools (one per thread).
@@ -57,12 +58,16 @@ impl Checkin {
             return;
         }
         let sender = self.sender;
+        let now = Instant::now();
         self.pool.with(Vec::new, |idle| {
+            // The list is oldest first: close what has idled too long.
+            let expired = idle
+                .iter()
+                .take_while(|entry| now.duration_since(entry.since) >= IDLE_TIMEOUT)
+                .count();
+            idle.drain(..expired);
             if idle.len() < MAX_IDLE {
-                idle.push(Idle {
-                    sender,
-                    since: Instant::now(),
-                });
+                idle.push(Idle { sender, since: now });
             }
         });
     }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use fedtls::Pin;
 use fedtls::snapshot::SnapshotSource;
+use fedtls::verify::unix_now;
 use fedtls::store::MetadataStore;
 use fedtls::tls::{PeerIdentity, PeerRejection, PinnedClientVerifier, ReloadableCertResolver};
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -540,8 +541,9 @@ struct Connection {
     /// The client's pin and certificate from the handshake (mutual TLS only).
     pin: Option<Pin>,
     certificate: Option<ClientCertificate>,
-    /// The identity as last resolved, with the generation it was resolved against.
-    identity: Mutex<Option<PeerIdentity>>,
+    /// The identity as last resolved (its `generation` says against which metadata), and
+    /// that metadata's `exp`.
+    identity: Mutex<Option<(PeerIdentity, i64)>>,
     in_flight: AtomicUsize,
     close: AtomicBool,
 }
@@ -598,12 +600,11 @@ async fn serve_connection<H: Handler>(
                 },
             };
             let identity = pin.and_then(|pin| {
-                shared
-                    .source
-                    .current()
-                    .and_then(|snapshot| PeerIdentity::resolve_pin(&snapshot, &pin))
+                let snapshot = shared.source.current()?;
+                let peer = PeerIdentity::resolve_pin(&snapshot, &pin)?;
+                Some((peer, snapshot.expires_at()))
             });
-            if let Some(peer) = &identity {
+            if let Some((peer, _)) = &identity {
                 tracing::debug!(%remote, entity_id = %peer.entity_id, "client authenticated");
             }
             let state = Arc::new(Connection {
@@ -672,15 +673,16 @@ async fn drive<I, H>(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let service = {
-        let shared = Arc::clone(shared);
-        let connection = Arc::clone(&connection);
+        // One context per connection, cloned per request: nothing another connection's
+        // thread writes (such as the server-wide `Shared`'s reference count) is touched
+        // per request.
+        let context = Arc::new((Arc::clone(shared), Arc::clone(&connection), handler));
         service_fn(move |request: Request<Incoming>| {
-            let shared = Arc::clone(&shared);
-            let connection = Arc::clone(&connection);
-            let handler = handler.clone();
+            let context = Arc::clone(&context);
             async move {
+                let (shared, connection, handler) = &*context;
                 connection.in_flight.fetch_add(1, Ordering::AcqRel);
-                let response = handle(&shared, &connection, request, handler).await;
+                let response = handle(shared, connection, request, handler).await;
                 connection.in_flight.fetch_sub(1, Ordering::AcqRel);
                 Ok::<_, Infallible>(response)
             }
@@ -730,7 +732,7 @@ async fn handle<H: Handler>(
     shared: &Shared,
     connection: &Connection,
     mut request: Request<Incoming>,
-    handler: H,
+    handler: &H,
 ) -> Response<crate::access_log::LoggedBody> {
     // The access log's facts, gathered only when it is on.
     let logged = crate::access_log::enabled().then(|| {
@@ -814,6 +816,18 @@ fn authorize(
     connection: &Connection,
     forwarded_cert: Option<HeaderValue>,
 ) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
+    // The usual case, without loading the snapshot: the connection's identity was resolved
+    // against the metadata still in force (same generation: no newer document has been
+    // stored) and that document has not expired.
+    if let (Some(pin), Some(certificate)) = (connection.pin, &connection.certificate) {
+        let generation = shared.source.generation();
+        let cached = lock(&connection.identity);
+        if let Some((peer, _)) = cached.as_ref().filter(|(peer, expires)| {
+            peer.generation == generation && peer.pin == pin && unix_now() < *expires
+        }) {
+            return Ok((peer.clone(), certificate.clone()));
+        }
+    }
     let Some(snapshot) = shared.source.current() else {
         return Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -825,13 +839,10 @@ fn authorize(
         (Some(pin), Some(certificate)) => (pin, certificate.clone()),
         _ => terminator_certificate(shared, connection, forwarded_cert)?,
     };
-    let mut cached = connection
-        .identity
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(peer) = cached
+    let mut cached = lock(&connection.identity);
+    if let Some((peer, _)) = cached
         .as_ref()
-        .filter(|p| p.generation == snapshot.generation() && p.pin == pin)
+        .filter(|(p, _)| p.generation == snapshot.generation() && p.pin == pin)
     {
         return Ok((peer.clone(), certificate));
     }
@@ -843,7 +854,7 @@ fn authorize(
     });
     match resolved {
         Some(peer) => {
-            *cached = Some(peer.clone());
+            *cached = Some((peer.clone(), snapshot.expires_at()));
             Ok((peer, certificate))
         }
         None => {
@@ -911,7 +922,7 @@ async fn admit<H: Handler>(
     peer: PeerIdentity,
     connection: &Connection,
     request: Request<Incoming>,
-    handler: H,
+    handler: &H,
 ) -> Response<Body> {
     if let Err(denial) = shared.policy.check(&peer) {
         return crate::response::json(
@@ -945,7 +956,7 @@ async fn run_handler<H: Handler>(
     connection: &Connection,
     request: Request<Incoming>,
     peer: Option<PeerIdentity>,
-    handler: H,
+    handler: &H,
 ) -> Response<Body> {
     let max_body = shared.limits.max_body;
     let declared = request
@@ -1000,4 +1011,9 @@ fn classify_handshake_error(err: &std::io::Error) -> &'static str {
         )) => handshake::CERTIFICATE_NOT_VALID,
         _ => handshake::OTHER,
     }
+}
+
+/// Locks a connection's state; a panic elsewhere never makes it unusable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

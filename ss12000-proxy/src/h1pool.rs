@@ -59,7 +59,9 @@ impl Checkin {
         }
         let sender = self.sender;
         let now = Instant::now();
-        self.pool.with(Vec::new, |idle| {
+        // On a thread that never used the pool (only when connections are not kept on
+        // one thread) the connection is simply closed.
+        self.pool.with(|idle| {
             // The list is oldest first: close what has idled too long.
             let expired = idle
                 .iter()

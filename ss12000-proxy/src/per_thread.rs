@@ -1,13 +1,21 @@
 //! State kept per thread, for the proxy's connection threads: each thread reaches its own
-//! copy without a lock, and nothing moves between threads per request.
+//! copy without a lock and without touching memory another thread writes (no shared
+//! reference count), so nothing bounces between cores per request.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-/// A [`PerThread`]'s token and this thread's value of it.
-type Slot = (Weak<()>, Box<dyn Any>);
+/// One [`PerThread`]'s value on this thread.
+struct Slot {
+    id: u64,
+    /// Whether the `PerThread` still exists; checked only when slots are added.
+    alive: Weak<()>,
+    /// Taken out while in use (see [`with_slot`]).
+    value: Option<Box<dyn Any>>,
+}
 
 thread_local! {
     /// This thread's values of every live [`PerThread`].
@@ -17,14 +25,17 @@ thread_local! {
 /// A value of type `T` per thread, made on a thread's first use and dropped with the
 /// thread or, lazily, after the `PerThread` itself is gone.
 pub struct PerThread<T: 'static> {
-    token: Arc<()>,
+    id: u64,
+    alive: Arc<()>,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T: 'static> Default for PerThread<T> {
     fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         Self {
-            token: Arc::new(()),
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
             _value: PhantomData,
         }
     }
@@ -34,55 +45,76 @@ impl<T: 'static> PerThread<T> {
     /// A handle that reaches the same values, without keeping them alive.
     pub fn handle(&self) -> PerThreadHandle<T> {
         PerThreadHandle {
-            token: Arc::downgrade(&self.token),
+            id: self.id,
             _value: PhantomData,
         }
     }
 
     /// Runs `f` on this thread's value, made by `init` if there is none yet.
     pub fn with<R>(&self, init: impl FnOnce() -> T, f: impl FnOnce(&mut T) -> R) -> R {
-        with_slot(&Arc::downgrade(&self.token), init, f)
+        let taken = take(self.id).unwrap_or_else(|| {
+            add_slot(self.id, Arc::downgrade(&self.alive));
+            None
+        });
+        let mut value = taken.unwrap_or_else(|| Box::new(init()));
+        let result = f(&mut value);
+        put_back(self.id, value);
+        result
     }
 }
 
-/// A weak reference to a [`PerThread`]'s values, for whoever may outlive it.
+/// Reaches a [`PerThread`]'s value on threads that already have one, for whoever may
+/// outlive it.
 pub struct PerThreadHandle<T: 'static> {
-    token: Weak<()>,
+    id: u64,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T: 'static> PerThreadHandle<T> {
-    /// Runs `f` on this thread's value (made by `init` if needed); `None`, without calling
-    /// anything, once the `PerThread` is gone.
-    pub fn with<R>(&self, init: impl FnOnce() -> T, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        (self.token.strong_count() > 0).then(|| with_slot(&self.token, init, f))
+    /// Runs `f` on this thread's value; `None`, without calling it, when this thread has
+    /// none (it never used the `PerThread`, or the `PerThread` is gone).
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let mut value = take::<T>(self.id)??;
+        let result = f(&mut value);
+        put_back(self.id, value);
+        Some(result)
     }
 }
 
-fn with_slot<T: 'static, R>(
-    token: &Weak<()>,
-    init: impl FnOnce() -> T,
-    f: impl FnOnce(&mut T) -> R,
-) -> R {
-    // The value is taken out while `f` runs, so `f` may use other `PerThread`s.
-    let taken = SLOTS.with(|slots| {
-        let mut slots = slots.borrow_mut();
-        let at = slots.iter().position(|(t, _)| t.ptr_eq(token))?;
-        Some(slots.swap_remove(at).1)
-    });
-    let mut value: Box<T> = match taken.map(|value| value.downcast::<T>()) {
-        Some(Ok(value)) => value,
-        // Another type under the same token cannot happen: tokens are never shared.
-        _ => Box::new(init()),
-    };
-    let result = f(&mut value);
+/// Takes this thread's value of `id` out of its slot: `None` without a slot, `Some(None)`
+/// with a slot but no value yet (or one in use further up the stack).
+fn take<T: 'static>(id: u64) -> Option<Option<Box<T>>> {
     SLOTS.with(|slots| {
         let mut slots = slots.borrow_mut();
-        // Values of dropped `PerThread`s go with the next insertion.
-        slots.retain(|(t, _)| t.strong_count() > 0);
-        slots.push((token.clone(), value));
+        let slot = slots.iter_mut().find(|slot| slot.id == id)?;
+        if slot.alive.strong_count() == 0 {
+            return None;
+        }
+        // Ids are never reused, so the type always matches.
+        Some(slot.value.take().and_then(|v| v.downcast::<T>().ok()))
+    })
+}
+
+fn add_slot(id: u64, alive: Weak<()>) {
+    SLOTS.with(|slots| {
+        let mut slots = slots.borrow_mut();
+        // Values of dropped `PerThread`s go now.
+        slots.retain(|slot| slot.alive.strong_count() > 0);
+        slots.push(Slot {
+            id,
+            alive,
+            value: None,
+        });
     });
-    result
+}
+
+fn put_back<T: 'static>(id: u64, value: Box<T>) {
+    SLOTS.with(|slots| {
+        let mut slots = slots.borrow_mut();
+        if let Some(slot) = slots.iter_mut().find(|slot| slot.id == id) {
+            slot.value = Some(value);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -108,9 +140,12 @@ mod tests {
         assert_eq!(bump(&counter), 3);
 
         let handle = counter.handle();
-        assert_eq!(handle.with(|| 0, |n| *n), Some(3));
+        assert_eq!(handle.with(|n| *n), Some(3));
+        let elsewhere = std::thread::scope(|s| s.spawn(|| handle.with(|n| *n)).join().unwrap());
+        assert_eq!(elsewhere, None, "a thread that never used it has no value");
         drop(counter);
-        assert_eq!(handle.with(|| 0, |n| *n), None);
+        assert_eq!(handle.with(|n| *n), None);
+
         // A nested use of another PerThread inside `with` works.
         let outer = PerThread::<u32>::default();
         let inner = PerThread::<u32>::default();

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use fedtls::Pin;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::verify::unix_now;
 use fedtls::store::MetadataStore;
 use fedtls::tls::{PeerIdentity, PeerRejection, PinnedClientVerifier, ReloadableCertResolver};
+use fedtls::verify::unix_now;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Limited;
 use hyper::body::Incoming;
@@ -1015,5 +1015,7 @@ fn classify_handshake_error(err: &std::io::Error) -> &'static str {
 
 /// Locks a connection's state; a panic elsewhere never makes it unusable.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

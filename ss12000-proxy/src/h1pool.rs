@@ -32,7 +32,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One backend's pools (one per thread).
 pub struct H1Pool {
-    /// The backend's authority, sent as `Host`.
+    /// The backend's host and port, sent as `Host`.
     authority: http::HeaderValue,
     host: String,
     port: u16,
@@ -80,9 +80,14 @@ impl H1Pool {
     pub fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
         let host = authority.host();
         let port = authority.port_u16().unwrap_or(80);
+        // Host is host and port only, never userinfo a backend URL may carry.
+        let host_header = match authority.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
         Self {
-            authority: http::HeaderValue::from_str(authority.as_str())
-                .expect("an authority is a valid header value"),
+            authority: http::HeaderValue::from_str(&host_header)
+                .expect("a parsed host and port are a valid header value"),
             host: host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
@@ -219,5 +224,27 @@ impl Body for ReturningBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_and_address_come_from_the_backend_authority() {
+        let pool = |text: &str| H1Pool::new(&text.parse().unwrap(), Duration::from_secs(1));
+        let with_userinfo = pool("user:secret@backend.example:8080");
+        assert_eq!(with_userinfo.authority, "backend.example:8080");
+        assert_eq!(
+            (with_userinfo.host.as_str(), with_userinfo.port),
+            ("backend.example", 8080)
+        );
+        let ipv6 = pool("[::1]:9000");
+        assert_eq!(ipv6.authority, "[::1]:9000");
+        assert_eq!((ipv6.host.as_str(), ipv6.port), ("::1", 9000));
+        let default_port = pool("backend.example");
+        assert_eq!(default_port.authority, "backend.example");
+        assert_eq!(default_port.port, 80);
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! On a work-stealing runtime one request of a proxied connection wakes tasks on other
 //! threads (the client connection, the pooled backend connection) several times; each
-//! wake-up is a futex call and a cache miss. Kept on one thread, the same request costs a
-//! fifth less CPU. The accepting runtime hands each new connection to the thread with the
-//! fewest open connections, so long-lived keep-alive connections spread evenly.
+//! wake-up is a futex call and a cache miss. Kept on one thread, a proxied request cost
+//! ss12000-proxy about 15 % less CPU. The accepting runtime hands each new connection to
+//! the thread with the fewest open connections, so long-lived keep-alive connections spread
+//! evenly.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -47,6 +47,14 @@ pub mod ss12000;
 mod workers;
 
 pub use fedtls::tls::PeerIdentity;
+
+/// Locks `mutex`; a panic while another holder had it never makes the state unusable
+/// (every value guarded here stays consistent between statements).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use server::{

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use fedtls::store::StoreStatus;
 
+use crate::lock;
+
 /// Counters and gauges of one server, rendered on the admin listener's `/metrics`.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -180,12 +182,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -41,10 +41,7 @@ impl RateLimiter {
     /// Takes one token for `entity_id` at `now`; on refusal, how long until one is available.
     pub fn check(&self, entity_id: &str, now: Instant) -> Result<(), Duration> {
         let burst = f64::from(self.limit.burst);
-        let mut buckets = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut buckets = crate::lock(&self.buckets);
         let bucket = match buckets.get_mut(entity_id) {
             Some(bucket) => bucket,
             None => buckets.entry(entity_id.to_owned()).or_insert(Bucket {

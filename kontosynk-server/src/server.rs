@@ -28,6 +28,7 @@ use crate::access_log::AccessLog;
 use crate::admin::{self, AdminState};
 use crate::client_cert::{CLIENT_CERT_HEADER, parse_client_cert};
 use crate::io::ActivityIo;
+use crate::lock;
 use crate::metrics::{Metrics, handshake};
 use crate::policy::Policy;
 use crate::rate_limit::{RateLimit, RateLimiter};
@@ -434,7 +435,8 @@ impl BoundServer {
     /// finish within the grace period, and returns.
     pub async fn serve<H: Handler>(self, handler: H, shutdown: impl Future<Output = ()>) {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let pool = self.start_workers(&handler, &stop_rx);
+        let serve = connection_future(&self.shared, &handler, &stop_rx);
+        let pool = self.start_workers(&serve);
         let admin_task = self.admin.map(|(listener, own)| {
             let state = AdminState {
                 source: Arc::clone(&self.shared.source),
@@ -469,9 +471,9 @@ impl BoundServer {
                         pool.dispatch(stream, remote, permit);
                         continue;
                     }
-                    let connection = connection_future(&self.shared, &handler, &stop_rx);
+                    let connection = serve(stream, remote);
                     connections.spawn(async move {
-                        connection(stream, remote).await;
+                        connection.await;
                         drop(permit);
                     });
                 }
@@ -494,15 +496,11 @@ impl BoundServer {
 
     /// The connection threads, when configured; `None` serves on the caller's runtime
     /// (also when the threads cannot be started, which is logged).
-    fn start_workers<H: Handler>(
-        &self,
-        handler: &H,
-        stop: &watch::Receiver<bool>,
-    ) -> Option<WorkerPool> {
+    fn start_workers(&self, serve: &ServeConnection) -> Option<WorkerPool> {
         if self.worker_threads == 0 {
             return None;
         }
-        let serve = connection_future(&self.shared, handler, stop);
+        let serve = Arc::clone(serve);
         let grace = self.shared.limits.shutdown_grace;
         match WorkerPool::start(self.worker_threads, "kontosynk-conn", grace, serve) {
             Ok(pool) => Some(pool),
@@ -514,7 +512,7 @@ impl BoundServer {
     }
 }
 
-/// Serves one accepted connection with `handler`, counted in the metrics.
+/// Serves accepted connections with `handler`, each counted in the metrics.
 fn connection_future<H: Handler>(
     shared: &Arc<Shared>,
     handler: &H,
@@ -1011,11 +1009,4 @@ fn classify_handshake_error(err: &std::io::Error) -> &'static str {
         )) => handshake::CERTIFICATE_NOT_VALID,
         _ => handshake::OTHER,
     }
-}
-
-/// Locks a connection's state; a panic elsewhere never makes it unusable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

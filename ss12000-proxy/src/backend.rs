@@ -42,7 +42,7 @@ impl BackendClients {
             .http2_only(self.h2c)
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(crate::h1pool::IDLE_TIMEOUT)
             .pool_max_idle_per_host(1024)
             .build(self.connector.clone())
     }

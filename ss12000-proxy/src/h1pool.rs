@@ -28,7 +28,7 @@ const MAX_IDLE: usize = 1024;
 
 /// An idle connection unused for this long is closed rather than reused (checked whenever
 /// a connection is handed back or taken).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One backend's pools (one per thread).
 pub struct H1Pool {

@@ -1,13 +1,21 @@
 //! Issue targets for the mutual-TLS server, measured in one run on this machine:
 //!
-//! 1. Full handshakes/s (TLS 1.3, P-256 certificates and key exchange, no resumption, one
-//!    GET per connection) against kontosynk-server, as a share of the same hyper + rustls
-//!    stack without client authentication (target ≥ 90 %), with p50/p99 latency. The two
-//!    alternate over several short rounds (order flipped every round, so drift and neighbours
-//!    hit both alike) and the figure is the median of the per-round ratios. For reference,
-//!    the same stack with rustls' standard CA-based client authentication
-//!    (`WebPkiClientVerifier`) shows what client authentication itself costs: the client's
-//!    CertificateVerify signature (an ECDSA P-256 verification) and a longer transcript.
+//! 1. Full handshakes/s (TLS 1.3, P-256 certificates, no resumption, one GET per connection)
+//!    against kontosynk-server, as a share of the same hyper + rustls stack without client
+//!    authentication (target ≥ 90 %), with p50/p99 latency; once with ECDHE P-256 and once
+//!    with rustls' default key exchange. The servers alternate over several short rounds
+//!    (order flipped every round, so drift and neighbours hit all alike) and the figure is the
+//!    median of the per-round ratios. Two more rows split the cost:
+//!    - the bare stack with kontosynk-server's `PinnedClientVerifier`: the difference to
+//!      kontosynk-server is what the framework costs per connection;
+//!    - the bare stack with rustls' CA-based client authentication (`WebPkiClientVerifier`).
+//!
+//!    Each row also shows the server thread's CPU per handshake ("server capacity" is its
+//!    inverse against the baseline), and a floor line times the one ECDSA P-256 verification
+//!    of the client's CertificateVerify that any client-authenticating server must do.
+//!    The load generator gets one thread, and it usually needs more CPU per handshake than
+//!    the server, so the handshake rate says how fast a client meets the server while server
+//!    capacity says how many handshakes one server core can take.
 //! 2. Memory per idle connection of the `kontosynk-server whoami` process.
 //! 3. 5,000-entity snapshot swaps under load: zero failed requests.
 //!
@@ -26,7 +34,8 @@ use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
 use fedtls::snapshot::{Snapshot, SnapshotCell, SnapshotSource};
 use fedtls::testfed::{FederationOptions, TestFederation, synthetic_metadata};
 use fedtls::tls::{
-    PinnedServerVerifier, ReloadableCertResolver, load_cert_chain, load_private_key,
+    PinnedClientVerifier, PinnedServerVerifier, ReloadableCertResolver, load_cert_chain,
+    load_private_key,
 };
 use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
 use http::{Request, Response, StatusCode};
@@ -34,6 +43,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use kontosynk_server::{RequestBody, ServerBuilder, response};
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -185,6 +195,8 @@ struct Phase {
     errors: u64,
     /// Server CPU microseconds per completed handshake.
     server_cpu_us: f64,
+    /// Share of one core the load generator's thread used.
+    client_busy: f64,
 }
 
 /// `concurrency` loops of full handshakes for `length`, on the client runtime.
@@ -196,6 +208,8 @@ fn load(
     length: Duration,
 ) -> Phase {
     let cpu_before = thread_cpu_ticks("server-rt");
+    let client_before = thread_cpu_ticks("client-rt");
+    let wall = Instant::now();
     let mut phase = client.block_on(async move {
         let deadline = Instant::now() + length;
         let mut tasks = tokio::task::JoinSet::new();
@@ -227,8 +241,11 @@ fn load(
             latencies,
             errors,
             server_cpu_us: 0.0,
+            client_busy: 0.0,
         }
     });
+    let client_ticks = thread_cpu_ticks("client-rt").saturating_sub(client_before) as f64;
+    phase.client_busy = client_ticks / 100.0 / wall.elapsed().as_secs_f64();
     let ticks = thread_cpu_ticks("server-rt").saturating_sub(cpu_before) as f64;
     // Linux reports thread CPU time in USER_HZ ticks, 100 per second.
     phase.server_cpu_us = ticks * 10_000.0 / phase.latencies.len().max(1) as f64;
@@ -269,10 +286,24 @@ fn handshake_throughput(fed: &TestFederation) {
     let party = fed.party("school-server").unwrap();
     let chain = load_cert_chain(&party.cert).unwrap();
     let key = load_private_key(&party.key).unwrap();
+    let stack = |verifier: Option<Arc<dyn ClientCertVerifier>>| {
+        let builder = rustls::ServerConfig::builder_with_provider(fedtls::tls::provider())
+            .with_protocol_versions(fedtls::tls::PROTOCOL_VERSIONS)
+            .unwrap();
+        let config = match verifier {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        server_rt.block_on(bare_server(
+            config
+                .with_single_cert(chain.clone(), key.clone_key())
+                .unwrap(),
+        ))
+    };
 
     // kontosynk-server, mutual TLS.
     let resolver = Arc::new(ReloadableCertResolver::new(chain.clone(), key.clone_key()).unwrap());
-    let mtls_addr = server_rt.block_on(async {
+    let kontosynk = server_rt.block_on(async {
         let server = ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
             .tls(resolver)
             .bind("127.0.0.1:0".parse().unwrap())
@@ -283,13 +314,11 @@ fn handshake_throughput(fed: &TestFederation) {
         addr
     });
     // Baseline: same stack, no client authentication, same provider and no resumption.
-    let plain_addr = server_rt.block_on(bare_server(
-        rustls::ServerConfig::builder_with_provider(fedtls::tls::provider())
-            .with_protocol_versions(fedtls::tls::PROTOCOL_VERSIONS)
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(chain.clone(), key.clone_key())
-            .unwrap(),
+    let baseline = stack(None);
+    // The bare stack with kontosynk-server's verifier: the difference to kontosynk-server is
+    // what the framework itself costs per connection.
+    let pinned = stack(Some(
+        PinnedClientVerifier::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>).into_arc(),
     ));
     // Reference: the same stack with rustls' CA-based client authentication, the client's
     // self-signed certificate as the only trust anchor.
@@ -304,31 +333,74 @@ fn handshake_throughput(fed: &TestFederation) {
     )
     .build()
     .unwrap();
-    let webpki_addr = server_rt.block_on(bare_server(
-        rustls::ServerConfig::builder_with_provider(fedtls::tls::provider())
-            .with_protocol_versions(fedtls::tls::PROTOCOL_VERSIONS)
-            .unwrap()
-            .with_client_cert_verifier(webpki)
-            .with_single_cert(chain, key)
-            .unwrap(),
-    ));
-
+    let webpki = stack(Some(webpki));
+    let targets = [
+        Target {
+            name: "hyper+rustls, no client auth (baseline)",
+            addr: baseline,
+            client_auth: false,
+        },
+        Target {
+            name: "kontosynk-server, mutual TLS + pin lookup",
+            addr: kontosynk,
+            client_auth: true,
+        },
+        Target {
+            name: "hyper+rustls + kontosynk's pinned verifier",
+            addr: pinned,
+            client_auth: true,
+        },
+        Target {
+            name: "hyper+rustls, CA-based client auth",
+            addr: webpki,
+            client_auth: true,
+        },
+    ];
+    let signature_us = client_signature_check_us(fed);
     for (kx, label) in [
         (Kx::P256, "ECDHE P-256"),
         (Kx::Default, "rustls default key exchange (X25519MLKEM768)"),
     ] {
-        compare(
-            fed,
-            &client_rt,
-            Targets {
-                mtls: mtls_addr,
-                plain: plain_addr,
-                webpki: webpki_addr,
-            },
-            kx,
-            label,
-        );
+        compare(fed, &client_rt, &targets, signature_us, kx, label);
     }
+}
+
+/// Microseconds one ECDSA P-256 check of a client's TLS 1.3 CertificateVerify signature takes
+/// with the provider's algorithm: what every client-authenticating server must spend per full
+/// handshake on top of a handshake without client authentication.
+fn client_signature_check_us(fed: &TestFederation) -> f64 {
+    let client = fed.party("school-client").unwrap();
+    let key_pem = std::fs::read_to_string(&client.key).unwrap();
+    let public_key = rcgen::KeyPair::from_pem(&key_pem)
+        .unwrap()
+        .public_key_raw()
+        .to_vec();
+    let provider = fedtls::tls::provider();
+    let signer = provider
+        .key_provider
+        .load_private_key(load_private_key(&client.key).unwrap())
+        .unwrap()
+        .choose_scheme(&[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
+        .expect("a P-256 client key");
+    // The signed content of a TLS 1.3 CertificateVerify: 64 spaces, a context string, a
+    // transcript hash.
+    let message = [0x20u8; 130];
+    let signature = signer.sign(&message).unwrap();
+    let algorithm = provider
+        .signature_verification_algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == rustls::SignatureScheme::ECDSA_NISTP256_SHA256)
+        .and_then(|(_, algorithms)| algorithms.first())
+        .expect("ECDSA P-256 verification");
+    let count = 2_000;
+    let started = Instant::now();
+    for _ in 0..count {
+        algorithm
+            .verify_signature(&public_key, &message, &signature)
+            .expect("valid signature");
+    }
+    started.elapsed().as_secs_f64() * 1e6 / count as f64
 }
 
 /// Starts a bare hyper + rustls server with `config` (no resumption, h2 and http/1.1).
@@ -345,60 +417,57 @@ async fn bare_server(mut config: rustls::ServerConfig) -> SocketAddr {
     addr
 }
 
-/// The servers compared.
-#[derive(Clone, Copy)]
-struct Targets {
-    /// kontosynk-server, pinned mutual TLS.
-    mtls: SocketAddr,
-    /// hyper + rustls, no client authentication.
-    plain: SocketAddr,
-    /// hyper + rustls, rustls' CA-based client authentication.
-    webpki: SocketAddr,
+/// One server compared; the first of a comparison is the baseline.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    /// Whether the load generator presents a client certificate.
+    client_auth: bool,
 }
 
 fn compare(
     fed: &TestFederation,
     client_rt: &tokio::runtime::Runtime,
-    targets: Targets,
+    targets: &[Target],
+    signature_us: f64,
     kx: Kx,
     label: &str,
 ) {
     let (rounds, length) = if quick() {
         (3, Duration::from_millis(1500))
     } else {
-        (8, Duration::from_secs(2))
+        (10, Duration::from_secs(2))
     };
     let concurrency = 16;
     let mtls_client = connector_with(fed, Some("school-client"), kx);
     let plain_client = connector_with(fed, None, kx);
-    let run = |addr: SocketAddr, client: &TlsConnector, length: Duration| {
-        load(client_rt, addr, client.clone(), concurrency, length)
-    };
-    // Warm up all three, then alternate, flipping the order every round.
-    for (addr, client) in [
-        (targets.mtls, &mtls_client),
-        (targets.plain, &plain_client),
-        (targets.webpki, &mtls_client),
-    ] {
-        run(addr, client, Duration::from_millis(500));
-    }
-    let mut mtls = Vec::new();
-    let mut plain = Vec::new();
-    let mut webpki = Vec::new();
-    for round in 0..rounds {
-        if round % 2 == 0 {
-            plain.push(run(targets.plain, &plain_client, length));
-            mtls.push(run(targets.mtls, &mtls_client, length));
-            webpki.push(run(targets.webpki, &mtls_client, length));
+    let run = |target: &Target, length: Duration| {
+        let client = if target.client_auth {
+            &mtls_client
         } else {
-            webpki.push(run(targets.webpki, &mtls_client, length));
-            mtls.push(run(targets.mtls, &mtls_client, length));
-            plain.push(run(targets.plain, &plain_client, length));
+            &plain_client
+        };
+        load(client_rt, target.addr, client.clone(), concurrency, length)
+    };
+    // Warm up all, then alternate, flipping the order every round.
+    for target in targets {
+        run(target, Duration::from_millis(500));
+    }
+    let mut phases: Vec<Vec<Phase>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..targets.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for at in order {
+            phases[at].push(run(&targets[at], length));
         }
     }
-    let summarize = |name: &str, phases: &[Phase]| -> (f64, f64) {
+    let summarize = |name: &str, phases: &[Phase]| -> f64 {
         let rate = phases.iter().map(|p| p.per_second).sum::<f64>() / phases.len() as f64;
         let cpu = phases.iter().map(|p| p.server_cpu_us).sum::<f64>() / phases.len() as f64;
+        let client_busy =
+            100.0 * phases.iter().map(|p| p.client_busy).sum::<f64>() / phases.len() as f64;
         let mut all: Vec<Duration> = phases
             .iter()
             .flat_map(|p| p.latencies.iter().copied())
@@ -406,26 +475,20 @@ fn compare(
         all.sort();
         let errors: u64 = phases.iter().map(|p| p.errors).sum();
         println!(
-            "{name:<44} {rate:>8.0} handshakes/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {errors}  server CPU {cpu:>5.0} us/handshake",
+            "{name:<44} {rate:>8.0} handshakes/s  p50 {:>6.2} ms  p99 {:>6.2} ms  errors {errors}  server CPU {cpu:>5.0} us/handshake  load generator busy {client_busy:>3.0} %",
             percentile(&all, 0.50),
             percentile(&all, 0.99)
         );
-        (rate, cpu)
+        cpu
     };
     println!(
-        "handshakes: TLS 1.3, P-256 certificates, {label}, no resumption, 1 GET each, {concurrency} concurrent"
+        "handshakes: TLS 1.3, P-256 certificates, {label}, no resumption, 1 GET each, {concurrency} concurrent, {rounds} rounds"
     );
-    let (_, plain_cpu) = summarize("hyper+rustls, no client auth (baseline)", &plain);
-    let (_, mtls_cpu) = summarize("kontosynk-server, mutual TLS + pin lookup", &mtls);
-    let (_, webpki_cpu) = summarize("hyper+rustls, CA-based client auth (reference)", &webpki);
-    let ratios = |of: &[Phase]| -> Vec<f64> {
-        of.iter()
-            .zip(&plain)
-            .map(|(a, b)| 100.0 * a.per_second / b.per_second)
-            .collect()
-    };
-    let mtls_ratios = ratios(&mtls);
-    let webpki_ratios = ratios(&webpki);
+    let cpus: Vec<f64> = targets
+        .iter()
+        .zip(&phases)
+        .map(|(target, phases)| summarize(target.name, phases))
+        .collect();
     let list = |values: &[f64]| {
         values
             .iter()
@@ -433,19 +496,28 @@ fn compare(
             .collect::<Vec<_>>()
             .join(" ")
     };
+    for (at, target) in targets.iter().enumerate().skip(1) {
+        let ratios: Vec<f64> = phases[at]
+            .iter()
+            .zip(&phases[0])
+            .map(|(a, b)| 100.0 * a.per_second / b.per_second)
+            .collect();
+        let target_note = if at == 1 { " (target >= 90 %)" } else { "" };
+        println!(
+            "  {:<42} rate: median {:.1} % of the baseline{target_note} [rounds: {}]; server capacity (inverse CPU per handshake) {:.1} %",
+            target.name,
+            median(&ratios),
+            list(&ratios),
+            100.0 * cpus[0] / cpus[at]
+        );
+    }
     println!(
-        "kontosynk-server rate: median {:.1} % of the baseline over {} rounds (target >= 90 %) [rounds: {}]; server capacity (inverse CPU per handshake) {:.1} %",
-        median(&mtls_ratios),
-        mtls_ratios.len(),
-        list(&mtls_ratios),
-        100.0 * plain_cpu / mtls_cpu
+        "  framework cost: kontosynk-server uses {:+.0} us server CPU per handshake against the bare stack with the same verifier",
+        cpus[1] - cpus[2]
     );
     println!(
-        "reference, CA-based client auth: median {:.1} % of the baseline [rounds: {}]; server capacity {:.1} %; kontosynk-server's server CPU per handshake is {:+.0} us against it",
-        median(&webpki_ratios),
-        list(&webpki_ratios),
-        100.0 * plain_cpu / webpki_cpu,
-        mtls_cpu - webpki_cpu
+        "  floor: checking the client's CertificateVerify (one ECDSA P-256 verification) takes {signature_us:.1} us; with nothing else added, server capacity could be at most {:.1} %",
+        100.0 * cpus[0] / (cpus[0] + signature_us)
     );
 }
 

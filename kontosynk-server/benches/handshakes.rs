@@ -417,7 +417,8 @@ async fn bare_server(mut config: rustls::ServerConfig) -> SocketAddr {
     addr
 }
 
-/// One server compared; the first of a comparison is the baseline.
+/// One server compared. `compare` takes them in this order: the baseline, kontosynk-server,
+/// the bare stack with kontosynk-server's verifier, then references.
 struct Target {
     name: &'static str,
     addr: SocketAddr,

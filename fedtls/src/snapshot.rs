@@ -164,7 +164,7 @@ mod tests {
     use crate::verify::{VerifyOptions, verify_metadata};
 
     fn fixture_snapshot(now: Option<i64>) -> Snapshot {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/interop");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop");
         let jwks = Jwks::from_json(&std::fs::read(format!("{dir}/jwks.json")).unwrap()).unwrap();
         let doc = std::fs::read(format!("{dir}/signed/general-es256.jws")).unwrap();
         let options = VerifyOptions {

@@ -6,10 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/interop"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop"))
 }
 
 fn fixture(relative: &str) -> String {

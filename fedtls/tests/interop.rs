@@ -1,5 +1,5 @@
 //! Known-answer tests on metadata signed by an independent implementation
-//! (`../shared/fixtures/interop`): every case's outcome, pins and index answers.
+//! (`fixtures/interop`): every case's outcome, pins and index answers.
 
 use std::path::PathBuf;
 
@@ -10,10 +10,7 @@ use fedtls::verify::{VerifyError, VerifyOptions, verify_metadata};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/interop"
-    ))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop"))
 }
 
 fn read(relative: &str) -> Vec<u8> {

@@ -12,7 +12,7 @@ use fedtls::jws::{Jws, JwsError, JwsFormat, SignOptions, sign_metadata, sign_raw
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/interop");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop");
 
 /// The fixtures' generation time (`iat`) plus an hour: valid documents expire in 2100.
 const FIXTURE_NOW: i64 = 1_795_294_269 + 3600;

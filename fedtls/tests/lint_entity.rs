@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use Severity::{Error, Warning};
 
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/interop");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop");
 /// 2027-01-01T00:00:00Z: inside the validity of every fixture certificate.
 const NOW: i64 = 1_798_761_600;
 const DAY: i64 = 86_400;

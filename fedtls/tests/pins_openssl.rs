@@ -52,10 +52,7 @@ fn generated_certificates_of_every_key_type() {
 
 #[test]
 fn interop_fixture_certificates() {
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/interop/certs"
-    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop/certs");
     let mut checked = 0;
     for entry in std::fs::read_dir(dir).expect("certs dir") {
         let path = entry.expect("entry").path();

@@ -10,8 +10,6 @@
 pub mod client;
 pub mod discovery;
 pub mod health;
-#[cfg(feature = "standin")]
-pub mod provisioning_standin;
 pub mod push;
 pub mod sync;
 pub mod token;
@@ -23,5 +21,5 @@ pub use discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 extern crate self as kontosynk_client;
 
 #[cfg(test)]
-#[path = "../tests/support/mod.rs"]
+#[path = "../../tests/src/federation.rs"]
 mod testsupport;

@@ -18,7 +18,7 @@ use fedtls::tls::{
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use kontosynk_server::ServerBuilder;
+use kontosynk_framework::ServerBuilder;
 use kontosynk_server::gnap::{
     GnapConfig, GnapService, KeyRing, TokenFacts, TokenKeys, sign_token, token_claims,
 };

@@ -41,7 +41,7 @@ use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use kontosynk_server::{RequestBody, ServerBuilder, response};
+use kontosynk_framework::{RequestBody, ServerBuilder, response};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::ServerName;
@@ -559,7 +559,7 @@ fn idle_connection_memory(fed: &TestFederation) {
         .arg(&fed.jwks)
         .env(
             "RUST_LOG",
-            "warn,kontosynk_server=info,kontosynk::access=warn",
+            "warn,kontosynk_framework=info,kontosynk::access=warn",
         )
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -19,10 +19,10 @@ use fedtls::tls::{
     PinnedServerVerifier, ReloadableCertResolver, client_config, load_cert_chain, load_private_key,
 };
 use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+use kontosynk_framework::{Policy, ServerBuilder};
 use kontosynk_server::bearer::webpki_client_config;
 use kontosynk_server::ss12000::query::percent_encode;
 use kontosynk_server::ss12000::{ApiConfig, AuthMode, Ss12000Api, WebhookConfig, Webhooks};
-use kontosynk_server::{Policy, ServerBuilder};
 use serde_json::Value;
 use ss12000::{Collection, Database, Store, WriteBatch};
 

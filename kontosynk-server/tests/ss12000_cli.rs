@@ -1,17 +1,16 @@
 //! `kontosynk-server ss12000` as a real process over a real SQLite file.
 
 mod process;
-mod ss12000_common;
 
 use std::process::Command;
 use std::sync::Arc;
 
 use fedtls::testfed::{FederationOptions, TestFederation};
 use fedtls::tls::{PinnedServerVerifier, client_config, load_cert_chain, load_private_key};
+use kontosynk_testbed::ss12000_api::{AuthServer, SKOLVERKET, claims, person, put, token};
 use process::Server;
 use serde_json::Value;
 use ss12000::{Collection, Database, Store, Timestamp};
-use ss12000_common::{AuthServer, SKOLVERKET, claims, person, put, token};
 
 const LOCATION: &str = "https://school.example/ss12000/v2.0";
 

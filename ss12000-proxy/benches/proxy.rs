@@ -56,7 +56,7 @@ const PROXY_LOG_ENV: &str = "PROXY_RUST_LOG";
 
 /// The proxy's log filter: the startup line (`listening ... addr=`) at info, the access log
 /// and everything else at warn, so the load does not turn into log lines.
-const PROXY_LOG_DEFAULT: &str = "warn,ss12000_proxy=info,kontosynk_server=info,kontosynk::access=warn,ss12000_proxy::access=warn";
+const PROXY_LOG_DEFAULT: &str = "warn,ss12000_proxy=info,kontosynk_framework=info,kontosynk::access=warn,ss12000_proxy::access=warn";
 
 /// The backend's answer: about 200 bytes of JSON, like a small SS 12000 object.
 const BODY: &str = r#"{"id":"3d9c8a3e-5c1a-4b7e-9f4e-2a7d1c0b6e51","givenName":"Astrid","familyName":"Lindqvist","eduPersonPrincipalNames":["astrid.lindqvist@skola.exempla.test.example"],"meta":{"created":"2025-01-01T00:00:00Z"}}"#;
@@ -378,7 +378,7 @@ fn start_proxy(
             // Let the reader take the last lines.
             std::thread::sleep(Duration::from_millis(100));
             return Err(format!(
-                "{exe} --config {} exited ({status}) without logging a `listening ... addr=IP:PORT` line (the bench needs that line on stderr at info level, target ss12000_proxy or kontosynk_server). stderr:\n{}",
+                "{exe} --config {} exited ({status}) without logging a `listening ... addr=IP:PORT` line (the bench needs that line on stderr at info level, target ss12000_proxy or kontosynk_framework). stderr:\n{}",
                 path.display(),
                 tail_text(&tail)
             ));

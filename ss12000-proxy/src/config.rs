@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use fedtls::Pin;
-use kontosynk_server::TrustedProxy;
+use kontosynk_framework::TrustedProxy;
 use serde::Deserialize;
 
 /// The environment-variable prefix.

@@ -15,8 +15,8 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use kontosynk_server::response::{Body, json_error};
-use kontosynk_server::{ClientCertificate, ConnectionInfo, RequestBody};
+use kontosynk_framework::response::{Body, json_error};
+use kontosynk_framework::{ClientCertificate, ConnectionInfo, RequestBody};
 
 use crate::backend::BackendClients;
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
@@ -561,7 +561,7 @@ fn switch_protocols(
         }
     });
     let (parts, _) = response.into_parts();
-    Response::from_parts(parts, kontosynk_server::response::empty())
+    Response::from_parts(parts, kontosynk_framework::response::empty())
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {

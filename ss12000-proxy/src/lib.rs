@@ -13,8 +13,8 @@ mod per_thread;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kontosynk_server::cli::ServeSettings;
-use kontosynk_server::{Limits, Policy};
+use kontosynk_framework::cli::ServeSettings;
+use kontosynk_framework::{Limits, Policy};
 
 use crate::config::Config;
 use crate::forward::Forwarder;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kontosynk_server::cli::{LogFormat as ServerLogFormat, init_logging, parse_args};
-use kontosynk_server::shutdown;
+use kontosynk_framework::cli::{LogFormat as ServerLogFormat, init_logging, parse_args};
+use kontosynk_framework::shutdown;
 use ss12000_proxy::config::{Config, LogFormat};
 
 #[derive(Parser)]

@@ -312,7 +312,7 @@ async fn identity_headers_are_set_and_spoofed_ones_never_pass() {
     );
     assert_eq!(h["x-api-key"], "s3cret");
     let cert = h["client-cert"].as_str().unwrap();
-    let der = kontosynk_server::client_cert::parse_client_cert(cert).unwrap();
+    let der = kontosynk_framework::client_cert::parse_client_cert(cert).unwrap();
     assert_eq!(
         fedtls::Pin::of_certificate(&der).unwrap(),
         fed.party("supplier-client").unwrap().pin

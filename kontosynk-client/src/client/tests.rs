@@ -8,8 +8,8 @@ use fedtls::snapshot::SnapshotCell;
 use fedtls::tls::PeerIdentity;
 use fedtls::verify::unix_now;
 use http::{Method, Request, Response, StatusCode};
-use kontosynk_server::RequestBody;
-use kontosynk_server::response::{self, Body};
+use kontosynk_framework::RequestBody;
+use kontosynk_framework::response::{self, Body};
 
 use super::*;
 use crate::testsupport::{Fed, SCHOOL, SUPPLIER, serve};
@@ -33,7 +33,7 @@ async fn whoami(request: Request<RequestBody>) -> Response<Body> {
 /// A federation whose school server runs on loopback with `handler`; returns the fed, the
 /// metadata cell and a client for the supplier.
 async fn school_with(
-    handler: impl kontosynk_server::Handler,
+    handler: impl kontosynk_framework::Handler,
     configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> (Fed, Arc<SnapshotCell>, FederationClient) {
     let mut fed = Fed::new();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use fedtls::snapshot::SnapshotCell;
 use fedtls::verify::unix_now;
 use http::{Request, Response, StatusCode};
-use kontosynk_server::RequestBody;
-use kontosynk_server::response::{self, Body};
+use kontosynk_framework::RequestBody;
+use kontosynk_framework::response::{self, Body};
 
 use super::*;
 use crate::discovery::ServerQuery;

@@ -3,7 +3,7 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::response::{self, Body};
+use kontosynk_framework::response::{self, Body};
 
 /// The GNAP error codes this server answers with (RFC 9635 §3.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

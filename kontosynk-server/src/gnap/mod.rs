@@ -17,7 +17,7 @@
 //! ```no_run
 //! # async fn run(store: fedtls::store::MetadataStore, resolver: std::sync::Arc<fedtls::tls::ReloadableCertResolver>) {
 //! use std::sync::Arc;
-//! use kontosynk_server::ServerBuilder;
+//! use kontosynk_framework::ServerBuilder;
 //! use kontosynk_server::gnap::{GnapConfig, GnapService, KeyRing, TokenKeys};
 //!
 //! let keys = TokenKeys::load("signing.jwk".as_ref(), &[]).expect("keys");
@@ -30,7 +30,7 @@
 //!     .bind("127.0.0.1:7443".parse().unwrap())
 //!     .await
 //!     .expect("bind");
-//! server.serve(service.handler(), kontosynk_server::shutdown::signal()).await;
+//! server.serve(service.handler(), kontosynk_framework::shutdown::signal()).await;
 //! # }
 //! ```
 
@@ -47,8 +47,8 @@ use fedtls::{CertThumbprint, Entity, Pin};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 
-use crate::response::{self, Body};
-use crate::{ClientCertificate, Handler, RequestBody, ServerBuilder};
+use kontosynk_framework::response::{self, Body};
+use kontosynk_framework::{ClientCertificate, Handler, RequestBody, ServerBuilder};
 
 pub use error::{ErrorCode, GnapError, refusal_response};
 pub use keys::{KeyError, KeyRing, TokenKeys};
@@ -148,7 +148,7 @@ impl GnapService {
             .refusal_response(Arc::new(refusal_response))
     }
 
-    /// The handler to pass to [`BoundServer::serve`](crate::BoundServer::serve).
+    /// The handler to pass to [`BoundServer::serve`](kontosynk_framework::BoundServer::serve).
     pub fn handler(&self) -> impl Handler {
         let service = self.clone();
         move |request: Request<RequestBody>| {

@@ -2,7 +2,7 @@
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::response::{Body, json};
+use kontosynk_framework::response::{Body, json};
 
 /// A refused or failed request: status, stable code and an explanation.
 ///

@@ -10,7 +10,7 @@
 //! - `POST /log`, `POST /statistics` (kept with [`ss12000::Store::append_record`]).
 //!
 //! Authentication ([`AuthMode`]): the FedTLS peer identity the framework established (its
-//! [`crate::Policy`] already applied), a bearer JWT ([`crate::bearer`]), or either.
+//! [`kontosynk_framework::Policy`] already applied), a bearer JWT ([`crate::bearer`]), or either.
 //! The API is mounted under the path of its base URL (`/ss12000/v2.0`), or at `/`.
 
 pub mod error;
@@ -29,8 +29,8 @@ use http::{Request, Response};
 use ss12000::Store;
 
 use crate::bearer::BearerVerifier;
-use crate::response::Body;
-use crate::{Handler, RequestBody};
+use kontosynk_framework::response::Body;
+use kontosynk_framework::{Handler, RequestBody};
 
 pub use error::ApiError;
 pub use paging::PageLimits;

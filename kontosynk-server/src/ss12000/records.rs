@@ -6,7 +6,7 @@ use http::{Response, StatusCode};
 use super::error::ApiError;
 use super::routes::json_text;
 use super::{Caller, Ss12000Api};
-use crate::response::Body;
+use kontosynk_framework::response::Body;
 
 const SEVERITIES: [&str; 3] = ["Info", "Warning", "Error"];
 

@@ -9,8 +9,8 @@ use ss12000::Collection;
 use super::error::ApiError;
 use super::query::parse_query;
 use super::{Caller, Ss12000Api, paging, records, subscriptions};
-use crate::RequestBody;
-use crate::response::{Body, full};
+use kontosynk_framework::RequestBody;
+use kontosynk_framework::response::{Body, full};
 
 /// Dispatches a request to its endpoint.
 pub(super) async fn route(

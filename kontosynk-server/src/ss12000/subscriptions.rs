@@ -6,7 +6,7 @@ use ss12000::{Collection, Subscription, Timestamp};
 use super::error::ApiError;
 use super::routes::json_text;
 use super::{Caller, Ss12000Api};
-use crate::response::{Body, empty};
+use kontosynk_framework::response::{Body, empty};
 
 /// The subscription as the reference OpenAPI shows it (`Subscription`).
 pub(super) fn to_json(subscription: &Subscription) -> serde_json::Value {

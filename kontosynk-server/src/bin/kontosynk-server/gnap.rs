@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kontosynk_server::cli::{ServeArgs, init_logging};
+use kontosynk_framework::cli::{ServeArgs, init_logging};
+use kontosynk_framework::shutdown;
 use kontosynk_server::gnap::{GnapConfig, GnapService, KeyRing, TokenKeys};
-use kontosynk_server::shutdown;
 
 /// Issue bearer access tokens (GNAP, RFC 9635) to federation clients: POST /transaction,
 /// GET /.well-known/jwks.json, OPTIONS /transaction (discovery).

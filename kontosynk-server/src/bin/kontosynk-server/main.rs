@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kontosynk_server::cli::parse_args;
+use kontosynk_framework::cli::parse_args;
 
 mod gnap;
 mod import;

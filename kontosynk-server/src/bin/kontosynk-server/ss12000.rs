@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kontosynk_framework::cli::{ServeArgs, init_logging};
+use kontosynk_framework::shutdown;
 use kontosynk_server::bearer::{BearerConfig, BearerVerifier, JwksSource, webpki_client_config};
-use kontosynk_server::cli::{ServeArgs, init_logging};
-use kontosynk_server::shutdown;
 use kontosynk_server::ss12000::{
     ApiConfig, AuthMode, PageLimits, Ss12000Api, WebhookConfig, Webhooks,
 };

@@ -2,9 +2,9 @@
 
 use fedtls::tls::PeerIdentity;
 use http::{Method, Request, StatusCode};
-use kontosynk_server::cli::{ServeArgs, init_logging};
-use kontosynk_server::response::{self, Body};
-use kontosynk_server::{RequestBody, shutdown};
+use kontosynk_framework::cli::{ServeArgs, init_logging};
+use kontosynk_framework::response::{self, Body};
+use kontosynk_framework::{RequestBody, shutdown};
 
 /// Show clients how the federation sees them: GET / answers with the authenticated
 /// client's entity, organization, tags, scopes and pin.

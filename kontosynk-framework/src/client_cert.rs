@@ -1,0 +1,147 @@
+//! The client certificate as a TLS-terminating proxy forwards it in a header (`Client-Cert`).
+//!
+//! Proxies disagree on the encoding, so every form in use is read: RFC 9440 (`:BASE64:`),
+//! PEM (with its line breaks turned into spaces or tabs, as nginx's `$ssl_client_cert`),
+//! URL-encoded PEM (nginx's `$ssl_client_escaped_cert`) and bare single-line base64 DER.
+
+use fedtls::encoding::b64_decode;
+use rustls_pki_types::CertificateDer;
+
+/// The header name (RFC 9440).
+pub const CLIENT_CERT_HEADER: &str = "client-cert";
+
+/// Why a `Client-Cert` value could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientCertError {
+    /// The value is empty.
+    #[error("the Client-Cert header is empty")]
+    Empty,
+    /// None of the known encodings decoded.
+    #[error("the Client-Cert header is not a certificate in any known encoding ({0})")]
+    Undecodable(&'static str),
+    /// The bytes decoded but are not an X.509 certificate.
+    #[error("the Client-Cert header does not hold an X.509 certificate: {0}")]
+    NotACertificate(String),
+}
+
+/// Decodes a `Client-Cert` header value into the certificate's DER.
+pub fn parse_client_cert(value: &str) -> Result<CertificateDer<'static>, ClientCertError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ClientCertError::Empty);
+    }
+    let der = if let Some(inner) = value.strip_prefix(':').and_then(|v| v.strip_suffix(':')) {
+        b64_decode(inner).map_err(|_| ClientCertError::Undecodable("RFC 9440 byte sequence"))?
+    } else if value.starts_with("-----BEGIN%20") {
+        let decoded =
+            percent_decode(value).ok_or(ClientCertError::Undecodable("URL-encoded PEM"))?;
+        decode_pem_like(&decoded)?
+    } else if value.starts_with("-----BEGIN") {
+        decode_pem_like(value)?
+    } else {
+        let compact: String = value.split_ascii_whitespace().collect();
+        b64_decode(&compact).map_err(|_| ClientCertError::Undecodable("base64 DER"))?
+    };
+    fedtls::der::certificate_parts(&der)
+        .map_err(|e| ClientCertError::NotACertificate(e.to_string()))?;
+    Ok(CertificateDer::from(der))
+}
+
+/// PEM whose line breaks may have become spaces or tabs.
+fn decode_pem_like(text: &str) -> Result<Vec<u8>, ClientCertError> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let start = text.find(BEGIN).ok_or(ClientCertError::Undecodable(
+        "PEM without a CERTIFICATE block",
+    ))? + BEGIN.len();
+    let len = text[start..]
+        .find(END)
+        .ok_or(ClientCertError::Undecodable("PEM without an END line"))?;
+    let body: String = text[start..start + len].split_ascii_whitespace().collect();
+    b64_decode(body).map_err(|_| ClientCertError::Undecodable("PEM body is not base64"))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedtls::encoding::{b64_encode, pem_encode};
+
+    fn cert() -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fixtures/interop/certs/interop-sis-client.pem"
+        );
+        let pem = std::fs::read(path).unwrap();
+        fedtls::pin::first_pem_certificate(&pem).unwrap().to_vec()
+    }
+
+    #[test]
+    fn reads_every_encoding_proxies_use() {
+        let der = cert();
+        let pem = pem_encode("CERTIFICATE", &der);
+        let escaped: String = pem
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        let forms = [
+            format!(":{}:", b64_encode(&der)),
+            pem.replace('\n', " "),
+            pem.replace('\n', "\t"),
+            escaped,
+            b64_encode(&der),
+        ];
+        for form in &forms {
+            assert_eq!(
+                parse_client_cert(form).unwrap().as_ref(),
+                der.as_slice(),
+                "{form}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_garbage_with_a_reason() {
+        assert_eq!(parse_client_cert("  "), Err(ClientCertError::Empty));
+        assert!(matches!(
+            parse_client_cert(":!!:"),
+            Err(ClientCertError::Undecodable(_))
+        ));
+        assert!(matches!(
+            parse_client_cert("-----BEGIN CERTIFICATE----- AAAA"),
+            Err(ClientCertError::Undecodable(_))
+        ));
+        assert!(matches!(
+            parse_client_cert("AAAA"),
+            Err(ClientCertError::NotACertificate(_))
+        ));
+        assert!(matches!(
+            parse_client_cert("%ZZ-----BEGIN%20"),
+            Err(ClientCertError::Undecodable(_))
+        ));
+    }
+}

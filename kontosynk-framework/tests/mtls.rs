@@ -1,0 +1,816 @@
+//! The server over real mutual-TLS handshakes on loopback, against a test federation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fedtls::jwk::{Jwks, SigningKey};
+use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
+use fedtls::snapshot::{Snapshot, SnapshotCell, SnapshotSource};
+use fedtls::testfed::{FederationOptions, TestFederation};
+use fedtls::tls::{
+    PeerIdentity, PinnedServerVerifier, ReloadableCertResolver, client_config, load_cert_chain,
+    load_private_key,
+};
+use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use kontosynk_framework::response::{self, Body};
+use kontosynk_framework::{
+    ClientCertificate, Limits, Policy, RateLimit, RequestBody, ServerBuilder, TrustedProxy,
+};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+
+struct Fed {
+    _dir: tempfile::TempDir,
+    fed: TestFederation,
+    jwks: Jwks,
+    key: SigningKey,
+}
+
+fn federation() -> Fed {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
+    let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
+    Fed {
+        _dir: dir,
+        fed,
+        jwks,
+        key,
+    }
+}
+
+impl Fed {
+    /// The federation's payload, edited and re-signed with the federation key.
+    fn signed(&self, edit: impl FnOnce(&mut Value), lifetime_secs: i64) -> Vec<u8> {
+        let mut payload: Value =
+            serde_json::from_slice(&std::fs::read(&self.fed.metadata_json).unwrap()).unwrap();
+        edit(&mut payload);
+        let Value::Object(map) = payload else {
+            panic!("payload")
+        };
+        let options = SignOptions {
+            iss: self.fed.iss.clone(),
+            lifetime_secs,
+            now: unix_now(),
+            format: JwsFormat::General,
+            default_cache_ttl: 3600,
+        };
+        sign_metadata(&map, &[&self.key], &options)
+            .unwrap()
+            .into_bytes()
+    }
+
+    fn snapshot(&self, document: &[u8]) -> Snapshot {
+        let verified = verify_metadata(document, &self.jwks, &VerifyOptions::default()).unwrap();
+        Snapshot::new(verified, "test", unix_now())
+    }
+
+    fn cell(&self) -> Arc<SnapshotCell> {
+        let document = std::fs::read(&self.fed.metadata_jws).unwrap();
+        Arc::new(SnapshotCell::with(self.snapshot(&document)))
+    }
+
+    fn party(&self, name: &str) -> &fedtls::testfed::Party {
+        self.fed
+            .party(name)
+            .unwrap_or_else(|| panic!("no party {name}"))
+    }
+
+    fn resolver(&self, name: &str) -> Arc<ReloadableCertResolver> {
+        let party = self.party(name);
+        Arc::new(
+            ReloadableCertResolver::new(
+                load_cert_chain(&party.cert).unwrap(),
+                load_private_key(&party.key).unwrap(),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// A TLS client presenting `client` (chain when it has one) and pinning `server`.
+    fn connector(&self, client: Option<&str>, server: &str) -> TlsConnector {
+        let identity = client.map(|name| {
+            let party = self.party(name);
+            let chain_file = party.chain.clone().unwrap_or_else(|| party.cert.clone());
+            (
+                load_cert_chain(&chain_file).unwrap(),
+                load_private_key(&party.key).unwrap(),
+            )
+        });
+        let verifier = PinnedServerVerifier::new([self.party(server).pin]).into_arc();
+        let config = client_config(verifier, identity, &[b"http/1.1"]).unwrap();
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+/// Answers with the authenticated peer, or echoes the body length for POSTs.
+async fn whoami(request: Request<RequestBody>) -> http::Response<Body> {
+    let peer = request.extensions().get::<PeerIdentity>().cloned();
+    let certificate_pin = request
+        .extensions()
+        .get::<ClientCertificate>()
+        .and_then(|c| fedtls::Pin::of_certificate(&c.0).ok());
+    let method = request.method().clone();
+    let body = request.into_body().collect().await;
+    match (method, body) {
+        (http::Method::POST, Ok(body)) => response::json(
+            StatusCode::OK,
+            &serde_json::json!({"received": body.to_bytes().len()}),
+        ),
+        (http::Method::POST, Err(_)) => response::json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "over the limit",
+        ),
+        _ => {
+            let mut body = serde_json::to_value(&peer).unwrap();
+            if let (Some(pin), Some(object)) = (certificate_pin, body.as_object_mut()) {
+                object.insert("certificate_pin".into(), pin.to_string().into());
+            }
+            response::json(StatusCode::OK, &body)
+        }
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    admin: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops")
+            .unwrap();
+    }
+}
+
+async fn start(builder: ServerBuilder) -> Running {
+    let server = builder.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let admin = server.admin_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(whoami, async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        admin,
+        stop: Some(stop),
+        task,
+    }
+}
+
+/// An HTTP/1.1 connection over mutual TLS, kept alive across requests.
+async fn connect(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+) -> Result<SendRequest<Full<Bytes>>, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// TLS 1.3 reports a refused client certificate only after the handshake; the first request
+/// on such a connection fails. Both count as "refused".
+async fn refused(addr: SocketAddr, connector: &TlsConnector) -> bool {
+    match connect(addr, connector).await {
+        Err(_) => true,
+        Ok(mut sender) => get(&mut sender, "/").await.is_err(),
+    }
+}
+
+async fn get(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+) -> Result<(StatusCode, Value), String> {
+    send(
+        sender,
+        Request::get(path)
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Value), String> {
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+}
+
+#[tokio::test]
+async fn listed_clients_are_identified_and_unlisted_refused() {
+    let fed = federation();
+    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+
+    let mut school = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    let (status, body) = get(&mut school, "/").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["entity_id"], "https://school.test.example");
+    assert_eq!(body["organization_id"], "SE2120009999");
+    assert_eq!(body["tags"], serde_json::json!(["egilv1"]));
+    assert_eq!(body["scopes"][0], "exempla.test.example");
+    assert_eq!(body["pin"], fed.party("school-client").pin.to_string());
+    assert_eq!(
+        body["certificate_pin"], body["pin"],
+        "the handler sees the client certificate"
+    );
+
+    // A CA-issued client presenting its chain.
+    let mut supplier = connect(
+        server.addr,
+        &fed.connector(Some("supplier-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    let (status, body) = get(&mut supplier, "/").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["entity_id"], "https://supplier.test.example/moa");
+
+    assert!(
+        refused(
+            server.addr,
+            &fed.connector(Some("unlisted-client"), "school-server")
+        )
+        .await
+    );
+    assert!(
+        refused(server.addr, &fed.connector(None, "school-server")).await,
+        "no client certificate"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_refuses_a_server_whose_pin_was_not_selected() {
+    let fed = federation();
+    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+    let wrong = fed.connector(Some("school-client"), "supplier-server");
+    let Err(err) = connect(server.addr, &wrong).await else {
+        panic!("the client must refuse a server whose pin was not selected");
+    };
+    assert!(err.contains("handshake"), "{err}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_pin_removed_by_a_swap_is_refused_on_open_connections_and_new_handshakes() {
+    let fed = federation();
+    let cell = fed.cell();
+    let server = start(
+        ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
+            .tls(fed.resolver("school-server")),
+    )
+    .await;
+    let connector = fed.connector(Some("supplier-client"), "school-server");
+    let mut open = connect(server.addr, &connector).await.unwrap();
+    assert_eq!(get(&mut open, "/").await.unwrap().0, StatusCode::OK);
+
+    // The supplier's client disappears from the metadata.
+    let without_supplier = fed.signed(
+        |payload| {
+            let entities = payload["entities"].as_array_mut().unwrap();
+            entities.retain(|e| e["entity_id"] != "https://supplier.test.example/moa");
+        },
+        3600,
+    );
+    cell.store(fed.snapshot(&without_supplier));
+
+    let (status, body) = get(&mut open, "/").await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "open keep-alive connection re-checked: {body}"
+    );
+    assert_eq!(body["error"], "client_not_in_metadata");
+    assert!(
+        refused(server.addr, &connector).await,
+        "new handshakes fail"
+    );
+
+    // Others are unaffected.
+    let mut school = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&mut school, "/").await.unwrap().0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_metadata_fails_closed_and_recovers() {
+    let fed = federation();
+    let short = fed.signed(|_| {}, 2);
+    let cell = Arc::new(SnapshotCell::with(fed.snapshot(&short)));
+    let server = start(
+        ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
+            .tls(fed.resolver("school-server")),
+    )
+    .await;
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let mut open = connect(server.addr, &connector).await.unwrap();
+    assert_eq!(get(&mut open, "/").await.unwrap().0, StatusCode::OK);
+
+    // Wait until the 2-second document has expired.
+    while cell.current().is_some() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = get(&mut open, "/").await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"], "metadata_unavailable");
+    assert!(
+        refused(server.addr, &connector).await,
+        "no handshake without valid metadata"
+    );
+
+    cell.store(fed.snapshot(&std::fs::read(&fed.fed.metadata_jws).unwrap()));
+    let mut again = connect(server.addr, &connector).await.unwrap();
+    assert_eq!(get(&mut again, "/").await.unwrap().0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn policy_rate_limit_and_body_limit() {
+    let fed = federation();
+    let builder = ServerBuilder::new(fed.cell())
+        .tls(fed.resolver("school-server"))
+        .policy(Policy {
+            organization_ids: vec!["SE2120009999".into()],
+            ..Policy::default()
+        })
+        .rate_limit(RateLimit {
+            per_second: 0.5,
+            burst: 2,
+        })
+        .limits(Limits {
+            max_body: 1024,
+            ..Limits::default()
+        });
+    let server = start(builder).await;
+
+    let mut supplier = connect(
+        server.addr,
+        &fed.connector(Some("supplier-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    let (status, body) = get(&mut supplier, "/").await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "policy_denied");
+    assert_eq!(body["rule"], "organization_ids");
+
+    let mut school = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    let big = Request::post("/")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from(vec![b'x'; 4096])))
+        .unwrap();
+    let (status, body) = send(&mut school, big).await.unwrap();
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(get(&mut school, "/").await.unwrap().0, StatusCode::OK);
+    // The burst of 2 is used up (the POST counted); the next is limited.
+    school.ready().await.unwrap();
+    let request = Request::get("/")
+        .header("host", "localhost")
+        .body(Full::default())
+        .unwrap();
+    let response = school.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_report_readiness_and_metrics() {
+    let fed = federation();
+    let cell = Arc::new(SnapshotCell::new());
+    let builder = ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
+        .tls(fed.resolver("school-server"))
+        .admin(
+            "127.0.0.1:0".parse().unwrap(),
+            Some(serde_json::json!({"entity_id": "https://me"})),
+        );
+    let server = start(builder).await;
+    let admin = format!("http://{}", server.admin.unwrap());
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{admin}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let not_ready = http.get(format!("{admin}/readyz")).send().await.unwrap();
+    assert_eq!(not_ready.status(), 503, "no metadata yet");
+
+    cell.store(fed.snapshot(&std::fs::read(&fed.fed.metadata_jws).unwrap()));
+    assert_eq!(
+        http.get(format!("{admin}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let mut school = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    get(&mut school, "/").await.unwrap();
+    assert!(
+        refused(
+            server.addr,
+            &fed.connector(Some("unlisted-client"), "school-server")
+        )
+        .await
+    );
+
+    let metrics = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("kontosynk_tls_handshakes_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("outcome=\"unknown_client\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("kontosynk_http_requests_total{status=\"200\",entity_id=\"https://school.test.example\"} 1"), "{metrics}");
+    let own: Value = http
+        .get(format!("{admin}/metadata"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own["entity_id"], "https://me");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_terminator_only_trusted_addresses_may_forward_client_cert() {
+    let fed = federation();
+    let pem = std::fs::read_to_string(&fed.party("school-client").cert).unwrap();
+    let header = pem.replace('\n', " ");
+
+    let trusted: TrustedProxy = "127.0.0.0/8".parse().unwrap();
+    let server = start(ServerBuilder::new(fed.cell()).behind_terminator(vec![trusted])).await;
+    let url = format!("http://{}/", server.addr);
+    let http = reqwest::Client::new();
+    let body: Value = http
+        .get(&url)
+        .header("client-cert", &header)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["entity_id"], "https://school.test.example");
+    assert_eq!(
+        body["certificate_pin"],
+        fed.party("school-client").pin.to_string()
+    );
+    let unlisted = std::fs::read_to_string(&fed.party("unlisted-client").cert).unwrap();
+    let response = http
+        .get(&url)
+        .header("client-cert", unlisted.replace('\n', " "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        http.get(&url).send().await.unwrap().status(),
+        401,
+        "no header"
+    );
+    server.stop().await;
+
+    // The same request from an address that is not a trusted terminator is refused, and the
+    // spoofed header never reaches the handler.
+    let elsewhere: TrustedProxy = "192.0.2.0/24".parse().unwrap();
+    let server = start(ServerBuilder::new(fed.cell()).behind_terminator(vec![elsewhere])).await;
+    let response = http
+        .get(format!("http://{}/", server.addr))
+        .header("client-cert", &header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "untrusted_proxy");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let fed = federation();
+    let server = ServerBuilder::new(fed.cell())
+        .tls(fed.resolver("school-server"))
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let slow = |_request: Request<RequestBody>| async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        response::json(StatusCode::OK, &serde_json::json!({"slow": true}))
+    };
+    let task = tokio::spawn(server.serve(slow, async {
+        let _ = stopped.await;
+    }));
+    let mut client = connect(addr, &fed.connector(Some("school-client"), "school-server"))
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(async move { get(&mut client, "/").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let (status, body) = in_flight.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["slow"], true);
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[test]
+fn trusted_proxy_ranges() {
+    let net: TrustedProxy = "10.1.0.0/16".parse().unwrap();
+    assert!(net.contains("10.1.2.3".parse().unwrap()));
+    assert!(!net.contains("10.2.0.1".parse().unwrap()));
+    assert!(
+        net.contains("::ffff:10.1.9.9".parse().unwrap()),
+        "IPv4-mapped IPv6"
+    );
+    let v6: TrustedProxy = "fd00::/8".parse().unwrap();
+    assert!(v6.contains("fd12::1".parse().unwrap()));
+    assert!(!v6.contains("10.1.2.3".parse().unwrap()));
+    assert!("10.0.0.0/33".parse::<TrustedProxy>().is_err());
+    assert!("not-an-ip".parse::<TrustedProxy>().is_err());
+}
+
+#[tokio::test]
+async fn http2_is_negotiated_by_alpn() {
+    let fed = federation();
+    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+    let party = fed.party("school-client");
+    let verifier = PinnedServerVerifier::new([fed.party("school-server").pin]).into_arc();
+    let identity = (
+        load_cert_chain(&party.cert).unwrap(),
+        load_private_key(&party.key).unwrap(),
+    );
+    let config = client_config(verifier, Some(identity), &[b"h2"]).unwrap();
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tls = TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    // Two concurrent streams on one connection.
+    let request = || {
+        Request::get("https://localhost/")
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    let (a, b) = tokio::join!(
+        sender.send_request(request()),
+        sender.clone().send_request(request())
+    );
+    for response in [a.unwrap(), b.unwrap()] {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let body: Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(body["entity_id"], "https://school.test.example");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_silent_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let fed = federation();
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(300),
+        handshake_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = start(
+        ServerBuilder::new(fed.cell())
+            .tls(fed.resolver("school-server"))
+            .limits(limits),
+    )
+    .await;
+
+    // A client that connects and never starts TLS is dropped after the handshake timeout.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed by the server: {read:?}"
+    );
+
+    // An authenticated keep-alive connection with no requests is closed after the idle timeout.
+    let mut sender = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&mut sender, "/").await.unwrap().0, StatusCode::OK);
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !sender.is_closed() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection must be closed");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed() {
+    let fed = federation();
+    let limits = Limits {
+        max_connections: 2,
+        ..Limits::default()
+    };
+    let server = start(
+        ServerBuilder::new(fed.cell())
+            .tls(fed.resolver("school-server"))
+            .limits(limits),
+    )
+    .await;
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let mut first = connect(server.addr, &connector).await.unwrap();
+    let mut second = connect(server.addr, &connector).await.unwrap();
+    assert_eq!(get(&mut first, "/").await.unwrap().0, StatusCode::OK);
+    assert_eq!(get(&mut second, "/").await.unwrap().0, StatusCode::OK);
+    assert!(
+        refused(server.addr, &connector).await,
+        "a third connection is closed at once"
+    );
+    drop(first);
+    // Once a slot frees up, new connections are served again.
+    let served = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(mut third) = connect(server.addr, &connector).await
+                && get(&mut third, "/").await.is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn worker_threads_keep_each_connection_on_one_thread_and_drain_on_shutdown() {
+    let fed = federation();
+    let server = ServerBuilder::new(fed.cell())
+        .tls(fed.resolver("school-server"))
+        .worker_threads(2)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handler = |request: Request<RequestBody>| async move {
+        if request.uri().path() == "/slow" {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        let peer = request.extensions().get::<PeerIdentity>().cloned();
+        response::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "thread": std::thread::current().name(),
+                "entity_id": peer.map(|p| p.entity_id),
+            }),
+        )
+    };
+    let task = tokio::spawn(server.serve(handler, async {
+        let _ = stopped.await;
+    }));
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let mut clients = Vec::new();
+    let mut per_thread = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..4 {
+        let mut client = connect(addr, &connector).await.unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let (status, body) = get(&mut client, "/").await.unwrap();
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["entity_id"], "https://school.test.example");
+            seen.insert(body["thread"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(seen.len(), 1, "one connection, one thread: {seen:?}");
+        *per_thread.entry(seen.pop_first().unwrap()).or_default() += 1;
+        clients.push(client);
+    }
+    // Open connections go to the least-loaded thread: two each.
+    assert_eq!(
+        per_thread.into_iter().collect::<Vec<_>>(),
+        [
+            ("kontosynk-conn-0".to_owned(), 2),
+            ("kontosynk-conn-1".to_owned(), 2)
+        ]
+    );
+    let mut slow_client = clients.pop().unwrap();
+    let in_flight = tokio::spawn(async move { get(&mut slow_client, "/slow").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let (status, _) = in_flight.await.unwrap().unwrap();
+    assert_eq!(status, StatusCode::OK, "the in-flight request finished");
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the server stops once drained")
+        .unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}

@@ -1,0 +1,920 @@
+//! The GNAP authorization server over real mutual-TLS handshakes (and behind a terminator)
+//! on loopback, against a test federation; issued tokens are verified with `jsonwebtoken`
+//! against the served JWKS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fedtls::encoding::{b64_encode, pem_encode};
+use fedtls::jwk::{Algorithm, Jwks, SigningKey};
+use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
+use fedtls::snapshot::{Snapshot, SnapshotCell};
+use fedtls::testfed::{FederationOptions, TestFederation};
+use fedtls::tls::{
+    PinnedServerVerifier, ReloadableCertResolver, client_config, load_cert_chain, load_private_key,
+};
+use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use kontosynk_framework::{ServerBuilder, TrustedProxy};
+use kontosynk_server::gnap::{GnapConfig, GnapService, KeyRing, TokenKeys};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_rustls::TlsConnector;
+
+const SCHOOL: &str = "https://school.test.example";
+const SUPPLIER: &str = "https://supplier.test.example/moa";
+const SUNET_STYLE: &str = "https://sunet-style.test.example";
+const EXPIRED: &str = "https://expired.test.example";
+const ISSUER: &str = "https://auth.test.example";
+
+/// A certificate made in the test, with its key.
+struct Made {
+    der: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+fn made(cn: &str, expired: bool) -> Made {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let cert = params.self_signed(&key).unwrap();
+    Made {
+        der: cert.der().clone(),
+        key: PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+    }
+}
+
+/// A test federation plus two members the generator does not make: one whose client is known
+/// only as an issuer certificate (SUNET style, no client pins) and one whose listed client
+/// certificate has expired.
+struct Fed {
+    _dir: tempfile::TempDir,
+    fed: TestFederation,
+    cell: Arc<SnapshotCell>,
+    issuer_only: Made,
+    expired: Made,
+}
+
+fn federation() -> Fed {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let issuer_only = made("sunet-style-client", false);
+    let expired = made("expired-client", true);
+    let mut payload: Value =
+        serde_json::from_slice(&std::fs::read(&fed.metadata_json).unwrap()).unwrap();
+    let entities = payload["entities"].as_array_mut().unwrap();
+    entities.push(json!({
+        "entity_id": SUNET_STYLE,
+        "organization": "Sunet-stil AB",
+        "organization_id": "SE5590000001",
+        "issuers": [{"x509certificate": pem_encode("CERTIFICATE", &issuer_only.der)}],
+        "extensions": {(fedtls::metadata::SAML_SCOPE_EXTENSION): {"scope": ["sunet-style.test.example"]}},
+    }));
+    entities.push(json!({
+        "entity_id": EXPIRED,
+        "organization_id": "SE5590000002",
+        "issuers": [{"x509certificate": pem_encode("CERTIFICATE", &expired.der)}],
+        "clients": [{"pins": [{"alg": "sha256", "digest": fedtls::Pin::of_certificate(&expired.der).unwrap().to_string()}], "tags": ["gnapv1"]}],
+    }));
+    let Value::Object(map) = payload else {
+        panic!("payload is an object")
+    };
+    let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
+    let options = SignOptions {
+        iss: fed.iss.clone(),
+        lifetime_secs: 86_400,
+        now: unix_now(),
+        format: JwsFormat::General,
+        default_cache_ttl: 3600,
+    };
+    let document = sign_metadata(&map, &[&key], &options).unwrap().into_bytes();
+    let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
+    let verified = verify_metadata(&document, &jwks, &VerifyOptions::default()).unwrap();
+    assert!(verified.index.rejected().is_empty());
+    let cell = Arc::new(SnapshotCell::with(Snapshot::new(
+        verified,
+        "test",
+        unix_now(),
+    )));
+    Fed {
+        _dir: dir,
+        fed,
+        cell,
+        issuer_only,
+        expired,
+    }
+}
+
+impl Fed {
+    fn party(&self, name: &str) -> &fedtls::testfed::Party {
+        self.fed.party(name).unwrap()
+    }
+
+    /// The identity (chain, key) of a generated party or one of the made certificates.
+    fn identity(&self, name: &str) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        match name {
+            "issuer-only" => (
+                vec![self.issuer_only.der.clone()],
+                self.issuer_only.key.clone_key(),
+            ),
+            "expired" => (vec![self.expired.der.clone()], self.expired.key.clone_key()),
+            _ => {
+                let party = self.party(name);
+                let chain = party.chain.clone().unwrap_or_else(|| party.cert.clone());
+                (
+                    load_cert_chain(&chain).unwrap(),
+                    load_private_key(&party.key).unwrap(),
+                )
+            }
+        }
+    }
+
+    /// The leaf certificate (DER) of `name`.
+    fn leaf(&self, name: &str) -> CertificateDer<'static> {
+        self.identity(name).0.remove(0)
+    }
+
+    fn connector(&self, client: &str) -> TlsConnector {
+        let verifier = PinnedServerVerifier::new([self.party("authserver").pin]).into_arc();
+        let config = client_config(verifier, Some(self.identity(client)), &[b"http/1.1"]).unwrap();
+        TlsConnector::from(Arc::new(config))
+    }
+
+    fn resolver(&self) -> Arc<ReloadableCertResolver> {
+        let party = self.party("authserver");
+        Arc::new(
+            ReloadableCertResolver::new(
+                load_cert_chain(&party.cert).unwrap(),
+                load_private_key(&party.key).unwrap(),
+            )
+            .unwrap(),
+        )
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    service: GnapService,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn service(fed: &Fed, keys: TokenKeys) -> GnapService {
+    GnapService::new(
+        GnapConfig::new(ISSUER),
+        Arc::new(KeyRing::new(keys)),
+        fed.cell.clone(),
+    )
+}
+
+fn fresh_keys(kid: &str) -> TokenKeys {
+    TokenKeys::new(SigningKey::generate(Algorithm::Es256, kid).unwrap(), vec![]).unwrap()
+}
+
+async fn start(builder: ServerBuilder, service: GnapService) -> Running {
+    let server = GnapService::configure(builder)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(service.handler(), async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        service,
+        stop: Some(stop),
+    }
+}
+
+async fn start_tls(fed: &Fed, keys: TokenKeys) -> Running {
+    let builder = ServerBuilder::new(fed.cell.clone()).tls(fed.resolver());
+    start(builder, service(fed, keys)).await
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+/// One request on a fresh connection: over mutual TLS as `client`, or plain HTTP when
+/// `connector` is `None` (behind a terminator).
+async fn call(
+    addr: SocketAddr,
+    connector: Option<&TlsConnector>,
+    request: Request<Full<Bytes>>,
+) -> Result<Reply, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let response = match connector {
+        Some(connector) => {
+            let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        None => {
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok(Reply {
+        status,
+        headers,
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    })
+}
+
+fn grant_body(access_token: Value, client_key: &str) -> Vec<u8> {
+    json!({"access_token": access_token, "client": {"key": client_key}})
+        .to_string()
+        .into_bytes()
+}
+
+fn provisioning_access() -> Value {
+    json!([{"type": "provisioning-api", "locations": ["https://api.skolverket.se/provtjanst/provisioning/v1"]}])
+}
+
+fn post(
+    body: Vec<u8>,
+    content_type: Option<&str>,
+    headers: &[(&str, String)],
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::post("/transaction").header("host", "localhost");
+    if let Some(ct) = content_type {
+        builder = builder.header("content-type", ct);
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder.body(Full::new(Bytes::from(body))).unwrap()
+}
+
+fn request_for(client_key: &str) -> Request<Full<Bytes>> {
+    let token = json!({"access": provisioning_access(), "flags": ["bearer"]});
+    post(grant_body(token, client_key), Some("application/json"), &[])
+}
+
+async fn fetch_jwks(
+    addr: SocketAddr,
+    connector: Option<&TlsConnector>,
+) -> jsonwebtoken::jwk::JwkSet {
+    let reply = call(
+        addr,
+        connector,
+        Request::get("/.well-known/jwks.json")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    serde_json::from_value(reply.body).unwrap()
+}
+
+/// Verifies a token with `jsonwebtoken` against the JWKS, by its `kid`; returns the claims.
+fn verify(token: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Result<Value, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.to_string())?;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(header.typ, None, "no typ in the header");
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = jwks
+        .find(&kid)
+        .ok_or(format!("kid {kid} not in the JWKS"))?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss"]);
+    validation.validate_nbf = true;
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| e.to_string())
+}
+
+fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+    assert!(
+        reply.body["error"]["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn issues_verifiable_tokens_for_the_object_and_array_forms() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let jwks = fetch_jwks(server.addr, Some(&fed.connector("school-client"))).await;
+
+    // Object form, a CA-issued client presenting its chain.
+    let supplier = fed.connector("supplier-client");
+    let reply = call(server.addr, Some(&supplier), request_for(SUPPLIER))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    assert_eq!(reply.headers["content-type"], "application/json");
+    let token = &reply.body["access_token"];
+    assert_eq!(token["access"], provisioning_access());
+    assert_eq!(token["expires_in"], 36_000);
+    assert_eq!(token["flags"], json!(["bearer"]));
+    let mut keys: Vec<_> = token.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["access", "expires_in", "flags", "value"]);
+    let claims = verify(token["value"].as_str().unwrap(), &jwks).unwrap();
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["entity_id"], SUPPLIER);
+    assert_eq!(claims["organization_id"], "SE5566000001");
+    assert_eq!(claims["scopes"], json!([]));
+    assert_eq!(claims["requested_access"], provisioning_access());
+    assert_eq!(claims["auth_source"], "tlsfed");
+    assert_eq!(claims["source"], fed.fed.iss);
+    assert_eq!(claims["version"], 1);
+    assert!(claims.get("aud").is_none());
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["nbf"].as_i64(), Some(iat));
+    assert_eq!(claims["exp"].as_i64(), Some(iat + 36_000));
+    assert!((iat - unix_now()).abs() < 600);
+    let mut names: Vec<_> = claims.as_object().unwrap().keys().cloned().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "auth_source",
+            "entity_id",
+            "exp",
+            "iat",
+            "iss",
+            "nbf",
+            "organization_id",
+            "requested_access",
+            "scopes",
+            "source",
+            "version"
+        ]
+    );
+
+    // Array form, a self-signed client with saml scopes; two access types echoed.
+    let access = json!([{"type": "ss12000-client", "locations": ["https://hook.example/"]}, {"type": "provisioning-api"}]);
+    let body = grant_body(json!([{"access": access, "flags": ["bearer"]}]), SCHOOL);
+    let school = fed.connector("school-client");
+    let reply = call(
+        server.addr,
+        Some(&school),
+        post(body, Some("application/json; charset=utf-8"), &[]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["access_token"]["access"], access);
+    let claims = verify(reply.body["access_token"]["value"].as_str().unwrap(), &jwks).unwrap();
+    assert_eq!(claims["entity_id"], SCHOOL);
+    assert_eq!(claims["organization_id"], "SE2120009999");
+    assert_eq!(
+        claims["scopes"],
+        json!(["exempla.test.example", "skola.exempla.test.example"])
+    );
+    assert_eq!(claims["requested_access"], access);
+
+    // A forged token (payload swapped) does not verify.
+    let value = reply.body["access_token"]["value"].as_str().unwrap();
+    let parts: Vec<&str> = value.split('.').collect();
+    let forged_claims = fedtls::encoding::b64url_encode(
+        json!({"iss": ISSUER, "entity_id": SUPPLIER, "exp": unix_now() + 100, "nbf": 0})
+            .to_string(),
+    );
+    let forged = format!("{}.{}.{}", parts[0], forged_claims, parts[2]);
+    assert!(verify(&forged, &jwks).is_err());
+}
+
+#[tokio::test]
+async fn sunet_style_issuer_certificates_authenticate_their_entity_only() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let jwks = fetch_jwks(server.addr, Some(&fed.connector("school-client"))).await;
+    // Its pin is listed nowhere; the certificate is byte for byte an issuer of its entity.
+    let issuer_only = fed.connector("issuer-only");
+    let reply = call(server.addr, Some(&issuer_only), request_for(SUNET_STYLE))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let claims = verify(reply.body["access_token"]["value"].as_str().unwrap(), &jwks).unwrap();
+    assert_eq!(claims["entity_id"], SUNET_STYLE);
+    assert_eq!(claims["organization_id"], "SE5590000001");
+    assert_eq!(claims["scopes"], json!(["sunet-style.test.example"]));
+
+    // The same certificate cannot claim another entity.
+    let reply = call(server.addr, Some(&issuer_only), request_for(SCHOOL))
+        .await
+        .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+
+    // The school client is also listed as an issuer of its entity: both rules agree.
+    let reply = call(
+        server.addr,
+        Some(&fed.connector("school-client")),
+        request_for(SCHOOL),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+
+    // Without the option, such a certificate fails the handshake (fail closed by default).
+    let strict = ServerBuilder::new(fed.cell.clone())
+        .tls(fed.resolver())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let strict_addr = strict.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(strict.serve(server.service.handler(), async {
+        let _ = stopped.await;
+    }));
+    assert!(
+        call(strict_addr, Some(&issuer_only), request_for(SUNET_STYLE))
+            .await
+            .is_err()
+    );
+    let _ = stop.send(());
+}
+
+#[tokio::test]
+async fn authentication_failures_are_401_request_denied() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let school = fed.connector("school-client");
+
+    // client.key names another entity.
+    let reply = call(server.addr, Some(&school), request_for(SUPPLIER))
+        .await
+        .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+    // client.key names no entity at all.
+    let reply = call(
+        server.addr,
+        Some(&school),
+        request_for("https://nobody.example"),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+    assert!(
+        reply.body["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("https://nobody.example")
+    );
+    // A Client-Cert header sent over mutual TLS is ignored: the handshake decides.
+    let forged = b64_encode(fed.leaf("supplier-client"));
+    let token = json!({"access": provisioning_access(), "flags": ["bearer"]});
+    let reply = call(
+        server.addr,
+        Some(&school),
+        post(
+            grant_body(token, SUPPLIER),
+            Some("application/json"),
+            &[("client-cert", forged)],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+    // An unlisted client never gets past the handshake.
+    assert!(
+        call(
+            server.addr,
+            Some(&fed.connector("unlisted-client")),
+            request_for(SCHOOL)
+        )
+        .await
+        .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_listed_certificate_is_401_invalid_request() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let expired = fed.connector("expired");
+    let reply = call(server.addr, Some(&expired), request_for(EXPIRED))
+        .await
+        .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_request");
+    assert!(
+        reply.body["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+    // Claiming another entity with it is an authentication failure first.
+    let reply = call(server.addr, Some(&expired), request_for(SCHOOL))
+        .await
+        .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400_invalid_request() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let school = fed.connector("school-client");
+    let good = json!({"access": provisioning_access(), "flags": ["bearer"]});
+    let json_ct = Some("application/json");
+    let cases: Vec<(&str, Vec<u8>, Option<&str>)> = vec![
+        (
+            "wrong content type",
+            grant_body(good.clone(), SCHOOL),
+            Some("text/plain"),
+        ),
+        ("no content type", grant_body(good.clone(), SCHOOL), None),
+        (
+            "form content type",
+            grant_body(good.clone(), SCHOOL),
+            Some("application/x-www-form-urlencoded"),
+        ),
+        (
+            "plain text body",
+            b"give me a token please".to_vec(),
+            json_ct,
+        ),
+        (
+            "plain text body as text",
+            b"give me a token please".to_vec(),
+            Some("text/plain"),
+        ),
+        (
+            "binary garbage",
+            vec![0xff, 0x00, 0xfe, 0x7b, 0x22],
+            json_ct,
+        ),
+        ("empty body", Vec::new(), json_ct),
+        (
+            "truncated JSON",
+            br#"{"access_token": {"access": ["#.to_vec(),
+            json_ct,
+        ),
+        ("JSON array", b"[]".to_vec(), json_ct),
+        (
+            "missing bearer flag",
+            grant_body(json!({"access": provisioning_access()}), SCHOOL),
+            json_ct,
+        ),
+        (
+            "other flags only",
+            grant_body(
+                json!({"access": provisioning_access(), "flags": ["split"]}),
+                SCHOOL,
+            ),
+            json_ct,
+        ),
+        (
+            "missing access",
+            grant_body(json!({"flags": ["bearer"]}), SCHOOL),
+            json_ct,
+        ),
+        (
+            "empty access",
+            grant_body(json!({"access": [], "flags": ["bearer"]}), SCHOOL),
+            json_ct,
+        ),
+        (
+            "access_token two elements",
+            grant_body(json!([good, good]), SCHOOL),
+            json_ct,
+        ),
+        (
+            "access_token empty array",
+            grant_body(json!([]), SCHOOL),
+            json_ct,
+        ),
+        (
+            "access_token a string",
+            grant_body(json!("token please"), SCHOOL),
+            json_ct,
+        ),
+        (
+            "access_token missing",
+            json!({"client": {"key": SCHOOL}}).to_string().into_bytes(),
+            json_ct,
+        ),
+        (
+            "client missing",
+            json!({"access_token": good}).to_string().into_bytes(),
+            json_ct,
+        ),
+        (
+            "client.key an object",
+            json!({"access_token": good, "client": {"key": {"proof": "mtls"}}})
+                .to_string()
+                .into_bytes(),
+            json_ct,
+        ),
+    ];
+    for (name, body, content_type) in cases {
+        let reply = call(server.addr, Some(&school), post(body, content_type, &[]))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["code"], "invalid_request", "{name}");
+    }
+    // Malformed is reported before authentication: a bad body from a stranger's key is 400.
+    let reply = call(
+        server.addr,
+        Some(&school),
+        post(grant_body(json!({"access": []}), SUPPLIER), json_ct, &[]),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+    // Wrong method and path.
+    let reply = call(
+        server.addr,
+        Some(&school),
+        Request::get("/transaction")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
+    assert_eq!(reply.headers["allow"], "POST, OPTIONS");
+    let reply = call(
+        server.addr,
+        Some(&school),
+        Request::post("/token")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::NOT_FOUND, "invalid_request");
+}
+
+#[tokio::test]
+async fn discovery_and_jwks() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let school = fed.connector("school-client");
+    for request in [
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/transaction"),
+        Request::get("/.well-known/gnap-as-rs"),
+    ] {
+        let reply = call(
+            server.addr,
+            Some(&school),
+            request
+                .header("host", "localhost")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            reply.body["grant_request_endpoint"],
+            "https://auth.test.example/transaction"
+        );
+        assert_eq!(reply.body["interaction_start_modes_supported"], json!([]));
+        assert_eq!(reply.body["key_proofs_supported"], json!(["mtls"]));
+    }
+    let jwks = fetch_jwks(server.addr, Some(&school)).await;
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys[0].common.key_id.as_deref(), Some("gnap-1"));
+    let raw = call(
+        server.addr,
+        Some(&school),
+        Request::get("/.well-known/jwks.json")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(raw.body["keys"][0].get("d").is_none(), "no private members");
+    assert_eq!(raw.body["keys"][0]["crv"], "P-256");
+}
+
+#[tokio::test]
+async fn tokens_signed_before_a_rotation_still_verify() {
+    let fed = federation();
+    let old = SigningKey::generate(Algorithm::Es256, "gnap-2025").unwrap();
+    let old_public = old.public_jwk();
+    let server = start_tls(&fed, TokenKeys::new(old, vec![]).unwrap()).await;
+    let school = fed.connector("school-client");
+    let before = call(server.addr, Some(&school), request_for(SCHOOL))
+        .await
+        .unwrap();
+    let before = before.body["access_token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Rotate: a new key signs, the old one stays published.
+    let new = SigningKey::generate(Algorithm::Es256, "gnap-2026").unwrap();
+    server
+        .service
+        .keys()
+        .replace(TokenKeys::new(new, vec![old_public]).unwrap());
+    let after = call(server.addr, Some(&school), request_for(SCHOOL))
+        .await
+        .unwrap();
+    let after = after.body["access_token"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&after).unwrap().kid.as_deref(),
+        Some("gnap-2026")
+    );
+    let jwks = fetch_jwks(server.addr, Some(&school)).await;
+    assert_eq!(jwks.keys.len(), 2);
+    assert_eq!(verify(&before, &jwks).unwrap()["entity_id"], SCHOOL);
+    assert_eq!(verify(&after, &jwks).unwrap()["entity_id"], SCHOOL);
+
+    // Once the old key is retired, its tokens no longer verify.
+    let newest = SigningKey::generate(Algorithm::Es256, "gnap-2027").unwrap();
+    server
+        .service
+        .keys()
+        .replace(TokenKeys::new(newest, vec![]).unwrap());
+    let jwks = fetch_jwks(server.addr, Some(&school)).await;
+    assert!(verify(&before, &jwks).is_err());
+}
+
+#[tokio::test]
+async fn behind_a_terminator_every_client_cert_format_works_and_spoofing_is_refused() {
+    let fed = federation();
+    let trusted: TrustedProxy = "127.0.0.1".parse().unwrap();
+    let builder = ServerBuilder::new(fed.cell.clone()).behind_terminator(vec![trusted]);
+    let server = start(builder, service(&fed, fresh_keys("gnap-1"))).await;
+    let reply = call(
+        server.addr,
+        None,
+        Request::get("/.well-known/jwks.json")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+
+    let der = fed.leaf("school-client");
+    let pem = pem_encode("CERTIFICATE", &der);
+    let formats = [
+        ("PEM, newlines as spaces", pem.trim().replace('\n', " ")),
+        ("bare base64 DER", b64_encode(&der)),
+        ("RFC 9440", format!(":{}:", b64_encode(&der))),
+    ];
+    let token = json!({"access": provisioning_access(), "flags": ["bearer"]});
+    for (name, value) in formats {
+        let reply = call(
+            server.addr,
+            None,
+            post(
+                grant_body(token.clone(), SCHOOL),
+                Some("application/json"),
+                &[("client-cert", value)],
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.body);
+        assert_eq!(reply.headers["cache-control"], "no-store");
+    }
+    // SUNET style through the terminator.
+    let reply = call(
+        server.addr,
+        None,
+        post(
+            grant_body(token.clone(), SUNET_STYLE),
+            Some("application/json"),
+            &[("client-cert", b64_encode(&fed.issuer_only.der))],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Expired listed certificate: 401 invalid_request.
+    let reply = call(
+        server.addr,
+        None,
+        post(
+            grant_body(token.clone(), EXPIRED),
+            Some("application/json"),
+            &[("client-cert", b64_encode(&fed.expired.der))],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_request");
+    // Unlisted, missing and unreadable certificates: 401 request_denied.
+    let unlisted = b64_encode(fed.leaf("unlisted-client"));
+    for (name, headers) in [
+        ("unlisted", vec![("client-cert", unlisted)]),
+        ("missing", vec![]),
+        (
+            "garbage",
+            vec![("client-cert", "not a certificate".to_owned())],
+        ),
+    ] {
+        let reply = call(
+            server.addr,
+            None,
+            post(
+                grant_body(token.clone(), SCHOOL),
+                Some("application/json"),
+                &headers,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{name}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["error"]["code"], "request_denied", "{name}");
+    }
+
+    // From an address that is not a trusted terminator, a valid-looking header is refused.
+    let elsewhere: TrustedProxy = "192.0.2.1".parse().unwrap();
+    let builder = ServerBuilder::new(fed.cell.clone()).behind_terminator(vec![elsewhere]);
+    let spoofed = start(builder, service(&fed, fresh_keys("gnap-1"))).await;
+    let reply = call(
+        spoofed.addr,
+        None,
+        post(
+            grant_body(token, SCHOOL),
+            Some("application/json"),
+            &[("client-cert", b64_encode(&der))],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+    assert!(
+        reply.body["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("untrusted_proxy")
+    );
+}

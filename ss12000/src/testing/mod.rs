@@ -1,12 +1,20 @@
 //! Fresh databases for tests, on both back ends (enable the `testing` feature in
 //! `[dev-dependencies]`: `ss12000 = { path = "../ss12000", features = ["testing"] }`).
 //!
-//! PostgreSQL is found through `KONTOSYNK_TEST_POSTGRES` (a `postgres://` URL of a role that
-//! may create databases, e.g. `postgresql://root@%2Fvar%2Frun%2Fpostgresql/postgres`); when it is
-//! unset, the Debian default socket `/var/run/postgresql` is tried as the current user. Each
-//! [`TestDatabase`] is a new database with a random name, dropped when the value is dropped, so
-//! tests run in parallel. An unreachable server makes [`postgres`] panic with setup instructions:
-//! the PostgreSQL tests fail rather than skip.
+//! PostgreSQL: when `KONTOSYNK_TEST_POSTGRES` is set (a `postgres://` URL of a role that may
+//! create databases, e.g. `postgresql://root@%2Fvar%2Frun%2Fpostgresql/postgres`), that server
+//! is used. Otherwise each test process starts a throwaway cluster of its own on first use
+//! (`initdb` from PATH or `/usr/lib/postgresql/*/bin`, run as the `postgres` system user when
+//! the tests run as root; it listens only on a unix socket in a temporary directory), shares it
+//! between all its tests, and a supervisor process stops it and removes its directory when the
+//! test process ends, however it ends (see `cluster.rs`). Starting one costs about a second.
+//!
+//! Each [`TestDatabase`] is a new database with a random name, dropped when the value is
+//! dropped, so tests run in parallel. Without PostgreSQL installed (and no
+//! `KONTOSYNK_TEST_POSTGRES`), or with an unreachable server, [`postgres`] panics with one line
+//! saying what to install or set: the PostgreSQL tests fail rather than skip.
+
+mod cluster;
 
 use crate::store::{Database, Store};
 
@@ -49,26 +57,28 @@ pub fn sqlite() -> TestDatabase {
     }
 }
 
-/// The admin URL tests use: `KONTOSYNK_TEST_POSTGRES`, else the Debian socket as the current user.
+/// The admin URL tests use: `KONTOSYNK_TEST_POSTGRES`, else this process's throwaway cluster
+/// (started by the first call, which blocks for a second or two).
+///
+/// # Panics
+///
+/// When the throwaway cluster is needed and PostgreSQL is not installed or does not start.
 pub fn postgres_admin_url() -> String {
-    if let Ok(url) = std::env::var(POSTGRES_ENV)
-        && !url.trim().is_empty()
-    {
-        return url;
-    }
-    let user = ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .or_else(current_user)
-        .unwrap_or_else(|| "postgres".to_owned());
-    format!("postgresql://{user}@%2Fvar%2Frun%2Fpostgresql/postgres")
+    admin_url().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The login name of this process's user (`id -un`), when `USER` is not set (CI containers).
-fn current_user() -> Option<String> {
-    let output = std::process::Command::new("id").arg("-un").output().ok()?;
-    let name = String::from_utf8(output.stdout).ok()?.trim().to_owned();
-    (output.status.success() && !name.is_empty()).then_some(name)
+fn admin_url() -> Result<String, String> {
+    match configured_url() {
+        Some(url) => Ok(url),
+        None => cluster::shared().map(|cluster| cluster.admin_url.clone()),
+    }
+}
+
+/// `KONTOSYNK_TEST_POSTGRES`, when set and not empty.
+fn configured_url() -> Option<String> {
+    std::env::var(POSTGRES_ENV)
+        .ok()
+        .filter(|url| !url.trim().is_empty())
 }
 
 /// A URL for database `name` on the server of `admin_url`.
@@ -100,20 +110,28 @@ async fn admin_client(admin_url: &str) -> Result<tokio_postgres::Client, String>
 ///
 /// # Panics
 ///
-/// When the server cannot be reached or the role may not create databases, with a message
-/// saying how to set PostgreSQL up (tests must not pass without it).
+/// When PostgreSQL is not installed (and `KONTOSYNK_TEST_POSTGRES` is not set), the server
+/// cannot be reached or the role may not create databases, with a message saying what to do
+/// (tests must not pass without PostgreSQL).
 pub async fn postgres() -> TestDatabase {
-    let admin_url = postgres_admin_url();
+    // The first call may start the cluster: keep that off the runtime's worker threads (and
+    // panic here, in the test's thread, where the test harness reports it).
+    let admin_url = match tokio::task::spawn_blocking(admin_url).await {
+        Ok(Ok(url)) => url,
+        Ok(Err(e)) => panic!("{e}"),
+        Err(e) => panic!("PostgreSQL tests: {e}"),
+    };
     let client = match admin_client(&admin_url).await {
         Ok(client) => client,
-        Err(e) => panic!(
-            "PostgreSQL tests need a server: cannot connect to {} ({e}). Start one and set \
-             {POSTGRES_ENV} to a URL of a role that may create databases, e.g. on Debian: \
-             `apt-get install postgresql && pg_ctlcluster 15 main start && \
-             su postgres -c \"createuser -s $USER\"` then \
-             {POSTGRES_ENV}=postgresql://$USER@%2Fvar%2Frun%2Fpostgresql/postgres \
-             (.ci/run does all of this)",
+        Err(e) if configured_url().is_some() => panic!(
+            "PostgreSQL tests: cannot connect to {} ({e}): start that server, or unset \
+             {POSTGRES_ENV} to let the tests start a throwaway cluster of their own",
             Database::Postgres(admin_url.clone())
+        ),
+        Err(e) => panic!(
+            "PostgreSQL tests: cannot connect to the throwaway cluster at {} ({e}); {}",
+            Database::Postgres(admin_url.clone()),
+            cluster::shared().map_or_else(|e| e, |c| c.log_tail())
         ),
     };
     let name = format!("kontosynk_test_{}", uuid::Uuid::new_v4().simple());
@@ -155,3 +173,4 @@ impl Drop for TestDatabase {
         }
     }
 }
+

@@ -174,3 +174,121 @@ impl Drop for TestDatabase {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The first column of the first row `sql` returns, as text.
+    async fn value(url: &str, sql: &str) -> String {
+        let client = admin_client(url).await.unwrap();
+        let messages = client.simple_query(sql).await.unwrap();
+        messages
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no value from {sql}"))
+    }
+
+    #[tokio::test]
+    async fn databases_share_one_server_and_are_dropped() {
+        let (a, b) = tokio::join!(postgres(), postgres());
+        let (admin, name_a) = a.postgres_parts().unwrap();
+        let (admin_b, name_b) = b.postgres_parts().unwrap();
+        assert_eq!(admin, admin_b);
+        assert_ne!(name_a, name_b);
+        for db in [&a, &b] {
+            let Database::Postgres(url) = &db.database else {
+                panic!("not PostgreSQL: {}", db.database)
+            };
+            assert_eq!(value(url, "SELECT 1").await, "1");
+            let name = db.postgres_parts().unwrap().1;
+            assert_eq!(value(url, "SELECT current_database()").await, name);
+        }
+
+        if configured_url().is_none() {
+            // Both came from this process's one throwaway cluster, started with test settings.
+            let cluster = cluster::shared().unwrap();
+            assert_eq!(
+                cluster::STARTED.load(std::sync::atomic::Ordering::SeqCst),
+                1
+            );
+            let dir = cluster.dir.to_str().unwrap();
+            assert_eq!(value(admin, "SHOW unix_socket_directories").await, dir);
+            assert_eq!(value(admin, "SHOW listen_addresses").await, "");
+            assert_eq!(value(admin, "SHOW fsync").await, "off");
+            assert_eq!(value(admin, "SHOW full_page_writes").await, "off");
+            assert_eq!(value(admin, "SHOW synchronous_commit").await, "off");
+            let data = value(admin, "SHOW data_directory").await;
+            assert!(data.starts_with(dir), "{data} is not in {dir}");
+            assert_eq!(
+                value(admin, "SELECT current_user").await,
+                cluster::SUPERUSER
+            );
+        }
+
+        let (admin, name) = (admin.to_owned(), name_a.to_owned());
+        drop(a);
+        let count = format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'");
+        assert_eq!(value(&admin, &count).await, "0");
+    }
+
+    /// Set for the child process of [`cluster_is_gone_when_its_process_ends`].
+    const CHILD_ENV: &str = "KONTOSYNK_TEST_CLUSTER_CHILD";
+
+    #[test]
+    #[ignore = "run by cluster_is_gone_when_its_process_ends, in a process of its own"]
+    fn start_cluster_and_exit() {
+        if std::env::var_os(CHILD_ENV).is_none() {
+            return;
+        }
+        let cluster = cluster::shared().unwrap();
+        let pid = std::fs::read_to_string(cluster.dir.join("data/postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap();
+        // On a line of its own: the harness has printed the test's name without a newline.
+        println!("\nCLUSTER {pid} {}", cluster.dir.display());
+    }
+
+    #[test]
+    fn cluster_is_gone_when_its_process_ends() {
+        if configured_url().is_some() {
+            eprintln!("{POSTGRES_ENV} is set: these tests start no cluster, nothing to check");
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "testing::tests::start_cluster_and_exit"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+        let line = stdout.lines().find_map(|l| l.strip_prefix("CLUSTER "));
+        let (pid, dir) = line
+            .and_then(|l| l.split_once(' '))
+            .unwrap_or_else(|| panic!("the child printed no cluster:\n{stdout}\n{stderr}"));
+        assert!(pid.parse::<u32>().is_ok(), "{pid}");
+
+        // The child has exited: its supervisor stops the server and removes the directory.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (Path::new(dir).exists() || running(pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!running(pid), "postmaster {pid} still runs");
+        assert!(!Path::new(dir).exists(), "{dir} is still there");
+    }
+
+    /// Whether process `pid` runs (a zombie does not: a container's init may reap it late).
+    fn running(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    }
+}

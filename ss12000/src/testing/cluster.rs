@@ -95,10 +95,17 @@ fn start() -> Result<Cluster, String> {
     STARTED.fetch_add(1, Ordering::SeqCst);
     let (initdb, pg_ctl) = binaries()?;
     let owner = Owner::detect()?;
-    // Root's TMPDIR may be where the postgres user cannot go; /tmp it can always reach.
+    // Root's TMPDIR may be where the postgres user cannot go; /tmp it can always reach. A
+    // socket path is at most 107 bytes: a TMPDIR too long for `kontosynk-pg-XXXXXX/.s.PGSQL.N`
+    // falls back to /tmp too.
     let base = match owner {
         Owner::Me => std::env::temp_dir(),
         Owner::System { .. } => PathBuf::from("/tmp"),
+    };
+    let base = if base.as_os_str().len() > 70 {
+        PathBuf::from("/tmp")
+    } else {
+        base
     };
     // Mode 0700 (tempfile's default follows the umask): what makes `trust` authentication safe.
     let dir = tempfile::Builder::new()

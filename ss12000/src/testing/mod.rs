@@ -7,7 +7,8 @@
 //! (`initdb` from PATH or `/usr/lib/postgresql/*/bin`, run as the `postgres` system user when
 //! the tests run as root; it listens only on a unix socket in a temporary directory), shares it
 //! between all its tests, and a supervisor process stops it and removes its directory when the
-//! test process ends, however it ends (see `cluster.rs`). Starting one costs about a second.
+//! test process ends, however it ends (see `cluster.rs`). Starting one costs 1 to 2 seconds,
+//! nearly all of it `initdb`.
 //!
 //! Each [`TestDatabase`] is a new database with a random name, dropped when the value is
 //! dropped, so tests run in parallel. Without PostgreSQL installed (and no

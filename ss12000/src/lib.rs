@@ -7,8 +7,10 @@
 //!
 //! - [`import`] loads JSON files into a store (a school's data) and exports it back.
 //! - [`sample`] generates a deterministic Swedish school for demos and benchmarks.
-//! - `testing` (cargo feature `testing`) hands tests a fresh SQLite or PostgreSQL database;
-//!   other crates enable it in `[dev-dependencies]` to run their tests on both back ends.
+//! - `testing` (cargo feature `testing`) hands tests a fresh SQLite or PostgreSQL database
+//!   (PostgreSQL: a throwaway cluster per test process, unless `KONTOSYNK_TEST_POSTGRES` names
+//!   a server); other crates enable it in `[dev-dependencies]` to run their tests on both back
+//!   ends.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

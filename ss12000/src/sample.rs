@@ -274,8 +274,6 @@ struct Unit {
 /// Generates the sample, in Skolverket's fetch order (organisations, persons, groups, duties,
 /// activities).
 pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
-    let mut rng = Rng(spec.seed ^ 0x5353_3132_3030_3030);
-    let base = Timestamp::from_unix_micros(1_754_006_400_000_000); // 2025-08-01T00:00:00Z
     let unit_count = spec.school_units.max(1);
     let teacher_count = if spec.persons == 0 {
         0
@@ -283,76 +281,128 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
         (spec.persons / 12).max(1).min(spec.persons)
     };
     let group_count = spec.persons / 50;
-    let mut out = Vec::with_capacity(1 + unit_count + spec.persons * 2 + group_count * 2);
+    let mut sample = Sample {
+        rng: Rng(spec.seed ^ 0x5353_3132_3030_3030),
+        base: Timestamp::from_unix_micros(1_754_006_400_000_000), // 2025-08-01T00:00:00Z
+        out: Vec::with_capacity(1 + unit_count + spec.persons * 2 + group_count * 2),
+    };
+    // The order of the steps is the order of the random draws: keep it, or every seed's
+    // sample changes.
+    let mut units = sample.organisations(unit_count);
+    sample.persons(spec.persons, teacher_count, &mut units);
+    let (duties, duty_objects) = sample.duties(&units, teacher_count);
+    let activities = sample.groups(group_count, &units, &duties);
+    let mut out = sample.out;
+    out.extend(duty_objects);
+    out.extend(activities.iter().map(|a| object(Collection::Activities, a)));
+    out
+}
 
-    let owner_id = rng.uuid();
-    let owner_name = format!("{} kommun", rng.pick(PLACES));
-    out.push(object(
-        Collection::Organisations,
-        &Organisation {
-            id: owner_id.clone(),
-            meta: meta(&mut rng, base),
-            display_name: owner_name.clone(),
-            organisation_type: Some("Huvudman".to_owned()),
-            organisation_number: Some(format!("2120{:06}", rng.below(1_000_000))),
-            ..Organisation::default()
-        },
-    ));
-    let mut units = Vec::with_capacity(unit_count);
-    for n in 0..unit_count {
-        let place = PLACES[(n + rng.below(PLACES.len())) % PLACES.len()];
-        let name = if n < PLACES.len() {
-            format!("{place}skolan")
-        } else {
-            format!("{place}skolan {}", n / PLACES.len() + 1)
-        };
-        let unit = Unit {
-            id: rng.uuid(),
-            domain: format!("{}{}.skola.example", ascii(place), n + 1),
-            name,
-            students: Vec::new(),
-            teachers: Vec::new(),
-        };
-        out.push(object(
+/// The generator's state: its random numbers, the time everything was created, the output.
+struct Sample {
+    rng: Rng,
+    base: Timestamp,
+    out: Vec<(Collection, Object)>,
+}
+
+/// Per school unit: its duties' (id, teacher's name).
+type UnitDuties = Vec<Vec<(String, String)>>;
+
+impl Sample {
+    /// The school organizer and its `unit_count` school units.
+    fn organisations(&mut self, unit_count: usize) -> Vec<Unit> {
+        let (rng, base) = (&mut self.rng, self.base);
+        let owner_id = rng.uuid();
+        let owner_name = format!("{} kommun", rng.pick(PLACES));
+        self.out.push(object(
             Collection::Organisations,
             &Organisation {
-                id: unit.id.clone(),
-                meta: meta(&mut rng, base),
-                display_name: unit.name.clone(),
-                organisation_type: Some("Skolenhet".to_owned()),
-                school_unit_code: Some(format!("{:08}", 10_000_000 + rng.below(89_999_999))),
-                parent_organisation: Some(reference(&owner_id, &owner_name)),
-                school_types: Some(vec!["GR".to_owned()]),
+                id: owner_id.clone(),
+                meta: meta(rng, base),
+                display_name: owner_name.clone(),
+                organisation_type: Some("Huvudman".to_owned()),
+                organisation_number: Some(format!("2120{:06}", rng.below(1_000_000))),
                 ..Organisation::default()
             },
         ));
-        units.push(unit);
+        let mut units = Vec::with_capacity(unit_count);
+        for n in 0..unit_count {
+            let place = PLACES[(n + rng.below(PLACES.len())) % PLACES.len()];
+            let name = if n < PLACES.len() {
+                format!("{place}skolan")
+            } else {
+                format!("{place}skolan {}", n / PLACES.len() + 1)
+            };
+            let unit = Unit {
+                id: rng.uuid(),
+                domain: format!("{}{}.skola.example", ascii(place), n + 1),
+                name,
+                students: Vec::new(),
+                teachers: Vec::new(),
+            };
+            self.out.push(object(
+                Collection::Organisations,
+                &Organisation {
+                    id: unit.id.clone(),
+                    meta: meta(rng, base),
+                    display_name: unit.name.clone(),
+                    organisation_type: Some("Skolenhet".to_owned()),
+                    school_unit_code: Some(format!("{:08}", 10_000_000 + rng.below(89_999_999))),
+                    parent_organisation: Some(reference(&owner_id, &owner_name)),
+                    school_types: Some(vec!["GR".to_owned()]),
+                    ..Organisation::default()
+                },
+            ));
+            units.push(unit);
+        }
+        units
     }
 
-    for n in 0..spec.persons {
-        let teacher = n < teacher_count;
-        let unit_index = n % unit_count;
+    /// `count` persons spread over the units, the first `teacher_count` of them teachers.
+    fn persons(&mut self, count: usize, teacher_count: usize, units: &mut [Unit]) {
+        let unit_count = units.len();
+        for n in 0..count {
+            let teacher = n < teacher_count;
+            let unit = &mut units[n % unit_count];
+            let school_year = 1 + (n / unit_count) as u32 % 9;
+            let (id, display, person) = self.person(n, teacher, school_year, unit);
+            if teacher {
+                unit.teachers.push((id, display));
+            } else {
+                unit.students.push((id, display, school_year));
+            }
+            self.out.push(object(Collection::Persons, &person));
+        }
+    }
+
+    /// Person number `n` of `unit`: (id, display name, the object).
+    fn person(
+        &mut self,
+        n: usize,
+        teacher: bool,
+        school_year: u32,
+        unit: &Unit,
+    ) -> (String, String, Person) {
+        let (rng, base) = (&mut self.rng, self.base);
         let female = rng.below(2) == 0;
         let given = rng.pick(if female { GIRLS } else { BOYS });
         let family = rng.pick(FAMILY);
-        let school_year = 1 + (n / unit_count) as u32 % 9;
         let birth_year = if teacher {
             1960 + rng.below(38) as u32
         } else {
             2019 - school_year
         };
         let id = rng.uuid();
-        let unit = &mut units[unit_index];
         let login = format!("{}.{}{}", ascii(given), ascii(family), n);
         let eppn = format!("{login}@{}", unit.domain);
         let person = Person {
             id: id.clone(),
-            meta: meta(&mut rng, base),
+            meta: meta(rng, base),
             given_name: given.to_owned(),
             family_name: family.to_owned(),
             edu_person_principal_names: Some(vec![eppn.clone()]),
             civic_no: Some(CivicNo {
-                value: civic_no(&mut rng, birth_year, female),
+                value: civic_no(rng, birth_year, female),
                 nationality: Some("SE".to_owned()),
                 ..CivicNo::default()
             }),
@@ -387,55 +437,76 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
             ),
             ..Person::default()
         };
-        let display = format!("{given} {family}");
-        if teacher {
-            unit.teachers.push((id, display));
-        } else {
-            unit.students.push((id, display, school_year));
-        }
-        out.push(object(Collection::Persons, &person));
+        (id, format!("{given} {family}"), person)
     }
 
-    // Duties: one per teacher, collected per unit for the activities.
-    let mut duties: Vec<Vec<(String, String)>> = vec![Vec::new(); unit_count];
-    let mut duty_objects = Vec::with_capacity(teacher_count);
-    for (unit_index, unit) in units.iter().enumerate() {
-        for (person_id, display) in &unit.teachers {
-            let id = rng.uuid();
-            let signature: String = display
-                .split(' ')
-                .filter_map(|w| w.chars().next())
-                .chain(std::iter::once(char::from(b'A' + rng.below(26) as u8)))
-                .collect::<String>()
-                .to_uppercase();
-            duty_objects.push(object(
-                Collection::Duties,
-                &Duty {
-                    id: id.clone(),
-                    meta: meta(&mut rng, base),
-                    person: reference(person_id, display),
-                    duty_at: reference(&unit.id, &unit.name),
-                    duty_role: "Lärare".to_owned(),
-                    signature: Some(signature),
-                    start_date: Some("2025-08-01".to_owned()),
-                    ..Duty::default()
-                },
-            ));
-            duties[unit_index].push((id, display.clone()));
+    /// One duty per teacher, collected per unit for the activities.
+    fn duties(
+        &mut self,
+        units: &[Unit],
+        teacher_count: usize,
+    ) -> (UnitDuties, Vec<(Collection, Object)>) {
+        let (rng, base) = (&mut self.rng, self.base);
+        let mut duties: UnitDuties = vec![Vec::new(); units.len()];
+        let mut duty_objects = Vec::with_capacity(teacher_count);
+        for (unit_index, unit) in units.iter().enumerate() {
+            for (person_id, display) in &unit.teachers {
+                let id = rng.uuid();
+                let signature: String = display
+                    .split(' ')
+                    .filter_map(|w| w.chars().next())
+                    .chain(std::iter::once(char::from(b'A' + rng.below(26) as u8)))
+                    .collect::<String>()
+                    .to_uppercase();
+                duty_objects.push(object(
+                    Collection::Duties,
+                    &Duty {
+                        id: id.clone(),
+                        meta: meta(rng, base),
+                        person: reference(person_id, display),
+                        duty_at: reference(&unit.id, &unit.name),
+                        duty_role: "Lärare".to_owned(),
+                        signature: Some(signature),
+                        start_date: Some("2025-08-01".to_owned()),
+                        ..Duty::default()
+                    },
+                ));
+                duties[unit_index].push((id, display.clone()));
+            }
         }
+        (duties, duty_objects)
     }
 
-    // Groups: spread over units; even ones classes, odd ones teaching groups.
-    let mut activities = Vec::with_capacity(group_count);
-    for g in 0..group_count {
-        let unit_index = g % unit_count;
-        let unit = &units[unit_index];
-        let per_unit =
-            group_count / unit_count + usize::from(unit_index < group_count % unit_count);
-        let local = g / unit_count;
-        let class = local.is_multiple_of(2);
-        let students = &unit.students;
-        let members: Vec<&(String, String, u32)> = if students.is_empty() {
+    /// `count` groups spread over the units (even ones classes, odd ones teaching groups),
+    /// each with its activity.
+    fn groups(&mut self, count: usize, units: &[Unit], duties: &UnitDuties) -> Vec<Activity> {
+        let unit_count = units.len();
+        let mut activities = Vec::with_capacity(count);
+        for g in 0..count {
+            let unit_index = g % unit_count;
+            let unit = &units[unit_index];
+            let per_unit = count / unit_count + usize::from(unit_index < count % unit_count);
+            let local = g / unit_count;
+            let class = local.is_multiple_of(2);
+            let members = self.members(&unit.students, class, per_unit, local);
+            let (group, display_name) = self.group(unit, &members, class, local);
+            let id = group.id.clone();
+            self.out.push(object(Collection::Groups, &group));
+            activities.push(self.activity(unit, &duties[unit_index], &id, &display_name, class));
+        }
+        activities
+    }
+
+    /// The students of group `local` of a unit: a class takes every `classes`-th student, a
+    /// teaching group 28 students from a random start.
+    fn members<'a>(
+        &mut self,
+        students: &'a [(String, String, u32)],
+        class: bool,
+        per_unit: usize,
+        local: usize,
+    ) -> Vec<&'a (String, String, u32)> {
+        if students.is_empty() {
             Vec::new()
         } else if class {
             // Each student in one class: split the unit's students into its classes.
@@ -448,11 +519,22 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
                 .map(|(_, s)| s)
                 .collect()
         } else {
-            let start = rng.below(students.len());
+            let start = self.rng.below(students.len());
             (0..28.min(students.len()))
                 .map(|i| &students[(start + i) % students.len()])
                 .collect()
-        };
+        }
+    }
+
+    /// A group of `members` and its display name.
+    fn group(
+        &mut self,
+        unit: &Unit,
+        members: &[&(String, String, u32)],
+        class: bool,
+        local: usize,
+    ) -> (Group, String) {
+        let (rng, base) = (&mut self.rng, self.base);
         let year = members.first().map_or(1, |m| m.2);
         let letter = char::from(b'A' + (local / 2 % 26) as u8);
         let subject = rng.pick(SUBJECTS);
@@ -461,10 +543,9 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
         } else {
             format!("{subject} {year}{letter}")
         };
-        let id = rng.uuid();
         let group = Group {
-            id: id.clone(),
-            meta: meta(&mut rng, base),
+            id: rng.uuid(),
+            meta: meta(rng, base),
             display_name: display_name.clone(),
             group_type: Some(if class { "Klass" } else { "Undervisning" }.to_owned()),
             school_type: Some("GR".to_owned()),
@@ -483,19 +564,30 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
             end_date: Some("2026-06-12".to_owned()),
             ..Group::default()
         };
-        out.push(object(Collection::Groups, &group));
-        let teachers = &duties[unit_index];
+        (group, display_name)
+    }
+
+    /// The activity of group `group_id`, taught by one of the unit's teachers.
+    fn activity(
+        &mut self,
+        unit: &Unit,
+        teachers: &[(String, String)],
+        group_id: &str,
+        display_name: &str,
+        class: bool,
+    ) -> Activity {
+        let (rng, base) = (&mut self.rng, self.base);
         let teacher = (!teachers.is_empty()).then(|| &teachers[rng.below(teachers.len())]);
-        activities.push(Activity {
+        Activity {
             id: rng.uuid(),
-            meta: meta(&mut rng, base),
+            meta: meta(rng, base),
             display_name: if class {
                 format!("Mentorstid {display_name}")
             } else {
-                display_name.clone()
+                display_name.to_owned()
             },
             activity_type: Some(if class { "Elevstöd" } else { "Undervisning" }.to_owned()),
-            groups: Some(vec![reference(&id, &display_name)]),
+            groups: Some(vec![reference(group_id, display_name)]),
             teachers: Some(
                 teacher
                     .map(|(duty_id, name)| ActivityTeacher {
@@ -507,11 +599,8 @@ pub fn generate(spec: &SampleSpec) -> Vec<(Collection, Object)> {
             ),
             organisation: Some(reference(&unit.id, &unit.name)),
             ..Activity::default()
-        });
+        }
     }
-    out.extend(duty_objects);
-    out.extend(activities.iter().map(|a| object(Collection::Activities, a)));
-    out
 }
 
 #[cfg(test)]

@@ -283,16 +283,7 @@ impl Syncer {
         let mut state = ListingState::load(&self.store, key).await?;
         // A listing without a filter (deletedEntities) is never "full" by option.
         let full = options.full && filter == "meta.modified.after";
-        let (resumed, mode) = match state.pass.take() {
-            Some(pass) if !(full && pass.after.is_some()) => (Some(pass), Mode::Resumed),
-            _ if full || state.watermark.is_none() => (None, Mode::Full),
-            _ => (None, Mode::Incremental),
-        };
-        let after = match &resumed {
-            Some(pass) => pass.after,
-            None if full => None,
-            None => state.watermark,
-        };
+        let (resumed, mode, after) = plan_pass(&mut state, full);
         let after_text = after.map(|t| t.to_string());
         let request = |token: Option<&str>| -> Url {
             match token {
@@ -310,31 +301,12 @@ impl Syncer {
         if let Some((collection, progress)) = progress {
             progress.started(collection, mode);
         }
-        let mut seen_tokens: HashSet<String> = HashSet::new();
+        let mut guard = PageGuard::new(options.max_empty_pages);
         let resume_token = resumed.as_ref().and_then(|p| p.page_token.clone());
         let sent_at = Timestamp::now();
-        let first = match get_page(
-            &self.http,
-            request(resume_token.as_deref()),
-            options.max_page_bytes,
-        )
-        .await
-        {
-            Ok(fetched) => {
-                seen_tokens.extend(resume_token.clone());
-                fetched
-            }
-            Err(FetchError {
-                status: Some(400 | 404 | 410),
-                error,
-            }) if resume_token.is_some() => {
-                tracing::warn!(%error, key, "the server refused the saved page token; restarting the pass from its filter (upserts are idempotent)");
-                get_page(&self.http, request(None), options.max_page_bytes)
-                    .await
-                    .map_err(|e| e.error)?
-            }
-            Err(e) => return Err(e.error),
-        };
+        let first = self
+            .first_page(key, &request, resume_token, &mut guard)
+            .await?;
         let mut pass = resumed.unwrap_or_else(|| Pass {
             after,
             started: first
@@ -349,7 +321,6 @@ impl Syncer {
             totals: BTreeMap::new(),
             watermark: state.watermark,
         };
-        let mut empty_run = 0usize;
         let mut fetched = first;
         loop {
             let url_text = fetched.url.clone();
@@ -358,25 +329,7 @@ impl Syncer {
                 next,
                 items,
             } = on_page(fetched)?;
-            if let Some(token) = &next
-                && !seen_tokens.insert(token.clone())
-            {
-                return Err(SyncError::TokenLoop {
-                    url: url_text,
-                    token: token.clone(),
-                });
-            }
-            if items == 0 && next.is_some() {
-                empty_run += 1;
-                if empty_run >= options.max_empty_pages.max(1) {
-                    return Err(SyncError::EmptyPages {
-                        url: url_text,
-                        count: empty_run,
-                    });
-                }
-            } else {
-                empty_run = 0;
-            }
+            guard.check(&url_text, next.as_deref(), items)?;
             pass.pages += 1;
             match &next {
                 Some(token) => {
@@ -389,6 +342,7 @@ impl Syncer {
                 }
             }
             state.write(key, &mut batch);
+            // The next page is fetched while this one is committed.
             let (applied, prefetched) = match &next {
                 Some(token) => {
                     let (applied, fetched) = tokio::join!(
@@ -399,15 +353,7 @@ impl Syncer {
                 }
                 None => (self.store.apply(batch).await, None),
             };
-            let summary = applied?;
-            outcome.pages += 1;
-            for (collection, counts) in summary.collections {
-                let total = outcome.totals.entry(collection).or_default();
-                total.inserted += counts.inserted;
-                total.updated += counts.updated;
-                total.unchanged += counts.unchanged;
-                total.deleted += counts.deleted;
-            }
+            outcome.add(applied?);
             if let Some((collection, progress)) = progress {
                 progress.page(collection, items);
             }
@@ -418,5 +364,105 @@ impl Syncer {
         }
         outcome.watermark = state.watermark;
         Ok(outcome)
+    }
+
+    /// The first page of a pass: the saved page token's when resuming; when the server
+    /// refuses that token (400, 404, 410), the pass restarts from its filter instead.
+    async fn first_page(
+        &self,
+        key: &str,
+        request: &dyn Fn(Option<&str>) -> Url,
+        resume_token: Option<String>,
+        guard: &mut PageGuard,
+    ) -> Result<Fetched, SyncError> {
+        let max_page_bytes = self.options.max_page_bytes;
+        match get_page(&self.http, request(resume_token.as_deref()), max_page_bytes).await {
+            Ok(fetched) => {
+                guard.seen_tokens.extend(resume_token);
+                Ok(fetched)
+            }
+            Err(FetchError {
+                status: Some(400 | 404 | 410),
+                error,
+            }) if resume_token.is_some() => {
+                tracing::warn!(%error, key, "the server refused the saved page token; restarting the pass from its filter (upserts are idempotent)");
+                get_page(&self.http, request(None), max_page_bytes)
+                    .await
+                    .map_err(|e| e.error)
+            }
+            Err(e) => Err(e.error),
+        }
+    }
+}
+
+/// How a pass starts: the interrupted pass it resumes (unless a full sync overrides one that
+/// had a filter), its mode, and its `meta.modified.after` bound.
+fn plan_pass(state: &mut ListingState, full: bool) -> (Option<Pass>, Mode, Option<Timestamp>) {
+    let (resumed, mode) = match state.pass.take() {
+        Some(pass) if !(full && pass.after.is_some()) => (Some(pass), Mode::Resumed),
+        _ if full || state.watermark.is_none() => (None, Mode::Full),
+        _ => (None, Mode::Incremental),
+    };
+    let after = match &resumed {
+        Some(pass) => pass.after,
+        None if full => None,
+        None => state.watermark,
+    };
+    (resumed, mode, after)
+}
+
+/// Stops a pass that would never end: a page token seen before in this pass (a loop), or
+/// too many empty pages in a row that still point to a next page.
+struct PageGuard {
+    seen_tokens: HashSet<String>,
+    empty_run: usize,
+    max_empty_pages: usize,
+}
+
+impl PageGuard {
+    fn new(max_empty_pages: usize) -> Self {
+        Self {
+            seen_tokens: HashSet::new(),
+            empty_run: 0,
+            max_empty_pages: max_empty_pages.max(1),
+        }
+    }
+
+    /// Checks a page fetched from `url` with `items` items and the `next` token.
+    fn check(&mut self, url: &str, next: Option<&str>, items: usize) -> Result<(), SyncError> {
+        if let Some(token) = next
+            && !self.seen_tokens.insert(token.to_owned())
+        {
+            return Err(SyncError::TokenLoop {
+                url: url.to_owned(),
+                token: token.to_owned(),
+            });
+        }
+        if items == 0 && next.is_some() {
+            self.empty_run += 1;
+            if self.empty_run >= self.max_empty_pages {
+                return Err(SyncError::EmptyPages {
+                    url: url.to_owned(),
+                    count: self.empty_run,
+                });
+            }
+        } else {
+            self.empty_run = 0;
+        }
+        Ok(())
+    }
+}
+
+impl PassOutcome {
+    /// Adds one committed page's counts.
+    fn add(&mut self, summary: ss12000::ApplySummary) {
+        self.pages += 1;
+        for (collection, counts) in summary.collections {
+            let total = self.totals.entry(collection).or_default();
+            total.inserted += counts.inserted;
+            total.updated += counts.updated;
+            total.unchanged += counts.unchanged;
+            total.deleted += counts.deleted;
+        }
     }
 }

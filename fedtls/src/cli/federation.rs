@@ -31,7 +31,8 @@ Creates, in DIR:
   metadata.json / .jws        the payload and the signed metadata (General JSON, ES256)
   certs/NAME.pem, NAME.key    school-server, school-client (self-signed), supplier-ca,
                               supplier-client, supplier-server (chain to supplier-ca),
-                              authserver (tag gnapv1), unlisted-client (not in the metadata)
+                              authserver (tag gnapv1), unlisted-client (not in the metadata);
+                              each new key file starts with a note that it is test material
   federation.json             a manifest of all of the above with pins and entity ids
 
 Every certificate is valid from --not-before to --not-after, not relative to now, so a
@@ -237,8 +238,17 @@ mod tests {
 
     #[test]
     fn dates_cover_whole_days_in_utc() {
-        assert_eq!(parse_not_before("2026-01-01"), Ok(1_767_225_600));
-        assert_eq!(parse_not_after("2049-12-31"), Ok(2_524_607_999));
+        // The defaults are the library's development window.
+        let CertValidity::Fixed {
+            not_before,
+            not_after,
+        } = CertValidity::DEVELOPMENT
+        else {
+            panic!("the development window is fixed");
+        };
+        assert_eq!(parse_not_before("2026-01-01"), Ok(not_before));
+        assert_eq!(parse_not_after("2049-12-31"), Ok(not_after));
+        assert_eq!(parse_not_before("2026-01-01T00:00:00Z"), Ok(1_767_225_600));
         assert_eq!(parse_not_after("2049-12-31T12:00:00Z"), Ok(2_524_564_800));
         for bad in [
             "2026-1-01",

@@ -12,7 +12,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer as RcgenIssuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Map, Value, json};
 
 use crate::jwk::{Algorithm, Jwks, SigningKey};
@@ -28,16 +29,73 @@ pub struct FederationOptions {
     pub iss: String,
     /// How long the signed metadata stays valid, in seconds.
     pub metadata_lifetime_secs: i64,
-    /// How long the certificates stay valid, in days.
-    pub cert_validity_days: i64,
+    /// When the certificates are valid.
+    pub cert_validity: CertValidity,
     /// Host name the servers' certificates and base URIs use.
     pub host: String,
     /// The signing key's algorithm.
     pub algorithm: Algorithm,
     /// Overwrite files in a non-empty directory.
     pub force: bool,
+    /// Reuse the signing key and party keys already in the directory (creating only the
+    /// missing ones), so the JWKS thumbprint and every pin survive a regeneration. The
+    /// certificates are re-issued and the metadata re-signed either way; a kept signing key
+    /// keeps its own kid and algorithm, whatever [`FederationOptions::algorithm`] says.
+    pub keep_keys: bool,
     /// The ports in the servers' base URIs.
     pub ports: ServerPorts,
+}
+
+/// When the test federation's certificates are valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertValidity {
+    /// From an hour before the run for this many days (the supplier CA for twice as long):
+    /// every run gets a different window.
+    Relative {
+        /// Days the leaf certificates stay valid.
+        days: i64,
+    },
+    /// The same window for every certificate and every run, in Unix seconds, so that a
+    /// regeneration with kept keys reproduces it. Dates before 2050 are encoded as UTCTime,
+    /// later ones as GeneralizedTime (RFC 5280, section 4.1.2.5).
+    Fixed {
+        /// First second of validity.
+        not_before: i64,
+        /// Last second of validity.
+        not_after: i64,
+    },
+}
+
+impl CertValidity {
+    /// 2026-01-01T00:00:00Z to 2049-12-31T23:59:59Z: the last second UTCTime can carry, so
+    /// long-lived development certificates stay readable by every X.509 parser.
+    pub const DEVELOPMENT: CertValidity = CertValidity::Fixed {
+        not_before: 1_767_225_600,
+        not_after: 2_524_607_999,
+    };
+
+    /// The windows of a leaf certificate and of a CA.
+    fn windows(self, now: i64) -> Result<(Window, Window), TestFedError> {
+        let (leaf, ca) = match self {
+            CertValidity::Relative { days } => {
+                let start = now.saturating_sub(3600);
+                let end = |days: i64| now.saturating_add(days.saturating_mul(86_400));
+                ((start, end(days)), (start, end(days.saturating_mul(2))))
+            }
+            CertValidity::Fixed {
+                not_before,
+                not_after,
+            } => ((not_before, not_after), (not_before, not_after)),
+        };
+        if leaf.0 >= leaf.1 {
+            return Err(TestFedError::Options(format!(
+                "certificates would not be valid at any time (not before {}, not after {})",
+                crate::claims::Rfc3339(leaf.0),
+                crate::claims::Rfc3339(leaf.1)
+            )));
+        }
+        Ok((leaf, ca))
+    }
 }
 
 /// The ports the test federation's servers are listed on, so a caller can run them on free
@@ -67,10 +125,11 @@ impl Default for FederationOptions {
         Self {
             iss: "https://fed.test.example/md".to_owned(),
             metadata_lifetime_secs: 30 * 86_400,
-            cert_validity_days: 365,
+            cert_validity: CertValidity::Relative { days: 365 },
             host: "localhost".to_owned(),
             algorithm: Algorithm::Es256,
             force: false,
+            keep_keys: false,
             ports: ServerPorts::default(),
         }
     }
@@ -96,6 +155,19 @@ pub enum TestFedError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// A key kept from an earlier run could not be used.
+    #[error(
+        "{path}: cannot reuse this key ({reason}); remove it to have a new one created, or do not keep keys"
+    )]
+    KeptKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why it is unusable.
+        reason: String,
+    },
+    /// The options contradict each other.
+    #[error("{0}")]
+    Options(String),
 }
 
 /// One certificate holder of the test federation.
@@ -138,6 +210,11 @@ pub struct TestFederation {
     pub metadata_jws: PathBuf,
     /// Every certificate holder.
     pub parties: Vec<Party>,
+    /// The key files this run reused instead of creating (only with
+    /// [`FederationOptions::keep_keys`]; empty for a federation read with
+    /// [`TestFederation::open`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reused_keys: Vec<PathBuf>,
 }
 
 impl TestFederation {
@@ -201,15 +278,86 @@ fn from_manifest(dir: &Path, v: &Value) -> Option<TestFederation> {
         metadata_json: file("metadata_json")?,
         metadata_jws: file("metadata_jws")?,
         parties,
+        reused_keys: Vec::new(),
     })
 }
+
+/// `(not_before, not_after)` of a certificate, in Unix seconds.
+type Window = (i64, i64);
 
 /// A generated certificate with its key.
 struct Issued {
     der: CertificateDer<'static>,
     pem: String,
     key: KeyPair,
+    /// The key was created by this run (and must be written), not kept from an earlier one.
+    new_key: bool,
     params: CertificateParams,
+}
+
+/// Written above the PEM of every private key the test federation creates. PEM readers
+/// (rustls-pki-types, OpenSSL, Go) skip text before the `-----BEGIN` line.
+const TEST_KEY_NOTE: &str = "\
+Private key of a fedtls test federation (fedtls federation init).
+Test material only: treat it as public and never use it in production.
+";
+
+/// Where the keys come from: new ones, or (with `keep_keys`) those already in the directory.
+struct Keys<'a> {
+    dir: &'a Path,
+    keep: bool,
+    reused: Vec<PathBuf>,
+}
+
+impl Keys<'_> {
+    /// The directory's file at `relative`, if keys are kept and it exists.
+    fn kept(&self, relative: &str) -> Result<Option<(PathBuf, Vec<u8>)>, TestFedError> {
+        if !self.keep {
+            return Ok(None);
+        }
+        let path = self.dir.join(relative);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some((path, bytes))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TestFedError::Io { path, source }),
+        }
+    }
+
+    /// The key of party `name` (`certs/NAME.key`, PEM), and whether it is new.
+    fn party(&mut self, name: &str) -> Result<(KeyPair, bool), TestFedError> {
+        let Some((path, pem)) = self.kept(&party_key_file(name))? else {
+            return Ok((KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?, true));
+        };
+        let reason = |e: &dyn std::fmt::Display| TestFedError::KeptKey {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| reason(&e))?;
+        let key = KeyPair::try_from(&der).map_err(|e| reason(&e))?;
+        self.reused.push(path);
+        Ok((key, false))
+    }
+
+    /// The operator's signing key (a private JWK), and whether it is new.
+    fn signing(&mut self, alg: Algorithm) -> Result<(SigningKey, bool), TestFedError> {
+        let Some((path, json)) = self.kept(SIGNING_KEY_FILE)? else {
+            let key = SigningKey::generate(alg, "test-federation-1")
+                .map_err(|e| TestFedError::Signing(e.to_string()))?;
+            return Ok((key, true));
+        };
+        let key = SigningKey::from_jwk_json(&json).map_err(|e| TestFedError::KeptKey {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        self.reused.push(path);
+        Ok((key, false))
+    }
+}
+
+const SIGNING_KEY_FILE: &str = "federation-signing-key.jwk";
+
+fn party_key_file(name: &str) -> String {
+    format!("certs/{name}.key")
 }
 
 struct Writer<'a> {
@@ -246,20 +394,19 @@ impl Writer<'_> {
     }
 }
 
-fn validity(params: &mut CertificateParams, now: i64, days: i64) {
+fn validity(params: &mut CertificateParams, (not_before, not_after): Window) {
     let at = |secs: i64| {
         time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     };
-    params.not_before = at(now - 3600);
-    params.not_after = at(now + days * 86_400);
+    params.not_before = at(not_before);
+    params.not_after = at(not_after);
 }
 
 fn leaf_params(
     common_name: &str,
     organization: &str,
     host: &str,
-    now: i64,
-    days: i64,
+    window: Window,
 ) -> Result<CertificateParams, TestFedError> {
     let mut params = CertificateParams::new(vec![host.to_owned()])?;
     if host != "127.0.0.1" {
@@ -277,22 +424,30 @@ fn leaf_params(
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    validity(&mut params, now, days);
+    validity(&mut params, window);
     Ok(params)
 }
 
-fn self_signed(params: CertificateParams) -> Result<Issued, TestFedError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+fn self_signed(
+    params: CertificateParams,
+    (key, new_key): (KeyPair, bool),
+) -> Result<Issued, TestFedError> {
     let cert = params.self_signed(&key)?;
     Ok(Issued {
         der: cert.der().clone(),
         pem: cert.pem(),
         key,
+        new_key,
         params,
     })
 }
 
-fn ca(common_name: &str, organization: &str, now: i64, days: i64) -> Result<Issued, TestFedError> {
+fn ca(
+    common_name: &str,
+    organization: &str,
+    window: Window,
+    key: (KeyPair, bool),
+) -> Result<Issued, TestFedError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, common_name);
@@ -300,18 +455,22 @@ fn ca(common_name: &str, organization: &str, now: i64, days: i64) -> Result<Issu
     params.distinguished_name = dn;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    validity(&mut params, now, days);
-    self_signed(params)
+    validity(&mut params, window);
+    self_signed(params, key)
 }
 
-fn issued_by(params: CertificateParams, ca: &Issued) -> Result<Issued, TestFedError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+fn issued_by(
+    params: CertificateParams,
+    ca: &Issued,
+    (key, new_key): (KeyPair, bool),
+) -> Result<Issued, TestFedError> {
     let issuer = RcgenIssuer::from_params(&ca.params, &ca.key);
     let cert = params.signed_by(&key, &issuer)?;
     Ok(Issued {
         der: cert.der().clone(),
         pem: cert.pem(),
         key,
+        new_key,
         params,
     })
 }
@@ -339,6 +498,11 @@ fn issuer(cert: &Issued) -> Issuer {
 /// whose client and server chain to a private CA, and an authorization server tagged
 /// `gnapv1`. An extra client certificate, `unlisted-client`, is deliberately not in the
 /// metadata, for negative tests.
+///
+/// With [`FederationOptions::keep_keys`], the keys already in `dir` are reused, so the pins
+/// and the JWKS stay the same; together with [`CertValidity::Fixed`], only the signatures
+/// (ECDSA is randomized) and the metadata's `iat`/`exp` change from one run to the next.
+/// A kept key that cannot be read stops the run before any file is written.
 pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, TestFedError> {
     if !options.force
         && let Ok(mut entries) = fs::read_dir(dir)
@@ -346,31 +510,51 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     {
         return Err(TestFedError::NotEmpty(dir.to_path_buf()));
     }
-    fs::create_dir_all(dir).map_err(|source| TestFedError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let out = Writer { dir };
     let now = crate::verify::unix_now();
-    let days = options.cert_validity_days;
+    let (window, ca_window) = options.cert_validity.windows(now)?;
     let host = options.host.as_str();
+    let mut keys = Keys {
+        dir,
+        keep: options.keep_keys,
+        reused: Vec::new(),
+    };
 
     let school_org = "Exempla kommun";
-    let school_server = self_signed(leaf_params("school-server", school_org, host, now, days)?)?;
-    let school_client = self_signed(leaf_params("school-client", school_org, host, now, days)?)?;
+    let school_server = self_signed(
+        leaf_params("school-server", school_org, host, window)?,
+        keys.party("school-server")?,
+    )?;
+    let school_client = self_signed(
+        leaf_params("school-client", school_org, host, window)?,
+        keys.party("school-client")?,
+    )?;
     let supplier_org = "Leverantör Exempel AB";
-    let supplier_ca = ca("Leverantör Exempel Root CA", supplier_org, now, days * 2)?;
+    let supplier_ca = ca(
+        "Leverantör Exempel Root CA",
+        supplier_org,
+        ca_window,
+        keys.party("supplier-ca")?,
+    )?;
     let supplier_client = issued_by(
-        leaf_params("supplier-client", supplier_org, host, now, days)?,
+        leaf_params("supplier-client", supplier_org, host, window)?,
         &supplier_ca,
+        keys.party("supplier-client")?,
     )?;
     let supplier_server = issued_by(
-        leaf_params("supplier-server", supplier_org, host, now, days)?,
+        leaf_params("supplier-server", supplier_org, host, window)?,
         &supplier_ca,
+        keys.party("supplier-server")?,
     )?;
     let authority_org = "Exempelmyndigheten";
-    let authserver = self_signed(leaf_params("authserver", authority_org, host, now, days)?)?;
-    let unlisted = self_signed(leaf_params("unlisted-client", "Okänd AB", host, now, days)?)?;
+    let authserver = self_signed(
+        leaf_params("authserver", authority_org, host, window)?,
+        keys.party("authserver")?,
+    )?;
+    let unlisted = self_signed(
+        leaf_params("unlisted-client", "Okänd AB", host, window)?,
+        keys.party("unlisted-client")?,
+    )?;
+    let (signing_key, new_signing_key) = keys.signing(options.algorithm)?;
 
     let school_id = "https://school.test.example";
     let supplier_id = "https://supplier.test.example/moa";
@@ -453,8 +637,6 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         extra: Map::new(),
     };
 
-    let signing_key = SigningKey::generate(options.algorithm, "test-federation-1")
-        .map_err(|e| TestFedError::Signing(e.to_string()))?;
     let payload = match serde_json::to_value(&metadata) {
         Ok(Value::Object(map)) => map,
         _ => {
@@ -476,11 +658,20 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     )
     .map_err(|e| TestFedError::Signing(e.to_string()))?;
 
-    let signing_key_path = out.write(
-        "federation-signing-key.jwk",
-        signing_key.to_private_jwk_json().as_bytes(),
-        true,
-    )?;
+    fs::create_dir_all(dir).map_err(|source| TestFedError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let out = Writer { dir };
+    let signing_key_path = if new_signing_key {
+        out.write(
+            SIGNING_KEY_FILE,
+            signing_key.to_private_jwk_json().as_bytes(),
+            true,
+        )?
+    } else {
+        dir.join(SIGNING_KEY_FILE)
+    };
     let jwks_path = out.write(
         "jwks.json",
         Jwks::from_keys(vec![signing_key.public_jwk()])
@@ -502,11 +693,12 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
                    tags: &[&str]|
      -> Result<(), TestFedError> {
         let cert_path = out.write(&format!("certs/{name}.pem"), cert.pem.as_bytes(), false)?;
-        let key_path = out.write(
-            &format!("certs/{name}.key"),
-            cert.key.serialize_pem().as_bytes(),
-            true,
-        )?;
+        let key_path = if cert.new_key {
+            let pem = format!("{TEST_KEY_NOTE}{}", cert.key.serialize_pem());
+            out.write(&party_key_file(name), pem.as_bytes(), true)?
+        } else {
+            dir.join(party_key_file(name))
+        };
         let chain = match ca {
             Some(ca) => Some(out.write(
                 &format!("certs/{name}-chain.pem"),
@@ -601,6 +793,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         metadata_json,
         metadata_jws,
         parties,
+        reused_keys: keys.reused,
     };
     out.write("federation.json", manifest(&federation).as_bytes(), false)?;
     Ok(federation)
@@ -651,17 +844,17 @@ pub fn synthetic_metadata(
     entities: usize,
     clients_per_entity: usize,
 ) -> Result<Metadata, TestFedError> {
-    let now = crate::verify::unix_now();
+    let (window, _) = CertValidity::Relative { days: 365 }.windows(crate::verify::unix_now())?;
     let pool = (0..16)
         .map(|i| {
             let params = leaf_params(
                 &format!("synthetic-issuer-{i}"),
                 "Syntetiska kommunen",
                 "localhost",
-                now,
-                365,
+                window,
             )?;
-            Ok(self_signed(params)?.der)
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+            Ok(self_signed(params, (key, true))?.der)
         })
         .collect::<Result<Vec<_>, TestFedError>>()?;
     let mut counter = 0u64;

@@ -941,3 +941,20 @@ pub fn signed_synthetic_aggregate(
         .map_err(|e| TestFedError::Signing(e.to_string()))?;
     Ok((jws, Jwks::from_keys(vec![key.public_jwk()])))
 }
+
+/// The path of `program` on `PATH`, for tests that run it as an independent peer or checker
+/// (`curl`, `openssl`, `chromium`). A missing program panics with one line that names the
+/// Debian package to install, instead of an unexplained spawn error deep in a test.
+pub fn require_program(program: &str, debian_package: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{program}` is not installed (not on PATH): apt-get install {debian_package} \
+             (.ci/run installs every package the tests need)"
+        )
+    })
+}

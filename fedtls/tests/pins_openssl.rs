@@ -10,6 +10,7 @@ use fedtls::pin::Pin;
 fn openssl_pin(pem: &str) -> String {
     let script = "openssl x509 -pubkey -noout | openssl pkey -pubin -outform der \
                   | openssl dgst -sha256 -binary | openssl enc -base64";
+    fedtls::testfed::require_program("openssl", "openssl");
     let mut child = Command::new("sh")
         .args(["-c", script])
         .stdin(Stdio::piped())

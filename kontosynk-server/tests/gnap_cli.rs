@@ -48,7 +48,7 @@ fn curl(
 ) -> (u16, String, Value) {
     let party = fed.party(client).unwrap();
     let pin = fed.party("authserver").unwrap().pin;
-    let mut command = Command::new("curl");
+    let mut command = Command::new(fedtls::testfed::require_program("curl", "curl"));
     command
         .args(["--silent", "--show-error", "--max-time", "20", "--insecure"])
         .args(["--dump-header", "-", "--write-out", "\n%{http_code}"])
@@ -221,7 +221,7 @@ fn curl_gets_a_token_and_sighup_rotates_the_keys() {
     // OPTIONS /transaction: discovery.
     let pin = fed.party("authserver").unwrap().pin;
     let party = fed.party("school-client").unwrap();
-    let out = Command::new("curl")
+    let out = Command::new(fedtls::testfed::require_program("curl", "curl"))
         .args(["--silent", "--insecure", "-X", "OPTIONS", "--cert"])
         .arg(&party.cert)
         .arg("--key")

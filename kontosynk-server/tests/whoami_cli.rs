@@ -30,7 +30,7 @@ fn start(fed: &TestFederation, extra: &[&str]) -> Server {
 fn curl(fed: &TestFederation, client: &str, server: &Server) -> std::process::Output {
     let party = fed.party(client).unwrap();
     let pin = fed.party("school-server").unwrap().pin;
-    Command::new("curl")
+    Command::new(fedtls::testfed::require_program("curl", "curl"))
         .args(["--silent", "--show-error", "--max-time", "20", "--insecure"])
         .arg("--cert")
         .arg(&party.cert)

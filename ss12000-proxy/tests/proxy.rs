@@ -565,7 +565,7 @@ fn curl_with_pinnedpubkey_gets_through() {
     let backend = runtime.block_on(backend());
     let proxy = start_proxy(&fed, &format!("http://{backend}"), "", dir.path());
     let client = fed.party("school-client").unwrap();
-    let out = Command::new("curl")
+    let out = Command::new(fedtls::testfed::require_program("curl", "curl"))
         .args(["--silent", "--show-error", "--max-time", "20", "--insecure"])
         .arg("--cert")
         .arg(&client.cert)
@@ -586,7 +586,7 @@ fn curl_with_pinnedpubkey_gets_through() {
         echo["headers"]["x-fedtlsauth-entity-id"],
         "https://school.test.example"
     );
-    let wrong_pin = Command::new("curl")
+    let wrong_pin = Command::new(fedtls::testfed::require_program("curl", "curl"))
         .args(["--silent", "--max-time", "20", "--insecure"])
         .arg("--cert")
         .arg(&client.cert)

@@ -328,11 +328,7 @@ async fn unusable_servers_and_dns_failures_are_unhealthy() {
 
 /// Runs headless Chromium with `args` plus the file URL of `page`; its stdout.
 fn chromium(page: &std::path::Path, args: &[String]) -> String {
-    let binary = std::path::Path::new("/usr/bin/chromium");
-    assert!(
-        binary.exists(),
-        "/usr/bin/chromium is missing: install the Debian package `chromium` (.ci/run does)"
-    );
+    let binary = fedtls::testfed::require_program("chromium", "chromium");
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(binary)
         .args([

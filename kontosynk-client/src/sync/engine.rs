@@ -371,7 +371,7 @@ impl Syncer {
     async fn first_page(
         &self,
         key: &str,
-        request: &dyn Fn(Option<&str>) -> Url,
+        request: &(dyn Fn(Option<&str>) -> Url + Sync),
         resume_token: Option<String>,
         guard: &mut PageGuard,
     ) -> Result<Fetched, SyncError> {

@@ -59,7 +59,7 @@ impl ServerTarget {
             .base_uri
             .as_deref()
             .ok_or_else(|| skipped("the server has no base_uri".to_owned()))?;
-        let base_uri = parse_base_uri(raw).map_err(skipped)?;
+        let base_uri = parse_base_uri(raw).map_err(|e| skipped(e.to_string()))?;
         if endpoint.pins.is_empty() {
             return Err(skipped("the server lists no pins".to_owned()));
         }
@@ -95,16 +95,47 @@ impl ServerTarget {
     }
 }
 
+/// Why a metadata `base_uri` cannot be called.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUriError {
+    /// Not a URL at all.
+    #[error("base_uri {raw:?} is not a valid URL: {source}")]
+    Invalid {
+        /// The value in the metadata.
+        raw: String,
+        /// Why it does not parse.
+        #[source]
+        source: url::ParseError,
+    },
+    /// Not `https`.
+    #[error("base_uri {raw:?} is not https (FedTLS servers are called over mutual TLS)")]
+    NotHttps {
+        /// The value in the metadata.
+        raw: String,
+    },
+    /// No host to connect to.
+    #[error("base_uri {raw:?} has no host")]
+    NoHost {
+        /// The value in the metadata.
+        raw: String,
+    },
+}
+
 /// Parses a metadata `base_uri`: an absolute `https` URL with a host.
-pub fn parse_base_uri(raw: &str) -> Result<Url, String> {
-    let url = Url::parse(raw).map_err(|e| format!("base_uri {raw:?} is not a valid URL: {e}"))?;
+pub fn parse_base_uri(raw: &str) -> Result<Url, BaseUriError> {
+    let url = Url::parse(raw).map_err(|source| BaseUriError::Invalid {
+        raw: raw.to_owned(),
+        source,
+    })?;
     if url.scheme() != "https" {
-        return Err(format!(
-            "base_uri {raw:?} is not https (FedTLS servers are called over mutual TLS)"
-        ));
+        return Err(BaseUriError::NotHttps {
+            raw: raw.to_owned(),
+        });
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("base_uri {raw:?} has no host"));
+        return Err(BaseUriError::NoHost {
+            raw: raw.to_owned(),
+        });
     }
     Ok(url)
 }
@@ -412,11 +443,13 @@ mod tests {
         assert!(
             parse_base_uri("http://a.example/")
                 .unwrap_err()
+                .to_string()
                 .contains("not https")
         );
         assert!(
             parse_base_uri("/relative")
                 .unwrap_err()
+                .to_string()
                 .contains("not a valid URL")
         );
         assert!(parse_base_uri("https://").is_err());

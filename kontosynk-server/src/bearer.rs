@@ -548,32 +548,71 @@ fn parse_jwks(bytes: &[u8]) -> Result<Keys, String> {
     })
 }
 
+/// Why [`webpki_client_config`] could not build a TLS client configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsClientConfigError {
+    /// The extra CA file could not be read or is not PEM.
+    #[error("cannot read the CA file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A certificate in the extra CA file is not usable as a trust anchor.
+    #[error("CA file {}: {source}", path.display())]
+    Anchor {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why rustls refused it.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The extra CA file holds no certificate.
+    #[error("CA file {} holds no certificate", path.display())]
+    Empty {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The TLS provider refused the protocol versions.
+    #[error("TLS configuration: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
 /// A rustls client config (aws-lc-rs) trusting the webpki roots, plus the CA certificates in
 /// `extra_ca` (PEM) when given. Used for JWKS fetches and webhook deliveries.
 pub fn webpki_client_config(
     extra_ca: Option<&std::path::Path>,
-) -> Result<rustls::ClientConfig, String> {
+) -> Result<rustls::ClientConfig, TlsClientConfigError> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned());
     if let Some(path) = extra_ca {
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let read = |source| TlsClientConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path).map_err(read)?;
         let mut added = 0;
         for cert in certs {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
             roots
-                .add(cert)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .add(cert.map_err(read)?)
+                .map_err(|source| TlsClientConfigError::Anchor {
+                    path: path.to_owned(),
+                    source,
+                })?;
             added += 1;
         }
         if added == 0 {
-            return Err(format!("{} holds no certificate", path.display()));
+            return Err(TlsClientConfigError::Empty {
+                path: path.to_owned(),
+            });
         }
     }
     let mut config = rustls::ClientConfig::builder_with_provider(fedtls::tls::provider())
         .with_protocol_versions(fedtls::tls::PROTOCOL_VERSIONS)
-        .map_err(|e| e.to_string())?
+        .map_err(TlsClientConfigError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

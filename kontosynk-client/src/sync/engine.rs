@@ -176,7 +176,7 @@ impl Syncer {
             .pass(
                 &key,
                 &url,
-                "meta.modified.after",
+                Listing::Collection,
                 &[],
                 Some((collection, progress)),
                 move |fetched: Fetched| {
@@ -217,7 +217,7 @@ impl Syncer {
             .pass(
                 &key,
                 &url,
-                "after",
+                Listing::DeletedEntities,
                 &[("entities", entities.as_str())],
                 None,
                 |fetched: Fetched| {
@@ -264,13 +264,13 @@ impl Syncer {
     }
 
     /// Drives one pass of a listing to its end. The request of a new pass carries `limit`,
-    /// the filter (`filter` = watermark, unless full) and `fixed` parameters; every later
+    /// the listing's filter (= the watermark, unless full) and `fixed` parameters; every later
     /// request only `limit` and `pageToken`, as the API requires.
     async fn pass<F>(
         &self,
         key: &str,
         url: &Url,
-        filter: &str,
+        listing: Listing,
         fixed: &[(&str, &str)],
         progress: Option<(&Collection, &dyn Progress)>,
         mut on_page: F,
@@ -281,8 +281,8 @@ impl Syncer {
         let options = &self.options;
         let limit = options.limit.max(1).to_string();
         let mut state = ListingState::load(&self.store, key).await?;
-        // A listing without a filter (deletedEntities) is never "full" by option.
-        let full = options.full && filter == "meta.modified.after";
+        let full = options.full && listing.can_be_full();
+        let filter = listing.filter();
         let (resumed, mode, after) = plan_pass(&mut state, full);
         let after_text = after.map(|t| t.to_string());
         let request = |token: Option<&str>| -> Url {
@@ -392,6 +392,31 @@ impl Syncer {
             }
             Err(e) => Err(e.error),
         }
+    }
+}
+
+/// The two kinds of listing a sync drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// `GET /{collection}`, filtered by `meta.modified.after`.
+    Collection,
+    /// `GET /deletedEntities`, filtered by `after`.
+    DeletedEntities,
+}
+
+impl Listing {
+    /// The query parameter that carries the watermark.
+    fn filter(self) -> &'static str {
+        match self {
+            Listing::Collection => "meta.modified.after",
+            Listing::DeletedEntities => "after",
+        }
+    }
+
+    /// A full sync lists collections from the start; deletions are always read since the
+    /// watermark (a full listing of every deletion ever would only repeat them).
+    fn can_be_full(self) -> bool {
+        self == Listing::Collection
     }
 }
 

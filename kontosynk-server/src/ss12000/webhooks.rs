@@ -76,6 +76,11 @@ struct Inner {
     http: reqwest::Client,
 }
 
+/// The webhook HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("webhook HTTP client: {0}")]
+pub struct WebhookClientError(#[source] reqwest::Error);
+
 impl Webhooks {
     /// A dispatcher reading subscriptions from `store`, sending over `tls` (an aws-lc-rs
     /// rustls config, e.g. [`crate::bearer::webpki_client_config`]).
@@ -83,13 +88,13 @@ impl Webhooks {
         store: Store,
         config: WebhookConfig,
         tls: rustls::ClientConfig,
-    ) -> Result<Webhooks, String> {
+    ) -> Result<Webhooks, WebhookClientError> {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| format!("webhook HTTP client: {e}"))?;
+            .map_err(WebhookClientError)?;
         Ok(Webhooks {
             inner: Arc::new(Inner {
                 store,

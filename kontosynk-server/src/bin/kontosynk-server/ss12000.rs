@@ -155,7 +155,7 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
         .parse()
         .map_err(|e: ss12000::StoreError| e.to_string())?;
     let store = Store::open(&database).await.map_err(|e| e.to_string())?;
-    let tls = webpki_client_config(args.webhook_ca.as_deref())?;
+    let tls = webpki_client_config(args.webhook_ca.as_deref()).map_err(|e| e.to_string())?;
     let webhooks = Webhooks::new(
         store.clone(),
         WebhookConfig {
@@ -164,7 +164,8 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
             ..WebhookConfig::default()
         },
         tls,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let mut config = ApiConfig::new(auth.clone());
     config.base_path = args
         .base_path

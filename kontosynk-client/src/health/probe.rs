@@ -72,52 +72,12 @@ impl Probe<'_> {
         ok
     }
 
+    /// The stages in order; a stage that fails ends the check, except that the host name is
+    /// still judged when a refused handshake showed a certificate.
     async fn run(&mut self, target: &ServerTarget, cert: Arc<ClientCert>) {
-        let host = match target.base_uri.host() {
-            Some(url::Host::Domain(d)) => d.to_owned(),
-            Some(url::Host::Ipv4(ip)) => ip.to_string(),
-            Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => {
-                let t = Instant::now();
-                self.record(Stage::Dns, t, Err("base_uri has no host".to_owned()));
-                return;
-            }
+        let Some((host, tcp)) = self.connect_stage(target).await else {
+            return;
         };
-        let port = target.port();
-
-        // DNS
-        let t = Instant::now();
-        let addrs = resolve(&host, port, self.options.dns_timeout).await;
-        let addrs = match addrs {
-            Ok(addrs) => {
-                let shown = addrs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.record(Stage::Dns, t, Ok(format!("{host} → {shown}")));
-                addrs
-            }
-            Err(problem) => {
-                self.record(Stage::Dns, t, Err(problem));
-                return;
-            }
-        };
-
-        // TCP
-        let t = Instant::now();
-        let tcp = match connect(&addrs, self.options.connect_timeout).await {
-            Ok((tcp, addr)) => {
-                self.record(Stage::Tcp, t, Ok(format!("connected to {addr}")));
-                tcp
-            }
-            Err(problem) => {
-                self.record(Stage::Tcp, t, Err(problem));
-                return;
-            }
-        };
-
-        // TLS
         let t = Instant::now();
         let server_name = match ServerName::try_from(host.clone()) {
             Ok(name) => name,
@@ -130,6 +90,72 @@ impl Probe<'_> {
                 return;
             }
         };
+        let (tls, presented) = self.tls_stage(target, tcp, &server_name, cert).await;
+        if let Some(der) = &presented {
+            self.hostname_stage(der, &server_name, &host);
+        }
+        if let Some(stream) = tls {
+            self.http_stage(stream, target).await;
+        }
+    }
+
+    /// DNS and TCP: the host name and a connected socket, or `None` after recording why not.
+    async fn connect_stage(&mut self, target: &ServerTarget) -> Option<(String, TcpStream)> {
+        let host = match target.base_uri.host() {
+            Some(url::Host::Domain(d)) => d.to_owned(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => {
+                let t = Instant::now();
+                self.record(Stage::Dns, t, Err("base_uri has no host".to_owned()));
+                return None;
+            }
+        };
+        let port = target.port();
+
+        let t = Instant::now();
+        let addrs = match resolve(&host, port, self.options.dns_timeout).await {
+            Ok(addrs) => {
+                let shown = addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.record(Stage::Dns, t, Ok(format!("{host} → {shown}")));
+                addrs
+            }
+            Err(problem) => {
+                self.record(Stage::Dns, t, Err(problem));
+                return None;
+            }
+        };
+
+        let t = Instant::now();
+        match connect(&addrs, self.options.connect_timeout).await {
+            Ok((tcp, addr)) => {
+                self.record(Stage::Tcp, t, Ok(format!("connected to {addr}")));
+                Some((host, tcp))
+            }
+            Err(problem) => {
+                self.record(Stage::Tcp, t, Err(problem));
+                None
+            }
+        }
+    }
+
+    /// The mutual-TLS handshake: the stream when it succeeded, and the certificate the
+    /// server presented either way (described into the result).
+    async fn tls_stage(
+        &mut self,
+        target: &ServerTarget,
+        tcp: TcpStream,
+        server_name: &ServerName<'static>,
+        cert: Arc<ClientCert>,
+    ) -> (
+        Option<TlsStream<TcpStream>>,
+        Option<CertificateDer<'static>>,
+    ) {
+        let t = Instant::now();
         let recorder = Arc::new(Recorder::new(target.pins.iter().copied()));
         let tls = self
             .handshake(tcp, server_name.clone(), Arc::clone(&recorder), cert)
@@ -167,58 +193,60 @@ impl Probe<'_> {
                 None
             }
         };
+        (tls, presented)
+    }
 
-        // Host name (reported even when the handshake failed, if a certificate was seen).
-        if let Some(der) = &presented {
-            let t = Instant::now();
-            match hostname_matches(der, &server_name) {
-                Ok(()) => {
-                    self.health.hostname_match = Some(true);
-                    self.record(Stage::Hostname, t, Ok(format!("certificate names {host}")));
-                }
-                Err(()) => {
-                    self.health.hostname_match = Some(false);
-                    let problem = format!(
-                        "the certificate does not name {host} (it names: {})",
-                        if self.health.cert_names.is_empty() {
-                            "nothing".to_owned()
-                        } else {
-                            self.health.cert_names.join(", ")
-                        }
-                    );
-                    if self.options.hostname_warn_only {
-                        self.health.warnings.push(problem.clone());
-                        self.health.stages.push(StageResult {
-                            stage: Stage::Hostname,
-                            ok: false,
-                            ms: millis(t.elapsed()),
-                            detail: format!("warning: {problem}"),
-                        });
-                    } else {
-                        self.record(Stage::Hostname, t, Err(problem));
-                    }
-                }
-            }
+    /// Whether the presented certificate names `host` (a warning only, when so configured).
+    fn hostname_stage(
+        &mut self,
+        der: &CertificateDer<'static>,
+        server_name: &ServerName<'static>,
+        host: &str,
+    ) {
+        let t = Instant::now();
+        if hostname_matches(der, server_name).is_ok() {
+            self.health.hostname_match = Some(true);
+            self.record(Stage::Hostname, t, Ok(format!("certificate names {host}")));
+            return;
         }
+        self.health.hostname_match = Some(false);
+        let problem = format!(
+            "the certificate does not name {host} (it names: {})",
+            if self.health.cert_names.is_empty() {
+                "nothing".to_owned()
+            } else {
+                self.health.cert_names.join(", ")
+            }
+        );
+        if self.options.hostname_warn_only {
+            self.health.warnings.push(problem.clone());
+            self.health.stages.push(StageResult {
+                stage: Stage::Hostname,
+                ok: false,
+                ms: millis(t.elapsed()),
+                detail: format!("warning: {problem}"),
+            });
+        } else {
+            self.record(Stage::Hostname, t, Err(problem));
+        }
+    }
 
-        // HTTP over the same connection.
-        if let Some(stream) = tls {
-            let t = Instant::now();
-            let result = http_get(stream, target, self.options.http_timeout).await;
-            match result {
-                Ok(status) => {
-                    self.health.http_status = Some(status);
-                    self.health.latency_ms = Some(millis(t.elapsed()));
-                    let outcome = if status >= 500 {
-                        Err(format!("GET {} answered HTTP {status}", target.base_uri))
-                    } else {
-                        Ok(format!("GET {} answered HTTP {status}", target.base_uri))
-                    };
-                    self.record(Stage::Http, t, outcome);
-                }
-                Err(problem) => {
-                    self.record(Stage::Http, t, Err(problem));
-                }
+    /// `GET base_uri` over the same connection; a 5xx answer is a failure.
+    async fn http_stage(&mut self, stream: TlsStream<TcpStream>, target: &ServerTarget) {
+        let t = Instant::now();
+        match http_get(stream, target, self.options.http_timeout).await {
+            Ok(status) => {
+                self.health.http_status = Some(status);
+                self.health.latency_ms = Some(millis(t.elapsed()));
+                let outcome = if status >= 500 {
+                    Err(format!("GET {} answered HTTP {status}", target.base_uri))
+                } else {
+                    Ok(format!("GET {} answered HTTP {status}", target.base_uri))
+                };
+                self.record(Stage::Http, t, outcome);
+            }
+            Err(problem) => {
+                self.record(Stage::Http, t, Err(problem));
             }
         }
     }

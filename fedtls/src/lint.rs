@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::claims::Rfc3339;
 use crate::json::{Path, Seg, kind as type_name, parse_recording_duplicates as parse_json};
 use crate::names::{MOA_STRENGTHENED_TAGS, Tag, is_moa_organization_id};
-use crate::pin::{Pin, pem_certificates, truncate_for_message};
+use crate::pin::{Pin, pem_certificates, sha256, truncate_for_message};
 use crate::x509::{self, CertInfo};
 
 /// The extension member that ties an entity to the DNS domains it may speak for (Kontosynk).
@@ -165,7 +165,7 @@ impl LintReport {
 /// Lints metadata bytes. Never panics; input that is not JSON yields one error at `$`.
 pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
     let sha1_hex = hex(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, input).as_ref());
-    let sha256_hex = hex(digest::digest(&digest::SHA256, input).as_ref());
+    let sha256_hex = hex(&sha256(input));
     let mut linter = Linter::new(opts);
     let root = Path::default();
 

@@ -424,16 +424,15 @@ fn encode(text: &str, encoding: Encoding) -> Option<HeaderValue> {
     }
 }
 
+/// Everything but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
 }
 
 fn wants_upgrade(headers: &HeaderMap) -> bool {

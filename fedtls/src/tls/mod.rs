@@ -42,7 +42,7 @@ pub use chain::{MAX_CHAIN_LINKS, MAX_INTERMEDIATES};
 pub use client_verifier::PinnedClientVerifier;
 pub use identity::PeerIdentity;
 pub use resolver::ReloadableCertResolver;
-pub use server_verifier::PinnedServerVerifier;
+pub use server_verifier::{PinnedServerVerifier, ServerCertDecision, SignatureChecked};
 
 /// The protocol versions every config here enables: TLS 1.3 and TLS 1.2.
 pub const PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =

@@ -16,7 +16,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::kind::ObjectType;
-use crate::token::{AccessRequest, TokenClient, TokenError, error_chain};
+use crate::client::error_chain;
+use crate::token::{AccessRequest, TokenClient, TokenError};
 
 /// Where the bearer token comes from.
 #[derive(Clone)]

@@ -175,6 +175,14 @@ impl JobStatus {
             .iter()
             .any(|r| r.response.status == "Pending")
     }
+
+    /// Each object's result by its id.
+    pub fn by_id(&self) -> std::collections::HashMap<&str, &JobItemResponse> {
+        self.responses
+            .iter()
+            .map(|r| (r.id.as_str(), &r.response))
+            .collect()
+    }
 }
 
 /// A bulk operation.

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 
 use crate::der;
 use crate::encoding::{b64url_decode, b64url_encode};
-use crate::pin::truncate_for_message;
+use crate::pin::{sha256, truncate_for_message};
 
 /// The JWS algorithms accepted for federation metadata.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -523,7 +523,7 @@ fn thumbprint_of(material: &Material) -> String {
         text.push_str(&Value::from(value.as_str()).to_string());
     }
     text.push('}');
-    b64url_encode(digest::digest(&digest::SHA256, text.as_bytes()))
+    b64url_encode(sha256(text.as_bytes()))
 }
 
 fn get_str<'v>(

@@ -19,7 +19,9 @@ use serde_json::{Map, Value};
 use crate::claims::Rfc3339;
 use crate::json::{Path, Seg, kind as type_name, parse_recording_duplicates as parse_json};
 use crate::names::{MOA_STRENGTHENED_TAGS, Tag, is_moa_organization_id};
-use crate::pin::{Pin, pem_certificates, truncate_for_message};
+use crate::pin::{Pin, pem_certificates, sha256, truncate_for_message};
+use crate::tls::MAX_CHAIN_LINKS;
+use crate::tls::chain::{ChainError, chains_to_issuers};
 use crate::x509::{self, CertInfo};
 
 /// The extension member that ties an entity to the DNS domains it may speak for (Kontosynk).
@@ -165,7 +167,7 @@ impl LintReport {
 /// Lints metadata bytes. Never panics; input that is not JSON yields one error at `$`.
 pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
     let sha1_hex = hex(digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, input).as_ref());
-    let sha256_hex = hex(digest::digest(&digest::SHA256, input).as_ref());
+    let sha256_hex = hex(&sha256(input));
     let mut linter = Linter::new(opts);
     let root = Path::default();
 
@@ -1423,45 +1425,36 @@ fn validity_problem(info: &CertInfo, what: &str, opts: &LintOptions) -> Option<(
 }
 
 /// Whether `leaf` is one of `issuers`, or is signed by one of them, possibly through the given
-/// intermediate CA certificates.
+/// intermediate CA certificates: the walk the server's client verifier makes
+/// ([`chains_to_issuers`]), so lint approves exactly the chains a server accepts.
 fn chains_to(
     leaf: &[u8],
     leaf_info: &CertInfo,
     issuers: &[Vec<u8>],
     intermediates: &[&[u8]],
 ) -> Result<(), String> {
-    if issuers.iter().any(|issuer| issuer.as_slice() == leaf) {
-        return Ok(());
-    }
-    if issuers.is_empty() {
-        return Err("the entity lists no usable issuer".to_owned());
-    }
-    let mut current = leaf;
-    let mut last_error = None;
-    for _ in 0..8 {
-        for issuer in issuers {
-            match x509::verify_signed_by(current, issuer) {
-                Ok(()) => return Ok(()),
-                Err(e @ x509::X509Error::NameMismatch { .. }) => {
-                    last_error.get_or_insert(e);
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        match intermediates
-            .iter()
-            .find(|m| **m != current && x509::verify_signed_by(current, m).is_ok())
-        {
-            Some(next) => current = next,
-            None => break,
+    let issuers: Vec<&[u8]> = issuers.iter().map(Vec::as_slice).collect();
+    match chains_to_issuers(leaf, intermediates, &issuers) {
+        Ok(()) => Ok(()),
+        Err(ChainError::NoIssuers) => Err("the entity lists no usable issuer".to_owned()),
+        Err(ChainError::Unreached {
+            candidates,
+            closest,
+            ..
+        }) => {
+            let issued = match closest {
+                Some(e) => format!("issued by {}, but {e}", leaf_info.issuer),
+                None => format!("it was issued by {}", leaf_info.issuer),
+            };
+            Err(if candidates == 0 {
+                issued
+            } else {
+                format!(
+                    "{issued}, and no chain of at most {MAX_CHAIN_LINKS} links through the {candidates} given CA certificate(s) reaches one"
+                )
+            })
         }
     }
-    Err(match last_error {
-        Some(x509::X509Error::NameMismatch { .. }) | None => {
-            format!("it was issued by {}", leaf_info.issuer)
-        }
-        Some(e) => format!("issued by {}, but {e}", leaf_info.issuer),
-    })
 }
 
 fn is_semver(text: &str) -> bool {

@@ -188,11 +188,12 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PinE
     Ok(certs)
 }
 
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let out = digest::digest(&digest::SHA256, bytes);
-    let mut digest = [0u8; 32];
-    digest.copy_from_slice(out.as_ref());
-    digest
+/// SHA-256 (aws-lc-rs): the one hash of the crate's pins, thumbprints, key thumbprints and
+/// document digests.
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = digest::digest(&digest::SHA256, bytes);
+    // SHA-256 is always 32 bytes; the fallback only avoids a panic path.
+    <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
 }
 
 /// Shortens untrusted text before it goes into an error message.

@@ -3,15 +3,22 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 use std::time::Duration;
 
 use fedtls::entity::{EndpointSpec, EntityError, EntitySpec, build_entity};
+use fedtls::jws::sign_metadata;
 use fedtls::lint::{LintOptions, LintReport, Profile, SAML_SCOPE_EXTENSION, Severity, lint};
 use fedtls::pin::pem_certificates;
+use fedtls::tls::{MAX_CHAIN_LINKS, PeerRejection, PinnedClientVerifier};
 use fedtls::x509::{KeyInfo, inspect, signature_is_sane, verify_signed_by};
-use fedtls::{Pin, Tag};
+use fedtls::{
+    Algorithm, Jwks, Pin, SignOptions, SigningKey, Snapshot, SnapshotCell, Tag, VerifyOptions,
+    verify_metadata,
+};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, date_time_ymd};
-use rustls_pki_types::CertificateDer;
+use rustls::server::danger::ClientCertVerifier;
+use rustls_pki_types::{CertificateDer, UnixTime};
 use serde_json::{Value, json};
 
 use Severity::{Error, Warning};
@@ -1318,6 +1325,95 @@ fn given_certificates_are_checked() {
     // Garbage handed in as a certificate.
     let report = with(vec![CertificateDer::from(vec![0x30, 0x00])]);
     assert!(summary(&report).contains(&(Error, "$".to_owned())));
+}
+
+/// Lint walks issuer chains as the server's client verifier does: a client certificate
+/// `MAX_CHAIN_LINKS` links below the listed issuer passes both, one a link further fails both
+/// (lint used to follow eight links, so it approved chains servers refuse).
+#[test]
+fn lint_and_the_client_verifier_agree_at_the_chain_limit() {
+    let mut cas = vec![Spec::ca("c0").make()];
+    for i in 1..=MAX_CHAIN_LINKS {
+        let cn = format!("c{i}");
+        let next = Spec::ca(&cn).signed_by(&cas[i - 1]).make();
+        cas.push(next);
+    }
+    let leaf = Spec::leaf("deep-client")
+        .signed_by(&cas[MAX_CHAIN_LINKS])
+        .make();
+    // What the client presents and the member gives lint: the intermediates, nearest first.
+    let presented: Vec<CertificateDer<'static>> =
+        cas[1..].iter().rev().map(|c| c.der.clone()).collect();
+    let key = SigningKey::generate(Algorithm::Es256, "k1").unwrap();
+    let jwks = Jwks::from_keys(vec![key.public_jwk()]);
+    let pin_path = "$.entities[0].clients[0].pins[0].digest";
+    let handshake_time = UnixTime::since_unix_epoch(Duration::from_secs(NOW as u64));
+
+    // Listing c1 makes the chain MAX_CHAIN_LINKS links long; listing c0, one more.
+    for (listed, links) in [(1, MAX_CHAIN_LINKS), (0, MAX_CHAIN_LINKS + 1)] {
+        let doc = json!({
+            "version": "1.0.0",
+            "cache_ttl": 3600,
+            "entities": [{
+                "entity_id": "https://deep.example/md",
+                "issuers": [issuer_json(&cas[listed].pem)],
+                "clients": [{
+                    "pins": [{"alg": "sha256", "digest": leaf.pin()}],
+                    "tags": ["egilv1"],
+                }],
+            }],
+        });
+        let too_long = links > MAX_CHAIN_LINKS;
+
+        let mut options = opts(Profile::Matf);
+        options.certificates = std::iter::once(leaf.der.clone())
+            .chain(presented.iter().cloned())
+            .collect();
+        let report = lint(&serde_json::to_vec(&doc).unwrap(), &options);
+        let lint_refuses = report.problems.iter().any(|p| {
+            p.path == pin_path
+                && p.severity == Error
+                && p.message
+                    .contains("not issued by any of the entity's issuers")
+        });
+        assert_eq!(
+            lint_refuses, too_long,
+            "{links} links: {:#?}",
+            report.problems
+        );
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let jws = sign_metadata(
+            doc.as_object().unwrap(),
+            &[&key],
+            &SignOptions {
+                iss: "https://fed.example".into(),
+                lifetime_secs: 3600,
+                now,
+                ..SignOptions::default()
+            },
+        )
+        .unwrap();
+        let verified = verify_metadata(jws.as_bytes(), &jwks, &VerifyOptions::default()).unwrap();
+        let cell = Arc::new(SnapshotCell::with(Snapshot::new(verified, "test", now)));
+        let verifier = PinnedClientVerifier::new(cell).require_issuer_chain(true);
+        match verifier.verify_client_cert(&leaf.der, &presented, handshake_time) {
+            Ok(_) => assert!(!too_long, "{links} links accepted"),
+            Err(e) => {
+                assert!(too_long, "{links} links refused: {e}");
+                assert!(
+                    matches!(
+                        PeerRejection::from_rustls(&e),
+                        Some(PeerRejection::NotIssuedByEntity { .. })
+                    ),
+                    "{e}"
+                );
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::client::error_chain;
+
 /// Access type of Skolverket's Provisioning API (push).
 pub const PROVISIONING_API: &str = "provisioning-api";
 /// Access type for webhooks from a school to Skolverket's SS 12000 client.
@@ -444,21 +446,6 @@ pub fn jwt_exp(token: &str) -> Option<u64> {
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_BYTES)]);
     text.trim().to_owned()
-}
-
-/// The `Display` of an error and its sources, joined by `: `.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        let more = e.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

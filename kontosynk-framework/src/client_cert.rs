@@ -33,8 +33,9 @@ pub fn parse_client_cert(value: &str) -> Result<CertificateDer<'static>, ClientC
     let der = if let Some(inner) = value.strip_prefix(':').and_then(|v| v.strip_suffix(':')) {
         b64_decode(inner).map_err(|_| ClientCertError::Undecodable("RFC 9440 byte sequence"))?
     } else if value.starts_with("-----BEGIN%20") {
-        let decoded =
-            percent_decode(value).ok_or(ClientCertError::Undecodable("URL-encoded PEM"))?;
+        let decoded = percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .map_err(|_| ClientCertError::Undecodable("URL-encoded PEM"))?;
         decode_pem_like(&decoded)?
     } else if value.starts_with("-----BEGIN") {
         decode_pem_like(value)?
@@ -59,26 +60,6 @@ fn decode_pem_like(text: &str) -> Result<Vec<u8>, ClientCertError> {
         .ok_or(ClientCertError::Undecodable("PEM without an END line"))?;
     let body: String = text[start..start + len].split_ascii_whitespace().collect();
     b64_decode(body).map_err(|_| ClientCertError::Undecodable("PEM body is not base64"))
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -24,7 +24,12 @@ pub fn empty() -> Body {
 
 /// A JSON response.
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(full(value.to_string()));
+    json_text(status, value.to_string())
+}
+
+/// A JSON response from already-serialised JSON text.
+pub fn json_text(status: StatusCode, text: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(text));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,8 +13,11 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::ServerCertVerifier;
 
 use crate::config::BackendTlsConfig;
-use crate::forward::BackendClient;
 use crate::per_thread::PerThread;
+use crate::upstream::UpstreamBody;
+
+/// The backend HTTP client: pooled, HTTP/1.1 and HTTP/2 (by ALPN for https).
+pub type BackendClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
 /// Makes backend clients that speak HTTP/1.1, and HTTP/2 when an `https` backend offers it
 /// or `h2c` says a plain-HTTP backend speaks it. Hands out one client (one connection pool)

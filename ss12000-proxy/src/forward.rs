@@ -11,17 +11,17 @@ use fedtls::tls::PeerIdentity;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
-use kontosynk_framework::response::{Body, json_error};
+use kontosynk_framework::response::{Body, BoxError, json_error};
 use kontosynk_framework::{ClientCertificate, ConnectionInfo, RequestBody};
 
 use crate::backend::BackendClients;
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
-use crate::h1pool::{BoxError, Checkin, H1Pool, ReturningBody};
+use crate::h1pool::{Checkin, H1Pool, ReturningBody};
 use crate::per_thread::PerThread;
+
+pub use crate::backend::BackendClient;
+pub use crate::upstream::UpstreamBody;
 
 /// Identity headers the proxy sets (bowness' names plus scopes, tags and pin).
 pub mod names {
@@ -65,63 +65,6 @@ const HOP_BY_HOP: [&str; 8] = [
 /// True for a hop-by-hop header.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
-}
-
-/// The backend HTTP client: pooled, HTTP/1.1 and HTTP/2 (by ALPN for https).
-pub type BackendClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
-
-/// The client's request body on its way to the backend; tells when it has been sent in
-/// full, so the backend's response time is measured from then (a slow upload is not a
-/// slow backend).
-pub struct UpstreamBody {
-    inner: RequestBody,
-    sent: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl UpstreamBody {
-    fn new(inner: RequestBody) -> (Self, tokio::sync::oneshot::Receiver<()>) {
-        let (sent, done) = tokio::sync::oneshot::channel();
-        let mut body = Self {
-            inner,
-            sent: Some(sent),
-        };
-        if hyper::body::Body::is_end_stream(&body.inner) {
-            body.signal();
-        }
-        (body, done)
-    }
-
-    fn signal(&mut self) {
-        if let Some(sent) = self.sent.take() {
-            let _ = sent.send(());
-        }
-    }
-}
-
-impl hyper::body::Body for UpstreamBody {
-    type Data = bytes::Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None))
-            || hyper::body::Body::is_end_stream(&self.inner)
-        {
-            self.signal();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 /// Forwards requests to one backend.
@@ -424,16 +367,15 @@ fn encode(text: &str, encoding: Encoding) -> Option<HeaderValue> {
     }
 }
 
+/// Everything but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
+const RESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for &b in text.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, RESERVED).to_string()
 }
 
 fn wants_upgrade(headers: &HeaderMap) -> bool {

@@ -17,11 +17,11 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::forward::UpstreamBody;
 use crate::per_thread::{PerThread, PerThreadHandle};
+use crate::upstream::UpstreamBody;
 
-/// A boxed error from the backend connection.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A boxed error from the backend connection (the framework's).
+pub use kontosynk_framework::response::BoxError;
 
 /// Idle connections kept per thread at most; more are closed when handed back.
 const MAX_IDLE: usize = 1024;

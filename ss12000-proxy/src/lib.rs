@@ -9,6 +9,7 @@ pub mod config;
 pub mod forward;
 pub mod h1pool;
 mod per_thread;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::Duration;

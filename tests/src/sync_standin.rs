@@ -195,27 +195,13 @@ async fn serve(mut stream: TcpStream, data: Arc<Mutex<Data>>) -> std::io::Result
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
         let reply = reply.to_string();
-        let date = http_date();
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let response = format!(
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\ndate: {date}\r\n\r\n{reply}",
             reply.len()
         );
         stream.write_all(response.as_bytes()).await?;
     }
-}
-
-fn http_date() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let weekday = &format!("{:?}", now.weekday())[..3];
-    let month = &format!("{:?}", now.month())[..3];
-    format!(
-        "{weekday}, {:02} {month} {} {:02}:{:02}:{:02} GMT",
-        now.day(),
-        now.year(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
 }
 
 fn token_for(last_id: &str) -> String {

@@ -290,53 +290,12 @@ fn cache_control_max_age(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Parses an HTTP date (RFC 9110 §5.6.7) in any of its three formats to Unix seconds:
-/// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT`, `Sun Nov  6 08:49:37 1994`.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT`, `Sun Nov  6 08:49:37 1994`
+/// (the `httpdate` crate, which also requires the weekday to match the date).
 pub(crate) fn parse_http_date(text: &str) -> Option<i64> {
-    let parts: Vec<&str> = text.split_ascii_whitespace().collect();
-    let (day, month, year, clock) = match parts.as_slice() {
-        [_, day, month, year, clock, "GMT"] => (*day, *month, year.parse::<i32>().ok()?, *clock),
-        [_, date, clock, "GMT"] => {
-            let mut fields = date.split('-');
-            let (day, month, year) = (fields.next()?, fields.next()?, fields.next()?);
-            let short: i32 = year.parse().ok()?;
-            let year = match year.len() {
-                2 if short >= 70 => 1900 + short,
-                2 => 2000 + short,
-                _ => short,
-            };
-            (day, month, year, *clock)
-        }
-        [_, month, day, clock, year] => (*day, *month, year.parse::<i32>().ok()?, *clock),
-        _ => return None,
-    };
-    let day: u8 = day.parse().ok()?;
-    let month = match month.to_ascii_lowercase().as_str() {
-        "jan" => time::Month::January,
-        "feb" => time::Month::February,
-        "mar" => time::Month::March,
-        "apr" => time::Month::April,
-        "may" => time::Month::May,
-        "jun" => time::Month::June,
-        "jul" => time::Month::July,
-        "aug" => time::Month::August,
-        "sep" => time::Month::September,
-        "oct" => time::Month::October,
-        "nov" => time::Month::November,
-        "dec" => time::Month::December,
-        _ => return None,
-    };
-    let mut hms = clock.split(':');
-    let (h, m, s) = (hms.next()?, hms.next()?, hms.next()?);
-    if hms.next().is_some() {
-        return None;
-    }
-    let date = time::Date::from_calendar_date(year, month, day).ok()?;
-    let clock = time::Time::from_hms(h.parse().ok()?, m.parse().ok()?, s.parse().ok()?).ok()?;
-    Some(
-        time::PrimitiveDateTime::new(date, clock)
-            .assume_utc()
-            .unix_timestamp(),
-    )
+    let at = httpdate::parse_http_date(text).ok()?;
+    let secs = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
 }
 
 #[cfg(test)]

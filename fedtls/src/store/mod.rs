@@ -55,6 +55,7 @@ use tokio::sync::{Notify, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::jwk::Jwks;
+use crate::pin::sha256;
 use crate::snapshot::{Snapshot, SnapshotCell, SnapshotSource};
 use crate::verify::{VerifiedMetadata, VerifyError, VerifyOptions, unix_now, verify_metadata};
 
@@ -548,12 +549,6 @@ fn http_client(
             fetch::error_chain(&e)
         ))
     })
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-    // SHA-256 is always 32 bytes; the fallback only avoids a panic path.
-    <[u8; 32]>::try_from(digest.as_ref()).unwrap_or_default()
 }
 
 /// Runs blocking work off the async threads; a panic there becomes an error.

@@ -10,20 +10,12 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, UnixTime};
 
-use super::leaf::{Leaf, is_ca};
+use super::chain::{self, ChainError, MAX_CHAIN_LINKS};
+use super::leaf::Leaf;
 use super::{PeerRejection, signature_algorithms};
 use crate::metadata::Issuer;
 use crate::pin::CertThumbprint;
 use crate::snapshot::SnapshotSource;
-use crate::x509::verify_signed_by;
-
-/// The most signatures between a client's leaf and one of its entity's issuers (leaf signed
-/// directly by an issuer = 1) that [`PinnedClientVerifier::require_issuer_chain`] follows.
-pub const MAX_CHAIN_LINKS: usize = 5;
-
-/// How many of the intermediates a client presents are considered for the issuer chain;
-/// the rest are ignored.
-pub const MAX_INTERMEDIATES: usize = 8;
 
 /// Server side: accepts a client certificate iff its SPKI pin is a client pin in the
 /// **current** snapshot of the metadata.
@@ -65,9 +57,10 @@ impl PinnedClientVerifier {
     ///
     /// Each link needs the child's issuer name to equal the parent's subject name and the
     /// child's signature to verify with the parent's key; presented intermediates must be CA
-    /// certificates. At most [`MAX_CHAIN_LINKS`] links and [`MAX_INTERMEDIATES`] presented
-    /// intermediates are considered. Validity periods of issuers and intermediates are not
-    /// checked.
+    /// certificates. At most [`MAX_CHAIN_LINKS`] links and
+    /// [`MAX_INTERMEDIATES`](super::MAX_INTERMEDIATES) presented intermediates are considered.
+    /// Validity periods of issuers and intermediates are not checked. `fedtls lint` checks
+    /// given certificates with the same walk.
     pub fn require_issuer_chain(mut self, yes: bool) -> Self {
         self.issuer_chain = yes;
         self
@@ -189,56 +182,24 @@ impl ClientCertVerifier for PinnedClientVerifier {
     }
 }
 
-/// Checks that `leaf` is one of `issuers` or leads to one through `intermediates`;
-/// otherwise says what was tried.
-///
-/// Breadth first, so every intermediate is reached over the fewest links, and each
-/// intermediate is used at most once.
+/// Checks that `leaf` is one of `issuers` or leads to one through `intermediates` (the one
+/// walk, [`chain::chains_to_issuers`]); otherwise says what was tried.
 pub(crate) fn chains_to_issuers(
     leaf: &[u8],
     intermediates: &[CertificateDer<'_>],
     issuers: &[Issuer],
 ) -> Result<(), String> {
-    if issuers.iter().any(|i| i.certificate.as_ref() == leaf) {
-        return Ok(());
-    }
-    if issuers.is_empty() {
-        return Err("the entity lists no issuer certificates".to_owned());
-    }
-    let candidates: Vec<&[u8]> = intermediates
-        .iter()
-        .take(MAX_INTERMEDIATES)
-        .map(|c| c.as_ref())
-        .filter(|c| *c != leaf && is_ca(c))
-        .collect();
-    let mut used = vec![false; candidates.len()];
-    let mut frontier = vec![leaf];
-    for _ in 0..MAX_CHAIN_LINKS {
-        let mut next = Vec::new();
-        for child in &frontier {
-            if issuers
-                .iter()
-                .any(|issuer| verify_signed_by(child, &issuer.certificate).is_ok())
-            {
-                return Ok(());
-            }
-            for (k, candidate) in candidates.iter().enumerate() {
-                if !used[k] && verify_signed_by(child, candidate).is_ok() {
-                    used[k] = true;
-                    next.push(*candidate);
-                }
-            }
-        }
-        if next.is_empty() {
-            break;
-        }
-        frontier = next;
-    }
-    Err(format!(
-        "neither the certificate nor any of the {} presented CA certificate(s) is listed or signed by one of the entity's {} issuer(s) within {MAX_CHAIN_LINKS} links",
-        candidates.len(),
-        issuers.len()
-    ))
+    let issuers: Vec<&[u8]> = issuers.iter().map(|i| i.certificate.as_ref()).collect();
+    chain::chains_to_issuers(leaf, intermediates, &issuers).map_err(|e| match e {
+        ChainError::NoIssuers => "the entity lists no issuer certificates".to_owned(),
+        ChainError::Unreached {
+            candidates,
+            issuers,
+            ..
+        } => format!(
+            "neither the certificate nor any of the {candidates} presented CA certificate(s) is listed or signed by one of the entity's {issuers} issuer(s) within {MAX_CHAIN_LINKS} links"
+        ),
+    })
 }
 
 #[cfg(test)]
@@ -392,6 +353,20 @@ mod tests {
         assert!(chains_to_issuers(&leaf.der, &presented, &[issuer(&chain[0])]).is_err());
         // leaf -> c5 -> c4 -> c3 -> c2 -> c1: five links.
         chains_to_issuers(&leaf.der, &presented, &[issuer(&chain[1])]).unwrap();
+    }
+
+    #[test]
+    fn only_the_first_presented_intermediates_count() {
+        let root = make("root", true, None);
+        let mid = make("mid", true, Some(&root));
+        let leaf = make("leaf", false, Some(&mid));
+        let mut presented: Vec<_> = (0..crate::tls::MAX_INTERMEDIATES)
+            .map(|i| make(&format!("other{i}"), true, None).der)
+            .collect();
+        presented.push(mid.der.clone());
+        assert!(chains_to_issuers(&leaf.der, &presented, &[issuer(&root)]).is_err());
+        presented.rotate_right(1);
+        chains_to_issuers(&leaf.der, &presented, &[issuer(&root)]).unwrap();
     }
 
     #[test]

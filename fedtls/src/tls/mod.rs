@@ -19,6 +19,7 @@
 //! Rejections carry a [`PeerRejection`] inside the rustls error, so logs can say why a peer
 //! was refused; [`PeerRejection::from_rustls`] and [`PeerRejection::from_io`] find it.
 
+pub(crate) mod chain;
 mod client_verifier;
 mod identity;
 mod leaf;
@@ -37,10 +38,11 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::pin::Pin;
 
-pub use client_verifier::{MAX_CHAIN_LINKS, MAX_INTERMEDIATES, PinnedClientVerifier};
+pub use chain::{MAX_CHAIN_LINKS, MAX_INTERMEDIATES};
+pub use client_verifier::PinnedClientVerifier;
 pub use identity::PeerIdentity;
 pub use resolver::ReloadableCertResolver;
-pub use server_verifier::PinnedServerVerifier;
+pub use server_verifier::{PinnedServerVerifier, ServerCertDecision, SignatureChecked};
 
 /// The protocol versions every config here enables: TLS 1.3 and TLS 1.2.
 pub const PROTOCOL_VERSIONS: &[&SupportedProtocolVersion] =

@@ -1,6 +1,7 @@
 //! The client side: accept a server whose pin is one of those chosen from the metadata.
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -18,12 +19,14 @@ use crate::pin::Pin;
 ///
 /// An empty pin set refuses every server. The certificate's validity period is enforced by
 /// default; the host name is not checked by default, since the metadata pins are the trust.
+///
+/// It is the certificate half of a verifier ([`ServerCertDecision`]); [`into_arc`](Self::into_arc)
+/// adds the handshake signature checks ([`SignatureChecked`]).
 #[derive(Debug, Clone)]
 pub struct PinnedServerVerifier {
     pins: HashSet<Pin>,
     hostname: bool,
     validity: bool,
-    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl PinnedServerVerifier {
@@ -33,7 +36,6 @@ impl PinnedServerVerifier {
             pins: pins.into_iter().collect(),
             hostname: false,
             validity: true,
-            algorithms: signature_algorithms(),
         }
     }
 
@@ -57,13 +59,13 @@ impl PinnedServerVerifier {
         self.pins.iter()
     }
 
-    /// The verifier as rustls takes it.
+    /// The verifier as rustls takes it, handshake signatures checked by [`SignatureChecked`].
     pub fn into_arc(self) -> Arc<dyn ServerCertVerifier> {
-        Arc::new(self)
+        SignatureChecked::new(self).into_arc()
     }
 }
 
-impl ServerCertVerifier for PinnedServerVerifier {
+impl ServerCertDecision for PinnedServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -99,6 +101,68 @@ impl ServerCertVerifier for PinnedServerVerifier {
             ));
         }
         Ok(ServerCertVerified::assertion())
+    }
+}
+
+/// Whether to accept a server's certificate: the half of a rustls [`ServerCertVerifier`] that
+/// differs between verifiers. [`SignatureChecked`] adds the other half, the handshake
+/// signature checks, so every server verifier checks those alike.
+pub trait ServerCertDecision: fmt::Debug + Send + Sync {
+    /// Accepts or refuses the certificate the server presented, as
+    /// [`ServerCertVerifier::verify_server_cert`].
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error>;
+}
+
+/// A [`ServerCertDecision`] as a rustls [`ServerCertVerifier`]: the certificate is decided on
+/// by the decision, the TLS 1.2 and 1.3 handshake signatures are checked with the signature
+/// algorithms of [`provider`](super::provider) (aws-lc-rs).
+#[derive(Debug)]
+pub struct SignatureChecked<D> {
+    decision: D,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl<D: ServerCertDecision> SignatureChecked<D> {
+    /// `decision` with the handshake signature checks.
+    pub fn new(decision: D) -> Self {
+        Self {
+            decision,
+            algorithms: signature_algorithms(),
+        }
+    }
+
+    /// The certificate decision.
+    pub fn decision(&self) -> &D {
+        &self.decision
+    }
+
+    /// The verifier as rustls takes it.
+    pub fn into_arc(self) -> Arc<dyn ServerCertVerifier>
+    where
+        D: 'static,
+    {
+        Arc::new(self)
+    }
+}
+
+impl<D: ServerCertDecision> ServerCertVerifier for SignatureChecked<D> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.decision
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fedtls::snapshot::SnapshotSource;
+use fedtls::tls::SignatureChecked;
 use http::Method;
 use reqwest::Url;
 
@@ -198,8 +199,11 @@ impl ClientBuilder {
             (None, Some((query, choice))) => query.select(snapshot.index(), choice)?,
             (None, None) => return Err(ClientError::NoServer),
         };
-        let verifier =
-            MetadataPinnedVerifier::new(Arc::clone(&self.source), &target, self.check_hostname);
+        let verifier = SignatureChecked::new(MetadataPinnedVerifier::new(
+            Arc::clone(&self.source),
+            &target,
+            self.check_hostname,
+        ));
         let alpn = if self.http1_only {
             ALPN_HTTP11
         } else {

@@ -14,6 +14,18 @@ use kontosynk_framework::response::{self, Body};
 use super::*;
 use crate::testsupport::{Fed, SCHOOL, SUPPLIER, serve};
 
+/// A header map of `(name, value)` pairs, for the tests of the header readers.
+pub(super) fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in pairs {
+        map.insert(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    map
+}
+
 /// A handler answering with the caller's entity id and the HTTP version.
 async fn whoami(request: Request<RequestBody>) -> Response<Body> {
     let peer = request

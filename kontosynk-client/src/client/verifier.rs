@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use fedtls::snapshot::SnapshotSource;
-use fedtls::tls::{PeerRejection, PinnedServerVerifier};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use fedtls::tls::{PeerRejection, PinnedServerVerifier, ServerCertDecision};
+use rustls::client::danger::ServerCertVerified;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::discovery::ServerTarget;
@@ -14,14 +13,15 @@ use crate::discovery::ServerTarget;
 /// Accepts a server iff its pin is one the *current* metadata lists for the chosen server
 /// (same entity, same `base_uri`). Pins rotated in the metadata are followed; a server
 /// removed from the metadata, or expired metadata, refuses the handshake.
+///
+/// A [`ServerCertDecision`]: rustls takes it wrapped in [`fedtls::tls::SignatureChecked`],
+/// which adds the handshake signature checks.
 #[derive(Debug)]
 pub struct MetadataPinnedVerifier {
     source: Arc<dyn SnapshotSource>,
     entity_id: String,
     base_uri: String,
     check_hostname: bool,
-    /// For the handshake signature checks, which do not depend on the pins.
-    signatures: PinnedServerVerifier,
 }
 
 impl MetadataPinnedVerifier {
@@ -36,7 +36,6 @@ impl MetadataPinnedVerifier {
             entity_id: target.entity_id.clone(),
             base_uri: target.base_uri.to_string(),
             check_hostname,
-            signatures: PinnedServerVerifier::new([]),
         }
     }
 
@@ -64,7 +63,7 @@ impl MetadataPinnedVerifier {
     }
 }
 
-impl ServerCertVerifier for MetadataPinnedVerifier {
+impl ServerCertDecision for MetadataPinnedVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -80,27 +79,5 @@ impl ServerCertVerifier for MetadataPinnedVerifier {
             ocsp_response,
             now,
         )
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.signatures.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.signatures.supported_verify_schemes()
     }
 }

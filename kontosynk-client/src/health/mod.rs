@@ -221,15 +221,10 @@ impl ServerHealth {
     }
 }
 
-/// Formats Unix seconds as RFC 3339 UTC (`1970-01-01T00:00:00Z` if out of range).
+/// Formats Unix seconds as RFC 3339 UTC (`2026-11-21T20:51:09Z`), as fedtls does in its
+/// messages ([`fedtls::claims::Rfc3339`]).
 pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+    fedtls::claims::Rfc3339(unix).to_string()
 }
 
 /// The member's client certificate, loaded once and presented in every check's handshake.

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fedtls::pin::Pin;
-use fedtls::tls::{PeerRejection, PinnedServerVerifier};
+use fedtls::tls::{PeerRejection, PinnedServerVerifier, ServerCertDecision, SignatureChecked};
 use fedtls::verify::unix_now;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::client::danger::ServerCertVerified;
+use rustls::{CertificateError, ClientConfig};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -156,11 +156,13 @@ impl Probe<'_> {
         Option<CertificateDer<'static>>,
     ) {
         let t = Instant::now();
-        let recorder = Arc::new(Recorder::new(target.pins.iter().copied()));
+        let recorder = Arc::new(SignatureChecked::new(Recorder::new(
+            target.pins.iter().copied(),
+        )));
         let tls = self
             .handshake(tcp, server_name.clone(), Arc::clone(&recorder), cert)
             .await;
-        let presented = recorder.seen();
+        let presented = recorder.decision().seen();
         if let Some(der) = &presented {
             self.describe_certificate(der, &target.pins);
         }
@@ -255,7 +257,7 @@ impl Probe<'_> {
         &mut self,
         tcp: TcpStream,
         server_name: ServerName<'static>,
-        recorder: Arc<Recorder>,
+        recorder: Arc<SignatureChecked<Recorder>>,
         cert: Arc<ClientCert>,
     ) -> Result<TlsStream<TcpStream>, HandshakeError> {
         let mut config = ClientConfig::builder_with_provider(fedtls::tls::provider())
@@ -505,7 +507,7 @@ impl Recorder {
     }
 }
 
-impl ServerCertVerifier for Recorder {
+impl ServerCertDecision for Recorder {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -518,27 +520,5 @@ impl ServerCertVerifier for Recorder {
             Some(end_entity.clone().into_owned());
         self.verifier
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.verifier.supported_verify_schemes()
     }
 }

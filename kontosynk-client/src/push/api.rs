@@ -16,7 +16,8 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::kind::ObjectType;
-use crate::token::{AccessRequest, TokenClient, TokenError, error_chain};
+use crate::client::error_chain;
+use crate::token::{AccessRequest, TokenClient, TokenError};
 
 /// Where the bearer token comes from.
 #[derive(Clone)]
@@ -173,6 +174,14 @@ impl JobStatus {
         self.responses
             .iter()
             .any(|r| r.response.status == "Pending")
+    }
+
+    /// Each object's result by its id.
+    pub fn by_id(&self) -> std::collections::HashMap<&str, &JobItemResponse> {
+        self.responses
+            .iter()
+            .map(|r| (r.id.as_str(), &r.response))
+            .collect()
     }
 }
 

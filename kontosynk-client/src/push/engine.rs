@@ -456,11 +456,7 @@ impl PushEngine {
         status: &JobStatus,
         summary: &mut TypeSummary,
     ) -> Result<(), PushError> {
-        let by_id: HashMap<&str, _> = status
-            .responses
-            .iter()
-            .map(|r| (r.id.as_str(), &r.response))
-            .collect();
+        let by_id = status.by_id();
         let mut batch = WriteBatch::new();
         for &(id, hash) in sent {
             let mut state = PushState::new(hash, "Error");
@@ -538,11 +534,7 @@ impl PushEngine {
             let job = self.api.submit(t, BulkOp::Delete, bulk.body).await?;
             summary.jobs += 1;
             let status = self.wait_for_job(t, &job).await?;
-            let by_id: HashMap<&str, _> = status
-                .responses
-                .iter()
-                .map(|r| (r.id.as_str(), &r.response))
-                .collect();
+            let by_id = status.by_id();
             let mut batch = WriteBatch::new();
             for &i in &bulk.items {
                 let id = &to_delete[i];

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::token::error_chain;
+use crate::client::error_chain;
 
 /// Why a webhook was not delivered.
 #[derive(Debug, thiserror::Error)]

@@ -124,33 +124,13 @@ pub(crate) fn excerpt(body: &str) -> String {
     one_line.trim().to_owned()
 }
 
-/// Parses an HTTP date in the IMF-fixdate form every current server sends
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`); other forms give `None` (the caller then uses its own clock).
+/// Parses an HTTP date (RFC 9110 §5.6.7) with the `httpdate` crate: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), and the obsolete RFC 850 and asctime forms a recipient
+/// must also accept; anything else gives `None` (the caller then uses its own clock).
 pub(crate) fn parse_http_date(text: &str) -> Option<Timestamp> {
-    let mut parts = text.split_ascii_whitespace();
-    let _weekday = parts.next()?;
-    let day: u8 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: u16 = parts.next()?.parse().ok()?;
-    let clock = parts.next()?;
-    if parts.next()? != "GMT" || parts.next().is_some() || clock.len() != 8 {
-        return None;
-    }
-    Timestamp::parse(&format!("{year:04}-{month:02}-{day:02}T{clock}Z")).ok()
+    let at = httpdate::parse_http_date(text).ok()?;
+    let micros = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    Some(Timestamp::from_unix_micros(i64::try_from(micros).ok()?))
 }
 
 #[cfg(test)]
@@ -178,18 +158,22 @@ mod tests {
     }
 
     #[test]
-    fn reads_imf_fixdate_only() {
-        assert_eq!(
-            parse_http_date("Sat, 21 Nov 2026 23:23:44 GMT")
-                .unwrap()
-                .to_string(),
-            "2026-11-21T23:23:44Z"
-        );
+    fn reads_the_three_http_date_forms() {
+        for good in [
+            "Sat, 21 Nov 2026 23:23:44 GMT",
+            "Saturday, 21-Nov-26 23:23:44 GMT",
+            "Sat Nov 21 23:23:44 2026",
+        ] {
+            assert_eq!(
+                parse_http_date(good).unwrap().to_string(),
+                "2026-11-21T23:23:44Z",
+                "{good}"
+            );
+        }
         for bad in [
             "",
             "Sat, 21 Nov 2026 23:23:44",
             "Sat, 21 Foo 2026 23:23:44 GMT",
-            "Saturday, 21-Nov-26 23:23:44 GMT",
             "Sat, 21 Nov 2026 23:23:44 GMT extra",
         ] {
             assert!(parse_http_date(bad).is_none(), "{bad}");

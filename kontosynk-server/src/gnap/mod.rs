@@ -281,13 +281,8 @@ impl GnapService {
     /// The public keys verifying issued tokens.
     fn jwks(&self) -> Response<Body> {
         let keys = self.inner.keys.current();
-        let mut response = Response::new(response::full(keys.jwks_json().to_owned()));
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
+        let mut response = response::json_text(StatusCode::OK, keys.jwks_json().to_owned());
+        response.headers_mut().insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=300"),
         );

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use fedtls::tls::PeerIdentity;
 use http::{Request, Response};
-use ss12000::Store;
+use ss12000::{Collection, Store};
 
 use crate::bearer::BearerVerifier;
 use kontosynk_framework::response::Body;
@@ -137,6 +137,20 @@ impl Ss12000Api {
     /// The settings.
     pub fn config(&self) -> &ApiConfig {
         &self.inner.config
+    }
+
+    /// Whether `collection` is one of the five Skolverket uses or one the store has held
+    /// (for the endpoints that name entity types).
+    async fn is_known(&self, collection: &Collection) -> Result<bool, ApiError> {
+        if Collection::SYNC_ORDER.contains(collection) {
+            return Ok(true);
+        }
+        let held = self
+            .store()
+            .collections()
+            .await
+            .map_err(|e| ApiError::store(&e))?;
+        Ok(held.contains(collection))
     }
 
     /// Answers one request.

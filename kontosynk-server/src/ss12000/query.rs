@@ -1,5 +1,7 @@
 //! Query strings: percent-decoding and the parameters of list requests.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 use super::error::ApiError;
 
 /// The decoded `name=value` pairs of a query string, in order (repeats kept).
@@ -17,56 +19,43 @@ pub fn parse_query(query: Option<&str>) -> Result<Vec<(String, String)>, ApiErro
         .collect()
 }
 
-/// Decodes `%XX` escapes and `+` (a space in forms) to UTF-8 text.
+/// Decodes `%XX` escapes and `+` (a space in forms) to UTF-8 text (the `percent-encoding`
+/// crate). A `%` without two hex digits after it, or bytes that are not UTF-8 once decoded,
+/// are a 400 `invalid_query`: a malformed query is refused rather than read literally.
 pub fn percent_decode(text: &str) -> Result<String, ApiError> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| {
-                        ApiError::bad_request(
-                            "invalid_query",
-                            format!("bad percent-escape in the query string near {text:?}"),
-                        )
-                    })?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|_| {
-        ApiError::bad_request(
+    let malformed = text.split('%').skip(1).any(|after| {
+        !after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(ApiError::bad_request(
             "invalid_query",
-            "the query string is not UTF-8 after decoding",
-        )
-    })
+            format!("bad percent-escape in the query string near {text:?}"),
+        ));
+    }
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8()
+        .map(String::from)
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_query",
+                "the query string is not UTF-8 after decoding",
+            )
+        })
 }
+
+/// Everything but the unreserved characters of RFC 3986 (`A-Z a-z 0-9 - . _ ~`).
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes a query value (everything but unreserved characters).
 pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, RESERVED).to_string()
 }
 
 #[cfg(test)]

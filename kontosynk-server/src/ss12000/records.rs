@@ -4,9 +4,8 @@
 use http::{Response, StatusCode};
 
 use super::error::ApiError;
-use super::routes::json_text;
 use super::{Caller, Ss12000Api};
-use kontosynk_framework::response::Body;
+use kontosynk_framework::response::{Body, json_text};
 
 const SEVERITIES: [&str; 3] = ["Info", "Warning", "Error"];
 

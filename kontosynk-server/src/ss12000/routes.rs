@@ -2,7 +2,7 @@
 //! `/deletedEntities`).
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use ss12000::Collection;
 
@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::query::parse_query;
 use super::{Caller, Ss12000Api, paging, records, subscriptions};
 use kontosynk_framework::RequestBody;
-use kontosynk_framework::response::{Body, full};
+use kontosynk_framework::response::{Body, json_text};
 
 /// Dispatches a request to its endpoint.
 pub(super) async fn route(
@@ -79,17 +79,6 @@ fn method_not_allowed(method: &Method, path: &str) -> ApiError {
 
 fn collection_of(segment: &str) -> Result<Collection, ApiError> {
     Collection::from_path(segment).map_err(|e| ApiError::not_found(e.to_string()))
-}
-
-/// A JSON response from already-serialised text.
-pub(super) fn json_text(status: StatusCode, text: String) -> Response<Body> {
-    let mut response = Response::new(full(text));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 async fn read_body(request: Request<RequestBody>) -> Result<Bytes, ApiError> {
@@ -253,7 +242,7 @@ async fn deleted(
     let params = parse_query(request.uri().query())?;
     let deleted = paging::deleted_request(&params, api.config().pages)?;
     for collection in &deleted.query.collections {
-        if !is_known(api, collection).await? {
+        if !api.is_known(collection).await? {
             return Err(ApiError::bad_request(
                 "invalid_entities",
                 format!(
@@ -293,17 +282,4 @@ async fn deleted(
         body["pageToken"] = serde_json::Value::String(deleted.next_token(last));
     }
     Ok(json_text(StatusCode::OK, body.to_string()))
-}
-
-/// Whether `collection` is one of the five Skolverket uses or one the store has held.
-pub(super) async fn is_known(api: &Ss12000Api, collection: &Collection) -> Result<bool, ApiError> {
-    if Collection::SYNC_ORDER.contains(collection) {
-        return Ok(true);
-    }
-    let held = api
-        .store()
-        .collections()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    Ok(held.contains(collection))
 }

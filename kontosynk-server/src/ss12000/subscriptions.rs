@@ -4,9 +4,8 @@ use http::{Response, StatusCode};
 use ss12000::{Collection, Subscription, Timestamp};
 
 use super::error::ApiError;
-use super::routes::json_text;
 use super::{Caller, Ss12000Api};
-use kontosynk_framework::response::{Body, empty};
+use kontosynk_framework::response::{Body, empty, json_text};
 
 /// The subscription as the reference OpenAPI shows it (`Subscription`).
 pub(super) fn to_json(subscription: &Subscription) -> serde_json::Value {
@@ -110,7 +109,7 @@ pub(super) async fn create(
             ))
         };
         let collection = Collection::from_entity_type(name).ok_or_else(not_type)?;
-        if !super::routes::is_known(api, &collection).await? {
+        if !api.is_known(&collection).await? {
             return Err(not_type());
         }
         let entity = collection.entity_type();

@@ -37,7 +37,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::pin::Pin;
 
-pub use client_verifier::{MAX_CHAIN_LINKS, MAX_INTERMEDIATES, PinnedClientVerifier};
+pub use client_verifier::{
+    MAX_CHAIN_LINKS, MAX_INTERMEDIATES, PinnedClientVerifier, VerifiedClient,
+};
 pub use identity::PeerIdentity;
 pub use resolver::ReloadableCertResolver;
 pub use server_verifier::PinnedServerVerifier;

@@ -24,35 +24,51 @@ pub(super) fn authorize(
     connection: &Connection,
     forwarded_cert: Option<HeaderValue>,
 ) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
+    if let (Some(pin), Some(certificate)) = (connection.pin, &connection.certificate) {
+        let peer = connection_identity(shared, connection, pin, certificate)?;
+        return Ok((peer, certificate.clone()));
+    }
+    if shared.source.current().is_none() {
+        return Err(metadata_unavailable());
+    }
+    terminator_identity(shared, connection, forwarded_cert)
+}
+
+fn metadata_unavailable() -> Refusal {
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "metadata_unavailable",
+        "no valid federation metadata is available (missing or expired); every client is refused until it is",
+    )
+}
+
+/// Who the client of a mutual-TLS connection is now: the identity the handshake's verifier
+/// resolved while the metadata it was resolved against is in force, otherwise resolved
+/// again against the current metadata (and the connection closed once its pin is gone).
+fn connection_identity(
+    shared: &Shared,
+    connection: &Connection,
+    pin: Pin,
+    certificate: &ClientCertificate,
+) -> Result<PeerIdentity, Refusal> {
     // The usual case, without loading the snapshot: the connection's identity was resolved
     // against the metadata still in force (same generation: no newer document has been
     // stored) and that document has not expired.
-    if let (Some(pin), Some(certificate)) = (connection.pin, &connection.certificate) {
-        let generation = shared.source.generation();
-        let cached = lock(&connection.identity);
-        if let Some((peer, _)) = cached.as_ref().filter(|(peer, expires)| {
-            peer.generation == generation && peer.pin == pin && unix_now() < *expires
-        }) {
-            return Ok((peer.clone(), certificate.clone()));
-        }
+    let generation = shared.source.generation();
+    let mut cached = lock(&connection.identity);
+    if let Some((peer, _)) = cached.as_ref().filter(|(peer, expires)| {
+        peer.generation == generation && peer.pin == pin && unix_now() < *expires
+    }) {
+        return Ok(peer.clone());
     }
     let Some(snapshot) = shared.source.current() else {
-        return Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metadata_unavailable",
-            "no valid federation metadata is available (missing or expired); every client is refused until it is",
-        ));
+        return Err(metadata_unavailable());
     };
-    let (pin, certificate) = match (connection.pin, &connection.certificate) {
-        (Some(pin), Some(certificate)) => (pin, certificate.clone()),
-        _ => terminator_certificate(shared, connection, forwarded_cert)?,
-    };
-    let mut cached = lock(&connection.identity);
     if let Some((peer, _)) = cached
         .as_ref()
         .filter(|(p, _)| p.generation == snapshot.generation() && p.pin == pin)
     {
-        return Ok((peer.clone(), certificate));
+        return Ok(peer.clone());
     }
     let resolved = PeerIdentity::resolve_pin(&snapshot, &pin).or_else(|| {
         shared
@@ -63,14 +79,12 @@ pub(super) fn authorize(
     match resolved {
         Some(peer) => {
             *cached = Some((peer.clone(), snapshot.expires_at()));
-            Ok((peer, certificate))
+            Ok(peer)
         }
         None => {
             *cached = None;
-            if connection.pin.is_some() {
-                // The pin left the metadata: this connection will never be allowed again.
-                connection.close.store(true, Ordering::Release);
-            }
+            // The pin left the metadata: this connection will never be allowed again.
+            connection.close.store(true, Ordering::Release);
             Err(Refusal::new(
                 StatusCode::FORBIDDEN,
                 "client_not_in_metadata",
@@ -82,12 +96,13 @@ pub(super) fn authorize(
     }
 }
 
-/// The client certificate from `Client-Cert`, honoured only from a trusted terminator.
-fn terminator_certificate(
+/// The client certificate from `Client-Cert`, honoured only from a trusted terminator, and
+/// who it is: checked and looked up once, as in a handshake.
+fn terminator_identity(
     shared: &Shared,
     connection: &Connection,
     forwarded_cert: Option<HeaderValue>,
-) -> Result<(Pin, ClientCertificate), Refusal> {
+) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
     let remote = connection.info.remote_addr.ip();
     if !shared.trusted.iter().any(|t| t.contains(remote)) {
         return Err(Refusal::new(
@@ -110,9 +125,9 @@ fn terminator_certificate(
         .map_err(|_| refuse("the Client-Cert header is not ASCII".into()))?;
     let cert = parse_client_cert(text).map_err(|e| refuse(e.to_string()))?;
     // The same checks as the handshake (pin listed, validity, issuer chain when required).
-    shared
+    let verified = shared
         .verifier
-        .verify_client_cert(&cert, &[] as &[CertificateDer<'_>], UnixTime::now())
+        .verify_client(&cert, &[] as &[CertificateDer<'_>], UnixTime::now())
         .map_err(|e| {
             Refusal::new(
                 StatusCode::FORBIDDEN,
@@ -120,6 +135,5 @@ fn terminator_certificate(
                 format!("the forwarded client certificate was refused: {e}"),
             )
         })?;
-    let pin = Pin::of_certificate(&cert).map_err(|e| refuse(e.to_string()))?;
-    Ok((pin, ClientCertificate(Arc::new(cert))))
+    Ok((verified.identity, ClientCertificate(Arc::new(cert))))
 }

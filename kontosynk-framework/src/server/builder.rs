@@ -6,10 +6,10 @@ use std::sync::Arc;
 use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
 use fedtls::tls::{PinnedClientVerifier, ReloadableCertResolver};
-use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use super::recorder::RecordingVerifier;
 use super::{BoundServer, Limits, RefusalResponder, ServerError, TrustedProxy};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -160,12 +160,13 @@ impl ServerBuilder {
             .require_issuer_chain(self.require_issuer_chain)
             .check_validity(self.check_validity)
             .accept_issuer_certificates(self.issuer_certificates)
-            .mandatory(!self.optional_client_certificates)
-            .into_arc();
+            .mandatory(!self.optional_client_certificates);
+        let verifier = Arc::new(verifier);
         let acceptor = match &transport {
             Transport::MutualTls(resolver) => {
                 let config = fedtls::tls::server_config_with_resolver(
-                    Arc::clone(&verifier),
+                    // Records whom it accepts, for the connection the handshake opens.
+                    Arc::new(RecordingVerifier(Arc::clone(&verifier))),
                     Arc::clone(resolver),
                     &[b"h2", b"http/1.1"],
                 )?;
@@ -219,7 +220,7 @@ pub(super) struct Shared {
     pub(super) source: Arc<dyn SnapshotSource>,
     pub(super) store: Option<MetadataStore>,
     pub(super) acceptor: Option<TlsAcceptor>,
-    pub(super) verifier: Arc<dyn ClientCertVerifier>,
+    pub(super) verifier: Arc<PinnedClientVerifier>,
     pub(super) trusted: Vec<TrustedProxy>,
     pub(super) issuer_certificates: bool,
     pub(super) refusal: Option<RefusalResponder>,

@@ -11,6 +11,7 @@ mod builder;
 mod config;
 mod connection;
 mod error;
+mod recorder;
 mod request;
 
 use std::future::Future;

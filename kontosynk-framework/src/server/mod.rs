@@ -2,8 +2,9 @@
 //!
 //! One job per module: [`ServerBuilder`] and what it builds (`builder`), the plain
 //! configuration types (`config`), errors and refusals (`error`), the accept loop
-//! (`accept`), one connection from handshake to close (`connection`), one request
-//! (`request`) and who is asking on it (`authorize`).
+//! (`accept`), one connection from handshake to close (`connection`) with whom the
+//! handshake's verifier accepted (`recorder`), one request (`request`) and who is asking on
+//! it (`authorize`).
 
 mod accept;
 mod authorize;

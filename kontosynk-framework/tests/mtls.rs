@@ -343,6 +343,43 @@ async fn a_pin_removed_by_a_swap_is_refused_on_open_connections_and_new_handshak
 }
 
 #[tokio::test]
+async fn the_handshake_identity_serves_until_a_swap_then_is_resolved_again() {
+    let fed = federation();
+    let cell = fed.cell();
+    let server = start(
+        ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
+            .tls(fed.resolver("school-server")),
+    )
+    .await;
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let mut open = connect(server.addr, &connector).await.unwrap();
+    let (status, body) = get(&mut open, "/").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["generation"], cell.generation());
+    assert_eq!(body["organization"], "Exempla kommun");
+
+    // The school's legal name changes; its client stays.
+    let renamed = fed.signed(
+        |payload| {
+            for entity in payload["entities"].as_array_mut().unwrap() {
+                if entity["entity_id"] == "https://school.test.example" {
+                    entity["organization"] = "Exempla kommun (renamed)".into();
+                }
+            }
+        },
+        3600,
+    );
+    cell.store(fed.snapshot(&renamed));
+    for _ in 0..2 {
+        let (status, body) = get(&mut open, "/").await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["generation"], cell.generation());
+        assert_eq!(body["organization"], "Exempla kommun (renamed)");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn expired_metadata_fails_closed_and_recovers() {
     let fed = federation();
     let short = fed.signed(|_| {}, 2);

@@ -12,10 +12,29 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::chain::{self, ChainError, MAX_CHAIN_LINKS};
 use super::leaf::Leaf;
-use super::{PeerRejection, signature_algorithms};
-use crate::metadata::Issuer;
-use crate::pin::CertThumbprint;
-use crate::snapshot::SnapshotSource;
+use super::{PeerIdentity, PeerRejection, signature_algorithms};
+use crate::index::EndpointMatch;
+use crate::metadata::{Entity, Issuer};
+use crate::pin::{CertThumbprint, Pin};
+use crate::snapshot::{Snapshot, SnapshotSource};
+
+/// A client certificate [`PinnedClientVerifier::verify_client`] accepted: who the client is
+/// according to the snapshot that decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedClient {
+    /// Who the client is; `identity.pin` is its certificate's pin and `identity.generation`
+    /// the snapshot's.
+    pub identity: PeerIdentity,
+    /// When that snapshot's metadata expires (its `exp`, Unix seconds).
+    pub metadata_expires_at: i64,
+}
+
+/// Why a certificate was accepted: its pin is a client pin, or (when allowed) the
+/// certificate itself is listed among an entity's issuers.
+enum Accepted<'a> {
+    Client(EndpointMatch<'a>),
+    IssuerCertificate(&'a Entity),
+}
 
 /// Server side: accepts a client certificate iff its SPKI pin is a client pin in the
 /// **current** snapshot of the metadata.
@@ -116,6 +135,69 @@ impl ClientCertVerifier for PinnedClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
+        self.decide(end_entity, intermediates, now, |_, _, _| {
+            ClientCertVerified::assertion()
+        })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl PinnedClientVerifier {
+    /// Decides on a client certificate exactly as in a handshake
+    /// ([`ClientCertVerifier::verify_client_cert`]) and, when it is accepted, says who the
+    /// client is according to the snapshot that decided: one parse of the certificate and
+    /// one lookup of its pin serve both, so a server need not repeat them for the
+    /// connection.
+    pub fn verify_client(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<VerifiedClient, rustls::Error> {
+        self.decide(end_entity, intermediates, now, |snapshot, pin, accepted| {
+            let generation = snapshot.generation();
+            VerifiedClient {
+                identity: match accepted {
+                    Accepted::Client(found) => PeerIdentity::of_client(&found, pin, generation),
+                    Accepted::IssuerCertificate(entity) => {
+                        PeerIdentity::of_issuer_entity(entity, pin, generation)
+                    }
+                },
+                metadata_expires_at: snapshot.expires_at(),
+            }
+        })
+    }
+
+    /// The one decision behind [`verify_client`](Self::verify_client) and
+    /// `verify_client_cert`; `accept` turns an accepted certificate into the answer.
+    fn decide<T>(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        accept: impl FnOnce(&Snapshot, Pin, Accepted<'_>) -> T,
+    ) -> Result<T, rustls::Error> {
         let Some(snapshot) = self.source.current() else {
             return Err(PeerRejection::NoMetadata.into_rustls());
         };
@@ -123,16 +205,19 @@ impl ClientCertVerifier for PinnedClientVerifier {
         let Some(found) = snapshot.index().client_by_pin(&leaf.pin) else {
             if self.issuer_certificates {
                 let thumbprint = CertThumbprint::of_certificate(end_entity);
-                if snapshot
+                if let Some(entity) = snapshot
                     .index()
                     .entities_by_issuer_thumbprint(&thumbprint)
-                    .len()
-                    > 0
+                    .next()
                 {
                     if self.validity {
                         leaf.check_validity(now)?;
                     }
-                    return Ok(ClientCertVerified::assertion());
+                    return Ok(accept(
+                        &snapshot,
+                        leaf.pin,
+                        Accepted::IssuerCertificate(entity),
+                    ));
                 }
             }
             return Err(PeerRejection::UnknownClientPin {
@@ -156,29 +241,7 @@ impl ClientCertVerifier for PinnedClientVerifier {
             }
             .into_rustls());
         }
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        Ok(accept(&snapshot, leaf.pin, Accepted::Client(found)))
     }
 }
 
@@ -429,6 +492,49 @@ mod tests {
         ));
         let err = relaxed.verify_client_cert(&listed.der, &[], now());
         assert_eq!(rejection(err.unwrap_err()), PeerRejection::NoMetadata);
+    }
+
+    #[test]
+    fn verify_client_names_whom_it_accepted_from_the_same_decision() {
+        let listed = make("listed", false, None);
+        let issuer_only = make("issuer-only", false, None);
+        let stranger = make("stranger", false, None);
+        let exp = unix_now() + 3600;
+        let cell = Arc::new(SnapshotCell::with(snapshot(
+            json!([
+                entity("https://e", &listed, &[&listed]),
+                {"entity_id": "https://sunet-style", "issuers": [{"x509certificate": issuer_only.pem}]},
+            ]),
+            exp,
+        )));
+        let current = cell.current().unwrap();
+        let verifier = PinnedClientVerifier::new(cell.clone()).accept_issuer_certificates(true);
+        let client = verifier.verify_client(&listed.der, &[], now()).unwrap();
+        assert_eq!(
+            Some(client.identity),
+            PeerIdentity::resolve(&current, &listed.der)
+        );
+        assert_eq!(client.metadata_expires_at, exp);
+        let client = verifier
+            .verify_client(&issuer_only.der, &[], now())
+            .unwrap();
+        assert_eq!(
+            Some(client.identity),
+            PeerIdentity::resolve_issuer_certificate(&current, &issuer_only.der)
+        );
+        // Refusals are those of the handshake.
+        assert_eq!(
+            rejection(
+                verifier
+                    .verify_client(&stranger.der, &[], now())
+                    .unwrap_err()
+            ),
+            rejection(
+                verifier
+                    .verify_client_cert(&stranger.der, &[], now())
+                    .unwrap_err()
+            )
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Who an authenticated client is, according to the metadata.
 
+use crate::index::EndpointMatch;
+use crate::metadata::Entity;
 use crate::pin::{CertThumbprint, Pin};
 use crate::snapshot::Snapshot;
 
@@ -36,7 +38,12 @@ impl PeerIdentity {
     /// The client with this pin, or `None` when it is not a client pin in `snapshot`.
     pub fn resolve_pin(snapshot: &Snapshot, pin: &Pin) -> Option<PeerIdentity> {
         let found = snapshot.index().client_by_pin(pin)?;
-        Some(PeerIdentity {
+        Some(Self::of_client(&found, *pin, snapshot.generation()))
+    }
+
+    /// The client `found` by its `pin` in the snapshot of `generation`.
+    pub(crate) fn of_client(found: &EndpointMatch<'_>, pin: Pin, generation: u64) -> Self {
+        PeerIdentity {
             entity_id: found.entity.entity_id.clone(),
             organization: found.entity.organization.clone(),
             organization_id: found.entity.organization_id.clone(),
@@ -47,9 +54,9 @@ impl PeerIdentity {
                 .map(|t| t.as_str().to_owned())
                 .collect(),
             scopes: found.entity.scopes.clone(),
-            pin: *pin,
-            generation: snapshot.generation(),
-        })
+            pin,
+            generation,
+        }
     }
 
     /// The entity listing the certificate `leaf_der` itself among its `issuers` (the SUNET
@@ -66,14 +73,20 @@ impl PeerIdentity {
             .index()
             .entities_by_issuer_thumbprint(&thumbprint)
             .next()?;
-        Some(PeerIdentity {
+        Some(Self::of_issuer_entity(entity, pin, snapshot.generation()))
+    }
+
+    /// The `entity` listing a client's certificate among its `issuers`, in the snapshot of
+    /// `generation`; no tags (no client endpoint matched).
+    pub(crate) fn of_issuer_entity(entity: &Entity, pin: Pin, generation: u64) -> Self {
+        PeerIdentity {
             entity_id: entity.entity_id.clone(),
             organization: entity.organization.clone(),
             organization_id: entity.organization_id.clone(),
             tags: Vec::new(),
             scopes: entity.scopes.clone(),
             pin,
-            generation: snapshot.generation(),
-        })
+            generation,
+        }
     }
 }

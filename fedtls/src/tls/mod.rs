@@ -39,7 +39,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::pin::Pin;
 
 pub use chain::{MAX_CHAIN_LINKS, MAX_INTERMEDIATES};
-pub use client_verifier::PinnedClientVerifier;
+pub use client_verifier::{PinnedClientVerifier, VerifiedClient};
 pub use identity::PeerIdentity;
 pub use resolver::ReloadableCertResolver;
 pub use server_verifier::{PinnedServerVerifier, ServerCertDecision, SignatureChecked};

@@ -6,11 +6,21 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use fedtls::claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
-use fedtls::encoding::{b64url_decode, b64url_encode};
 use fedtls::jwk::{Algorithm, Jwks, SigningKey};
 use fedtls::jws::{Jws, JwsError, JwsFormat, SignOptions, sign_metadata, sign_raw};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+
+/// base64url without padding (JOSE), from the `base64` crate.
+fn b64url_encode(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn b64url_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text)
+}
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop");
 

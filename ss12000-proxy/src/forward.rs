@@ -402,9 +402,12 @@ impl Forwarder {
                 ClientCertFormat::Rfc9440 => Some(format!(":{}:", STANDARD.encode(der))),
                 ClientCertFormat::Base64Der => Some(STANDARD.encode(der)),
                 ClientCertFormat::PemSpaces => Some(
-                    fedtls::encoding::pem_encode("CERTIFICATE", der)
-                        .trim_end()
-                        .replace('\n', " "),
+                    pem::encode_config(
+                        &pem::Pem::new("CERTIFICATE", der),
+                        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+                    )
+                    .trim_end()
+                    .replace('\n', " "),
                 ),
             };
             if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {

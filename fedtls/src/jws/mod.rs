@@ -13,7 +13,12 @@
 //! over header claims, [`ClaimsPolicy`](crate::claims::ClaimsPolicy)), or the lower-level
 //! [`Jws::verify_signatures`].
 //!
+//! Signing: [`sign_raw`] signs bytes with a loaded [`SigningKey`](crate::jwk::SigningKey)
+//! (what a server issuing tokens needs); signing federation metadata (`sign_metadata`,
+//! `SignOptions`) is operator tooling, behind the `tooling` feature.
+//!
 //! ```
+//! # #[cfg(feature = "tooling")] {
 //! use fedtls::claims::ClaimsPolicy;
 //! use fedtls::jwk::{Algorithm, Jwks, SigningKey};
 //! use fedtls::jws::{Jws, JwsFormat, SignOptions, sign_metadata};
@@ -33,6 +38,7 @@
 //! let jws = Jws::parse(signed.as_bytes())?;
 //! let document = jws.verify_document(&trust, &ClaimsPolicy::default(), 1_800_000_060)?;
 //! assert_eq!(document.claims.exp, 1_800_086_400);
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -48,7 +54,9 @@ mod sign;
 mod verify;
 
 pub use parse::MAX_SIGNATURES;
-pub use sign::{SignOptions, sign_metadata, sign_raw};
+pub use sign::sign_raw;
+#[cfg(feature = "tooling")]
+pub use sign::{SignOptions, sign_metadata};
 pub use verify::accepted_signatures;
 
 /// The three JWS serializations.

@@ -107,9 +107,9 @@ impl Fed {
         };
         let verified = verify_metadata(jws.as_bytes(), &self.jwks, &options).unwrap();
         assert!(
-            verified.index.rejected().is_empty(),
+            verified.index().rejected().is_empty(),
             "{:?}",
-            verified.index.rejected()
+            verified.index().rejected()
         );
         Snapshot::new(verified, "re-signed", now)
     }

@@ -114,7 +114,7 @@ fn federation() -> Fed {
     let document = sign_metadata(&map, &[&key], &options).unwrap().into_bytes();
     let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
     let verified = verify_metadata(&document, &jwks, &VerifyOptions::default()).unwrap();
-    assert!(verified.index.rejected().is_empty());
+    assert!(verified.index().rejected().is_empty());
     let cell = Arc::new(SnapshotCell::with(Snapshot::new(
         verified,
         "test",

@@ -37,7 +37,7 @@
 //! let trust = Jwks::from_keys(vec![key.public_jwk()]);
 //! let jws = Jws::parse(signed.as_bytes())?;
 //! let document = jws.verify_document(&trust, &ClaimsPolicy::default(), 1_800_000_060)?;
-//! assert_eq!(document.claims.exp, 1_800_086_400);
+//! assert_eq!(document.claims().exp(), 1_800_086_400);
 //! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -118,28 +118,66 @@ pub struct ProtectedHeader {
     pub crit: Vec<String>,
 }
 
-/// A signature that verified with a trusted key.
+/// A signature that verified with a trusted key (only [`Jws::verify_signatures`] makes one).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedSignature {
-    /// Position of the signature in the document (0 for Flattened and Compact).
-    pub index: usize,
-    /// Its protected header.
-    pub header: ProtectedHeader,
-    /// RFC 7638 thumbprint of the trusted key that verified it.
-    pub key_thumbprint: String,
+    index: usize,
+    header: ProtectedHeader,
+    key_thumbprint: String,
 }
 
-/// A document whose signature and claims were both accepted ([`Jws::verify_document`]).
+impl VerifiedSignature {
+    /// Position of the signature in the document (0 for Flattened and Compact).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Its protected header.
+    pub fn header(&self) -> &ProtectedHeader {
+        &self.header
+    }
+
+    /// RFC 7638 thumbprint of the trusted key that verified it.
+    pub fn key_thumbprint(&self) -> &str {
+        &self.key_thumbprint
+    }
+}
+
+/// A document whose signature and claims were both accepted (only
+/// [`Jws::verify_document`] makes one).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedDocument {
+    payload: Vec<u8>,
+    claims: ValidClaims,
+    signatures: Vec<VerifiedSignature>,
+    format: JwsFormat,
+}
+
+impl VerifiedDocument {
     /// The decoded payload bytes (the metadata JSON).
-    pub payload: Vec<u8>,
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The decoded payload bytes, without copying them.
+    pub fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+
     /// The effective claims (payload over header) that passed the policy.
-    pub claims: ValidClaims,
+    pub fn claims(&self) -> &ValidClaims {
+        &self.claims
+    }
+
     /// The verified signatures whose claims passed, in document order (at least one).
-    pub signatures: Vec<VerifiedSignature>,
+    pub fn signatures(&self) -> &[VerifiedSignature] {
+        &self.signatures
+    }
+
     /// The serialization the document used.
-    pub format: JwsFormat,
+    pub fn format(&self) -> JwsFormat {
+        self.format
+    }
 }
 
 /// Why a JWS was refused. Messages name the signature index and header member.

@@ -222,7 +222,7 @@ impl GnapService {
         let facts = TokenFacts {
             issuer: &config.issuer,
             audience: config.audience.as_deref(),
-            source: snapshot.claims().iss.as_deref(),
+            source: snapshot.claims().iss(),
             now,
             lifetime_secs,
             requested_access: &grant.access,

@@ -58,7 +58,7 @@ pub use jwk::{Algorithm, JwkError, Jwks, PublicJwk, SigningKey};
 pub use jws::SignOptions;
 pub use jws::{Jws, JwsError, JwsFormat, ProtectedHeader, VerifiedSignature};
 pub use metadata::{Endpoint, Entity, Metadata};
-pub use names::Tag;
+pub use names::{OrganizationId, Tag};
 pub use pin::{CertThumbprint, Pin, PinError};
 pub use snapshot::{Snapshot, SnapshotCell, SnapshotSource};
 pub use store::MetadataStore;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use crate::jwk::{Algorithm, Jwks, SigningKey};
 use crate::jws::{JwsFormat, SignOptions, sign_metadata};
 use crate::metadata::{Endpoint, Entity, Issuer, Metadata, SAML_SCOPE_EXTENSION};
-use crate::names::Tag;
+use crate::names::{OrganizationId, Tag};
 use crate::pin::Pin;
 
 /// Options for [`init`].
@@ -389,7 +389,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         Entity {
             entity_id: school_id.to_owned(),
             organization: Some(school_org.to_owned()),
-            organization_id: Some("SE2120009999".to_owned()),
+            organization_id: OrganizationId::new("SE2120009999").ok(),
             issuers: vec![issuer(&school_server), issuer(&school_client)],
             servers: vec![endpoint(
                 "SS 12000 API",
@@ -413,7 +413,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         Entity {
             entity_id: supplier_id.to_owned(),
             organization: Some(supplier_org.to_owned()),
-            organization_id: Some("SE5566000001".to_owned()),
+            organization_id: OrganizationId::new("SE5566000001").ok(),
             issuers: vec![issuer(&supplier_ca)],
             servers: vec![endpoint(
                 "SS 12000 API (supplier)",
@@ -429,7 +429,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         Entity {
             entity_id: authority_id.to_owned(),
             organization: Some(authority_org.to_owned()),
-            organization_id: Some("SE2021004185".to_owned()),
+            organization_id: OrganizationId::new("SE2021004185").ok(),
             issuers: vec![issuer(&authserver)],
             servers: vec![endpoint(
                 "Authorization server (GNAP)",
@@ -679,7 +679,8 @@ pub fn synthetic_metadata(
         .map(|i| Entity {
             entity_id: format!("https://member{i}.synthetic.example/fedtls"),
             organization: Some(format!("Syntetisk medlem {i} AB")),
-            organization_id: Some(format!("SE{:010}", 5_560_000_000u64 + i as u64)),
+            organization_id: OrganizationId::new(&format!("SE{:010}", 5_560_000_000u64 + i as u64))
+                .ok(),
             issuers: (0..2)
                 .map(|k| Issuer {
                     certificate: pool[(2 * i + k) % pool.len()].clone(),

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use fedtls::OrganizationId;
 use fedtls::index::Role;
 use fedtls::jwk::Jwks;
 use fedtls::pin::Pin;
@@ -271,7 +272,8 @@ fn index_answers_the_fixture_lookups() {
                 let found = found.unwrap_or_else(|| panic!("{pin:?} ({role}) not found"));
                 assert_eq!(found.entity.entity_id, entity_id);
                 if let Some(org) = lookup["organization_id"].as_str() {
-                    assert_eq!(found.entity.organization_id.as_deref(), Some(org));
+                    let found_org = found.entity.organization_id.as_ref();
+                    assert_eq!(found_org.map(OrganizationId::as_str), Some(org));
                 }
             }
             None => assert!(found.is_none(), "{pin:?} ({role}) must not be found"),
@@ -288,7 +290,8 @@ fn index_answers_the_fixture_lookups() {
             "tag {tag}"
         );
     }
-    assert_eq!(index.entities_by_organization_id("SE2021004185").len(), 1);
+    let org: OrganizationId = "SE2021004185".parse().unwrap();
+    assert_eq!(index.entities_by_organization_id(&org).len(), 1);
     let scoped: Vec<_> = index.entities_by_scope("Skola.Angelholm.Example").collect();
     assert_eq!(scoped.len(), 1);
     assert_eq!(scoped[0].entity_id, "https://interop-angelholm.example");

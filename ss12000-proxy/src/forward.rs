@@ -368,7 +368,7 @@ impl Forwarder {
         if let Some(id) = &peer.organization_id {
             add(
                 names::ORGANIZATION_ID,
-                encode(id, h.organization_id_encoding),
+                encode(id.as_str(), h.organization_id_encoding),
             );
         }
         add(
@@ -596,8 +596,8 @@ mod tests {
         let mut peer = PeerIdentity {
             entity_id: "https://a.example".into(),
             organization: Some("Old name AB".into()),
-            organization_id: Some("SE5566000001".into()),
-            tags: vec!["egilv1".into()],
+            organization_id: Some("SE5566000001".parse().unwrap()),
+            tags: vec!["egilv1".parse().unwrap()],
             scopes: vec![],
             pin: fedtls::Pin::of_spki(b"key"),
             generation: 1,

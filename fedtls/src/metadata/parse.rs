@@ -20,7 +20,7 @@ use super::model::{Endpoint, Entity, Issuer, Metadata, RejectedEntity, SAML_SCOP
 use crate::claims::{Claims, ClaimsError};
 use crate::der;
 use crate::encoding::{b64_decode, pem_decode};
-use crate::names::Tag;
+use crate::names::{OrganizationId, Tag};
 use crate::pin::{Pin, truncate_for_message};
 
 /// Why a payload was refused as a whole.
@@ -447,7 +447,9 @@ impl<'de> Deserialize<'de> for Entity {
                         }
                         "organization_id" => {
                             seen.mark(4, &key)?;
-                            organization_id = optional_string(&mut map, "organization_id")?;
+                            organization_id = map
+                                .next_value::<Option<OrganizationId>>()
+                                .map_err(|e| nested("organization_id", e))?;
                         }
                         "issuers" => {
                             seen.mark(8, &key)?;
@@ -841,6 +843,38 @@ mod tests {
 
         let reason = entity_reason(serde_json::json!({"entity_id": 7, "issuers": []}));
         assert!(reason.starts_with("entity_id: invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn organization_ids_are_typed_and_liberal() {
+        let parse = |id: serde_json::Value| {
+            let doc = serde_json::json!({"version": "1.0.0", "entities": [
+                {"entity_id": "https://x.example", "organization_id": id, "issuers": []}
+            ]});
+            parse_payload(doc.to_string().as_bytes(), 1).unwrap()
+        };
+        for id in ["SE2021004185", "NO 987 654 321", "urn:example:org:7"] {
+            let md = parse(serde_json::json!(id));
+            assert_eq!(md.entities[0].organization_id.as_ref().unwrap(), id);
+        }
+        assert!(
+            parse(serde_json::Value::Null).entities[0]
+                .organization_id
+                .is_none()
+        );
+        for bad in [
+            serde_json::json!(""),
+            serde_json::json!("SE\n1"),
+            serde_json::json!(7),
+        ] {
+            let md = parse(bad.clone());
+            assert!(md.entities.is_empty(), "{bad}");
+            assert!(
+                md.rejected[0].reason.starts_with("organization_id: "),
+                "{}",
+                md.rejected[0].reason
+            );
+        }
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub fn claims(entity: &Entity, facts: &TokenFacts<'_>) -> Map<String, Value> {
         "organization_id".into(),
         entity
             .organization_id
-            .clone()
-            .map_or(Value::Null, Value::String),
+            .as_ref()
+            .map_or(Value::Null, |id| Value::from(id.as_str())),
     );
     claims.insert(
         "scopes".into(),
@@ -100,7 +100,7 @@ mod tests {
         let entity = Entity {
             entity_id: "https://e".into(),
             organization: Some("Org".into()),
-            organization_id: Some("SE2120009999".into()),
+            organization_id: Some("SE2120009999".parse().unwrap()),
             issuers: vec![],
             servers: vec![],
             clients: vec![],

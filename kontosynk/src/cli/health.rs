@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedtls::OrganizationId;
 use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
 use kontosynk_client::discovery::ServerQuery;
@@ -45,7 +46,7 @@ pub struct Args {
     entity: Option<String>,
     /// Only the servers of entities with this organization id.
     #[arg(long, value_name = "ID")]
-    organization_id: Option<String>,
+    organization_id: Option<OrganizationId>,
     /// Servers checked at once.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,

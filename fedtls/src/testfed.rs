@@ -15,11 +15,11 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use serde_json::{Map, Value, json};
 
-use crate::jwk::{Algorithm, Jwks, SigningKey};
-use crate::jws::{JwsFormat, SignOptions, sign_metadata};
+use crate::jwk::{Algorithm, JwkError, Jwks, SigningKey};
+use crate::jws::{JwsError, JwsFormat, SignOptions, sign_metadata};
 use crate::metadata::{Endpoint, Entity, Issuer, Metadata, SAML_SCOPE_EXTENSION};
 use crate::names::{OrganizationId, Tag};
-use crate::pin::Pin;
+use crate::pin::{Pin, PinError};
 
 /// Options for [`init`].
 #[derive(Debug, Clone)]
@@ -93,9 +93,18 @@ pub enum TestFedError {
     /// Certificate or key generation failed.
     #[error("certificate generation failed: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// The signing key could not be made.
+    #[error("signing failed: {0}")]
+    Key(#[from] JwkError),
     /// Signing failed.
     #[error("signing failed: {0}")]
-    Signing(String),
+    Signing(#[from] JwsError),
+    /// The metadata model did not serialize to a JSON object.
+    #[error("signing failed: metadata did not serialize to an object")]
+    NotAnObject,
+    /// A generated certificate could not be pinned.
+    #[error("pinning a generated certificate failed: {0}")]
+    Pin(#[from] PinError),
 }
 
 /// One certificate holder of the test federation.
@@ -453,14 +462,11 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         extra: Map::new(),
     };
 
-    let signing_key = SigningKey::generate(options.algorithm, "test-federation-1")
-        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let signing_key = SigningKey::generate(options.algorithm, "test-federation-1")?;
     let payload = match serde_json::to_value(&metadata) {
         Ok(Value::Object(map)) => map,
         _ => {
-            return Err(TestFedError::Signing(
-                "metadata did not serialize to an object".into(),
-            ));
+            return Err(TestFedError::NotAnObject);
         }
     };
     let jws = sign_metadata(
@@ -473,8 +479,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             format: JwsFormat::General,
             default_cache_ttl: 3600,
         },
-    )
-    .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    )?;
 
     let signing_key_path = out.write(
         "federation-signing-key.jwk",
@@ -522,8 +527,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             cert: cert_path,
             key: key_path,
             chain,
-            pin: Pin::of_certificate(&cert.der)
-                .map_err(|e| TestFedError::Signing(e.to_string()))?,
+            pin: Pin::of_certificate(&cert.der)?,
             base_uri: base_uri.map(str::to_owned),
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         });
@@ -731,13 +735,10 @@ pub fn signed_synthetic_aggregate(
     let payload = match serde_json::to_value(&metadata) {
         Ok(Value::Object(map)) => map,
         _ => {
-            return Err(TestFedError::Signing(
-                "metadata did not serialize to an object".into(),
-            ));
+            return Err(TestFedError::NotAnObject);
         }
     };
-    let key = SigningKey::generate(Algorithm::Es256, "synthetic")
-        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let key = SigningKey::generate(Algorithm::Es256, "synthetic")?;
     let options = SignOptions {
         iss: "https://fed.synthetic.example".into(),
         lifetime_secs: 86_400,
@@ -745,7 +746,6 @@ pub fn signed_synthetic_aggregate(
         format: JwsFormat::General,
         default_cache_ttl: 3600,
     };
-    let jws = sign_metadata(&payload, &[&key], &options)
-        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let jws = sign_metadata(&payload, &[&key], &options)?;
     Ok((jws, Jwks::from_keys(vec![key.public_jwk()])))
 }

@@ -82,20 +82,20 @@ impl JwsFormat {
     }
 }
 
+/// A name that is not one of the [`JwsFormat`]s (truncated for display).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown JWS format {0:?} (expected general, flattened or compact)")]
+pub struct UnknownJwsFormat(pub String);
+
 impl FromStr for JwsFormat {
-    type Err = String;
+    type Err = UnknownJwsFormat;
 
     /// Parses `general`, `flattened` or `compact` (ASCII case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         [JwsFormat::General, JwsFormat::Flattened, JwsFormat::Compact]
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown JWS format {:?} (expected general, flattened or compact)",
-                    crate::pin::truncate_for_message(s)
-                )
-            })
+            .ok_or_else(|| UnknownJwsFormat(crate::pin::truncate_for_message(s)))
     }
 }
 

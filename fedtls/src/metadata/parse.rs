@@ -181,9 +181,9 @@ fn parse_entities(raw: &[&RawValue], threads: usize) -> Vec<Result<Entity, Entit
 }
 
 fn parse_entity(text: &str) -> Result<Entity, EntityProblem> {
-    serde_json::from_str::<Entity>(text).map_err(|err| EntityProblem {
-        entity_id: entity_id_of(text),
-        reason: strip_position(&err.to_string()),
+    parse_entity_json(text).map_err(|err| EntityProblem {
+        entity_id: err.entity_id,
+        reason: err.reason,
     })
 }
 
@@ -743,9 +743,28 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
-/// Lets callers parse one entity object on its own (for example a member's upload).
-pub fn parse_entity_json(text: &str) -> Result<Entity, String> {
-    parse_entity(text).map_err(|p| p.reason)
+/// Why one entity object could not be parsed ([`parse_entity_json`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct EntityParseError {
+    /// The entity's `entity_id`, when it had a readable one.
+    pub entity_id: Option<String>,
+    /// What was wrong, with the member path inside the entity (as in
+    /// [`RejectedEntity::reason`]).
+    pub reason: String,
+    /// The JSON error (with the line and column in `text`).
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Lets callers parse one entity object on its own (for example a member's upload), with
+/// the same rules as an entity of a document.
+pub fn parse_entity_json(text: &str) -> Result<Entity, EntityParseError> {
+    serde_json::from_str::<Entity>(text).map_err(|source| EntityParseError {
+        entity_id: entity_id_of(text),
+        reason: strip_position(&source.to_string()),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -875,6 +894,17 @@ mod tests {
                 md.rejected[0].reason
             );
         }
+    }
+
+    #[test]
+    fn one_entity_parses_alone_and_keeps_the_json_error() {
+        let entity = parse_entity_json(r#"{"entity_id": "https://a.example", "issuers": []}"#);
+        assert_eq!(entity.unwrap().entity_id, "https://a.example");
+        let err = parse_entity_json(r#"{"entity_id": "https://a.example"}"#).unwrap_err();
+        assert_eq!(err.entity_id.as_deref(), Some("https://a.example"));
+        assert!(err.to_string().contains("issuers is required"), "{err}");
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("line 1"), "{source}");
     }
 
     #[test]

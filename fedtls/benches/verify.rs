@@ -26,7 +26,7 @@ fn verify_aggregate(c: &mut Criterion) {
     group.bench_function("verify_parse_index_5000_entities", |b| {
         b.iter_with_large_drop(|| {
             let verified = verify_metadata(black_box(&document), &jwks, &options).expect("ok");
-            assert_eq!(verified.index.entities().len(), 5_000);
+            assert_eq!(verified.index().entities().len(), 5_000);
             verified
         })
     });

@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "document {size} bytes, {} entities; peak heap {peak} bytes = {:.2}x the document; \
          retained {retained} bytes = {:.2}x (input included)",
-        verified.index.entities().len(),
+        verified.index().entities().len(),
         peak as f64 / size as f64,
         retained as f64 / size as f64
     );

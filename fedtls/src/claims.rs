@@ -265,16 +265,37 @@ impl Default for ClaimsPolicy {
 }
 
 /// Claims that passed [`ClaimsPolicy::check`]; `exp` is always present.
+///
+/// Only a check makes one ([`ClaimsPolicy::check`], or verifying a document), so holding
+/// `ValidClaims` means the claims were acceptable at the time of the check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ValidClaims {
+    iat: Option<i64>,
+    exp: i64,
+    nbf: Option<i64>,
+    iss: Option<String>,
+}
+
+impl ValidClaims {
     /// Issued at, if given.
-    pub iat: Option<i64>,
+    pub fn iat(&self) -> Option<i64> {
+        self.iat
+    }
+
     /// Expiration time: the document must not be used at or after it.
-    pub exp: i64,
+    pub fn exp(&self) -> i64 {
+        self.exp
+    }
+
     /// Not before, if given.
-    pub nbf: Option<i64>,
+    pub fn nbf(&self) -> Option<i64> {
+        self.nbf
+    }
+
     /// Issuer, if given.
-    pub iss: Option<String>,
+    pub fn iss(&self) -> Option<&str> {
+        self.iss.as_deref()
+    }
 }
 
 impl ClaimsPolicy {

@@ -4,13 +4,13 @@
 
 /// One DER element: its tag byte, the whole encoding and the contents.
 #[derive(Debug, Clone, Copy)]
-pub struct Element<'a> {
+pub(crate) struct Element<'a> {
     /// The identifier octet (only single-byte tags are supported, which is all X.509 uses).
-    pub tag: u8,
+    pub(crate) tag: u8,
     /// Tag, length and contents.
-    pub raw: &'a [u8],
+    pub(crate) raw: &'a [u8],
     /// The contents octets.
-    pub contents: &'a [u8],
+    pub(crate) contents: &'a [u8],
 }
 
 /// A DER framing problem, with the byte offset where it was found.
@@ -24,7 +24,7 @@ pub struct DerError {
 }
 
 /// Reads consecutive elements from a byte slice.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
     base: usize,
@@ -32,7 +32,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// Starts reading at the beginning of `input`.
-    pub fn new(input: &'a [u8]) -> Self {
+    pub(crate) fn new(input: &'a [u8]) -> Self {
         Self {
             input,
             pos: 0,
@@ -49,7 +49,7 @@ impl<'a> Reader<'a> {
     }
 
     /// True when every byte has been consumed.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos >= self.input.len()
     }
 
@@ -61,7 +61,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next element, whatever its tag.
-    pub fn any(&mut self) -> Result<Element<'a>, DerError> {
+    pub(crate) fn any(&mut self) -> Result<Element<'a>, DerError> {
         let rest = &self.input[self.pos..];
         let (&tag, after_tag) = rest.split_first().ok_or(self.error("unexpected end"))?;
         if tag & 0x1f == 0x1f {
@@ -106,7 +106,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next element and requires the given tag.
-    pub fn expect(&mut self, tag: u8, what: &'static str) -> Result<Element<'a>, DerError> {
+    pub(crate) fn expect(&mut self, tag: u8, what: &'static str) -> Result<Element<'a>, DerError> {
         let at = self.pos;
         let element = self.any()?;
         if element.tag != tag {
@@ -117,7 +117,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Enters a constructed element (SEQUENCE and friends) to read its children.
-    pub fn enter(&self, element: &Element<'a>) -> Reader<'a> {
+    pub(crate) fn enter(&self, element: &Element<'a>) -> Reader<'a> {
         let offset = element.raw.as_ptr() as usize - self.input.as_ptr() as usize;
         Reader::nested(element, self.base + offset)
     }
@@ -130,18 +130,14 @@ const EXPLICIT_0: u8 = 0xa0;
 
 /// The parts of a certificate that the hot path needs, borrowed from the DER.
 #[derive(Debug, Clone, Copy)]
-pub struct CertificateParts<'a> {
+pub(crate) struct CertificateParts<'a> {
     /// The DER of the SubjectPublicKeyInfo (what RFC 7469 pins hash).
-    pub spki: &'a [u8],
-    /// The DER of the subject Name.
-    pub subject: &'a [u8],
-    /// The DER of the issuer Name.
-    pub issuer: &'a [u8],
+    pub(crate) spki: &'a [u8],
 }
 
 /// Checks the X.509 framing of `der` (Certificate ::= SEQUENCE { tbs, algorithm, signature })
-/// and returns the SubjectPublicKeyInfo, subject and issuer. Trailing bytes are an error.
-pub fn certificate_parts(der: &[u8]) -> Result<CertificateParts<'_>, DerError> {
+/// and returns the SubjectPublicKeyInfo. Trailing bytes are an error.
+pub(crate) fn certificate_parts(der: &[u8]) -> Result<CertificateParts<'_>, DerError> {
     let mut top = Reader::new(der);
     let cert = top.expect(SEQUENCE, "certificate is not a SEQUENCE")?;
     if !top.is_empty() {
@@ -163,15 +159,11 @@ pub fn certificate_parts(der: &[u8]) -> Result<CertificateParts<'_>, DerError> {
         return Err(tbs_reader.error("serialNumber is not an INTEGER"));
     }
     tbs_reader.expect(SEQUENCE, "signature algorithm is not a SEQUENCE")?;
-    let issuer = tbs_reader.expect(SEQUENCE, "issuer is not a SEQUENCE")?;
+    tbs_reader.expect(SEQUENCE, "issuer is not a SEQUENCE")?;
     tbs_reader.expect(SEQUENCE, "validity is not a SEQUENCE")?;
-    let subject = tbs_reader.expect(SEQUENCE, "subject is not a SEQUENCE")?;
+    tbs_reader.expect(SEQUENCE, "subject is not a SEQUENCE")?;
     let spki = tbs_reader.expect(SEQUENCE, "subjectPublicKeyInfo is not a SEQUENCE")?;
-    Ok(CertificateParts {
-        spki: spki.raw,
-        subject: subject.raw,
-        issuer: issuer.raw,
-    })
+    Ok(CertificateParts { spki: spki.raw })
 }
 
 #[cfg(test)]

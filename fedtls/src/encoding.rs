@@ -1,4 +1,5 @@
-//! Base64 flavours used by JOSE, RFC 7469 pins and PEM, in one place so every module decodes alike.
+//! Base64 flavours used by JOSE, RFC 7469 pins and PEM, in one place so every module of this
+//! crate decodes alike (crate-private plumbing: other crates use `base64` directly).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -17,27 +18,27 @@ const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Encodes as base64url without padding (JOSE).
-pub fn b64url_encode(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn b64url_encode(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Decodes base64url (JOSE); padding is tolerated, any other deviation is an error.
-pub fn b64url_decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, base64::DecodeError> {
+pub(crate) fn b64url_decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, base64::DecodeError> {
     URL_LENIENT.decode(text)
 }
 
 /// Encodes as standard base64 with padding (RFC 7469 pins, PEM bodies).
-pub fn b64_encode(bytes: impl AsRef<[u8]>) -> String {
+pub(crate) fn b64_encode(bytes: impl AsRef<[u8]>) -> String {
     STANDARD.encode(bytes)
 }
 
 /// Decodes standard base64, padding optional.
-pub fn b64_decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, base64::DecodeError> {
+pub(crate) fn b64_decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, base64::DecodeError> {
     STANDARD_LENIENT.decode(text)
 }
 
 /// Wraps DER bytes as a PEM block with 64-column lines and a trailing newline.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
     let body = b64_encode(der);
     let mut out = String::with_capacity(body.len() + body.len() / 64 + 2 * label.len() + 40);
     out.push_str("-----BEGIN ");
@@ -59,7 +60,7 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
 /// Metadata embeds thousands of public certificates; this decoder is several times faster
 /// than a constant-time one, which buys nothing for public data. Use `rustls-pki-types` for
 /// private keys. Lines may end in `\n` or `\r\n`; spaces and tabs around lines are ignored.
-pub fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
+pub(crate) fn pem_decode(text: &str, label: &str) -> Option<Vec<u8>> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = text.find(&begin)? + begin.len();

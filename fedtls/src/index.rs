@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use crate::metadata::{Endpoint, Entity, Metadata, RejectedEntity};
-use crate::names::Tag;
+use crate::names::{OrganizationId, Tag};
 use crate::pin::{CertThumbprint, Pin};
 
 /// Which side of a connection an endpoint is on.
@@ -68,7 +68,7 @@ pub struct Index {
     server_pins: HashMap<Pin, EndpointRef>,
     client_tags: HashMap<Tag, Vec<EndpointRef>>,
     server_tags: HashMap<Tag, Vec<EndpointRef>>,
-    by_organization_id: HashMap<Box<str>, Vec<u32>>,
+    by_organization_id: HashMap<OrganizationId, Vec<u32>>,
     by_scope: HashMap<Box<str>, Vec<u32>>,
     by_issuer_thumbprint: HashMap<CertThumbprint, Vec<u32>>,
     ambiguities: Vec<PinAmbiguity>,
@@ -113,7 +113,7 @@ impl Index {
             .or_insert(entity_index);
         if let Some(org) = &entity.organization_id {
             self.by_organization_id
-                .entry(org.as_str().into())
+                .entry(org.clone())
                 .or_default()
                 .push(entity_index);
         }
@@ -264,7 +264,7 @@ impl Index {
     /// Every entity with this `organization_id`, in document order.
     pub fn entities_by_organization_id<'a>(
         &'a self,
-        organization_id: &str,
+        organization_id: &OrganizationId,
     ) -> impl ExactSizeIterator<Item = &'a Entity> + 'a {
         self.entity_list(self.by_organization_id.get(organization_id))
     }

@@ -1,5 +1,7 @@
 //! JSON Web Keys (RFC 7517/7518) for the JWS algorithms MATF metadata may use, over
-//! `aws-lc-rs`: trust anchors ([`Jwks`], [`PublicJwk`]) and operator keys ([`SigningKey`]).
+//! `aws-lc-rs`: trust anchors ([`Jwks`], [`PublicJwk`]) and signing keys ([`SigningKey`]:
+//! loaded from a private JWK and used to sign in the core; generated with the `tooling`
+//! feature).
 //!
 //! Only asymmetric signature algorithms exist here ([`Algorithm`]): `none` and HMAC are not
 //! representable, so the alg-confusion attack (an HMAC "signature" keyed with public key
@@ -9,14 +11,18 @@ use std::fmt;
 use std::str::FromStr;
 
 use aws_lc_rs::digest;
+#[cfg(feature = "tooling")]
 use aws_lc_rs::encoding::{AsBigEndian, AsDer};
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPairComponents, KeySize, PublicKeyComponents};
+#[cfg(feature = "tooling")]
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::rsa::{KeyPairComponents, PublicKeyComponents};
 use aws_lc_rs::signature::{
     self, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, ParsedPublicKey, RsaKeyPair,
 };
 use serde_json::{Map, Value};
 
+#[cfg(feature = "tooling")]
 use crate::der;
 use crate::encoding::{b64url_decode, b64url_encode};
 use crate::pin::{sha256, truncate_for_message};
@@ -701,7 +707,8 @@ enum PrivateKey {
     Rsa(RsaKeyPair),
 }
 
-/// An operator's private signing key with its JOSE alg and kid.
+/// A private signing key with its JOSE alg and kid: the federation operator's, or a server's
+/// that issues tokens.
 pub struct SigningKey {
     key: PrivateKey,
     alg: Algorithm,
@@ -724,7 +731,8 @@ impl fmt::Debug for SigningKey {
 
 impl SigningKey {
     /// Generates a fresh key for `alg` (EC P-256/P-384, Ed25519, or 2048-bit RSA for
-    /// RS256/PS256).
+    /// RS256/PS256). Key generation is operator tooling: it needs the `tooling` feature.
+    #[cfg(feature = "tooling")]
     pub fn generate(alg: Algorithm, kid: &str) -> Result<SigningKey, JwkError> {
         match alg {
             Algorithm::Es256 | Algorithm::Es384 => {
@@ -988,6 +996,7 @@ struct RsaParts {
 }
 
 /// Extracts the RSAPrivateKey (RFC 8017 A.1.2) components from a PKCS#8 PrivateKeyInfo.
+#[cfg(feature = "tooling")]
 fn rsa_parts_from_pkcs8(pkcs8: &[u8]) -> Result<RsaParts, JwkError> {
     const SEQUENCE: u8 = 0x30;
     const INTEGER: u8 = 0x02;

@@ -11,6 +11,9 @@ use rustls_pki_types::pem::PemObject;
 use crate::der;
 use crate::encoding::{b64_decode, b64_encode, b64url_decode, b64url_encode};
 
+/// The DER framing problem behind [`PinError::BadCertificate`].
+pub use crate::der::DerError;
+
 /// An RFC 7469 pin: SHA-256 over the DER SubjectPublicKeyInfo of an end-entity certificate.
 ///
 /// Displayed and parsed as standard base64 with padding, the form metadata uses.

@@ -37,17 +37,17 @@ impl Snapshot {
 
     /// Lookups over the usable entities.
     pub fn index(&self) -> &Index {
-        &self.verified.index
+        self.verified.index()
     }
 
     /// The document's validated `iat`/`exp`/`nbf`/`iss`.
     pub fn claims(&self) -> &ValidClaims {
-        &self.verified.claims
+        self.verified.claims()
     }
 
     /// The signature that vouched for the document.
     pub fn signature(&self) -> &SignatureInfo {
-        &self.verified.signature
+        self.verified.signature()
     }
 
     /// Increases by one with every snapshot stored into the same cell.
@@ -67,17 +67,17 @@ impl Snapshot {
 
     /// The document's `exp` (Unix seconds): from then on it must not be trusted.
     pub fn expires_at(&self) -> i64 {
-        self.verified.claims.exp
+        self.verified.claims().exp()
     }
 
     /// True while `now` is before `exp`.
     pub fn is_valid_at(&self, now: i64) -> bool {
-        now < self.verified.claims.exp
+        now < self.verified.claims().exp()
     }
 
     /// The verified payload bytes, if they were kept (for writing a cache file).
     pub fn payload(&self) -> Option<&[u8]> {
-        self.verified.payload.as_deref()
+        self.verified.payload()
     }
 }
 
@@ -194,10 +194,34 @@ mod tests {
         assert_eq!(*changes.borrow_and_update(), 2);
     }
 
+    /// A document signed an hour ago for ten minutes, verified as of its signing time.
+    fn expired_snapshot() -> Snapshot {
+        use crate::jwk::{Algorithm, SigningKey};
+        use crate::jws::{SignOptions, sign_metadata};
+
+        let key = SigningKey::generate(Algorithm::Es256, "k").unwrap();
+        let signed_at = unix_now() - 3600;
+        let payload = serde_json::json!({"version": "1.0.0", "entities": []});
+        let options = SignOptions {
+            iss: "https://fed.example".into(),
+            lifetime_secs: 600,
+            now: signed_at,
+            ..SignOptions::default()
+        };
+        let document = sign_metadata(payload.as_object().unwrap(), &[&key], &options).unwrap();
+        let jwks = Jwks::from_keys(vec![key.public_jwk()]);
+        let options = VerifyOptions {
+            now: Some(signed_at),
+            ..VerifyOptions::default()
+        };
+        let verified = verify_metadata(document.as_bytes(), &jwks, &options).unwrap();
+        Snapshot::new(verified, "expired", 0)
+    }
+
     #[test]
     fn an_expired_snapshot_is_not_current() {
-        let mut snapshot = fixture_snapshot(None);
-        snapshot.verified.claims.exp = unix_now() - 1;
+        let snapshot = expired_snapshot();
+        assert!(snapshot.expires_at() < unix_now());
         let cell = SnapshotCell::with(snapshot);
         assert!(cell.current().is_none(), "fail closed at exp");
         assert!(cell.newest().is_some(), "still visible for status");

@@ -16,11 +16,11 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Map, Value, json};
 
-use crate::jwk::{Algorithm, Jwks, SigningKey};
-use crate::jws::{JwsFormat, SignOptions, sign_metadata};
+use crate::jwk::{Algorithm, JwkError, Jwks, SigningKey};
+use crate::jws::{JwsError, JwsFormat, SignOptions, sign_metadata};
 use crate::metadata::{Endpoint, Entity, Issuer, Metadata, SAML_SCOPE_EXTENSION};
-use crate::names::Tag;
-use crate::pin::Pin;
+use crate::names::{OrganizationId, Tag};
+use crate::pin::{Pin, PinError};
 
 /// Options for [`init`].
 #[derive(Debug, Clone)]
@@ -152,9 +152,18 @@ pub enum TestFedError {
     /// Certificate or key generation failed.
     #[error("certificate generation failed: {0}")]
     Certificate(#[from] rcgen::Error),
+    /// The signing key could not be made.
+    #[error("signing failed: {0}")]
+    Key(#[from] JwkError),
     /// Signing failed.
     #[error("signing failed: {0}")]
-    Signing(String),
+    Signing(#[from] JwsError),
+    /// The metadata model did not serialize to a JSON object.
+    #[error("signing failed: metadata did not serialize to an object")]
+    NotAnObject,
+    /// A generated certificate could not be pinned.
+    #[error("pinning a generated certificate failed: {0}")]
+    Pin(#[from] PinError),
     /// A key kept from an earlier run could not be used.
     #[error(
         "{path}: cannot reuse this key ({reason}); remove it to have a new one created, or do not keep keys"
@@ -341,8 +350,7 @@ impl Keys<'_> {
     /// The operator's signing key (a private JWK), and whether it is new.
     fn signing(&mut self, alg: Algorithm) -> Result<(SigningKey, bool), TestFedError> {
         let Some((path, json)) = self.kept(SIGNING_KEY_FILE)? else {
-            let key = SigningKey::generate(alg, "test-federation-1")
-                .map_err(|e| TestFedError::Signing(e.to_string()))?;
+            let key = SigningKey::generate(alg, "test-federation-1")?;
             return Ok((key, true));
         };
         let key = SigningKey::from_jwk_json(&json).map_err(|e| TestFedError::KeptKey {
@@ -573,7 +581,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         Entity {
             entity_id: school_id.to_owned(),
             organization: Some(school_org.to_owned()),
-            organization_id: Some("SE2120009999".to_owned()),
+            organization_id: OrganizationId::new("SE2120009999").ok(),
             issuers: vec![issuer(&school_server), issuer(&school_client)],
             servers: vec![endpoint(
                 "SS 12000 API",
@@ -597,7 +605,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         Entity {
             entity_id: supplier_id.to_owned(),
             organization: Some(supplier_org.to_owned()),
-            organization_id: Some("SE5566000001".to_owned()),
+            organization_id: OrganizationId::new("SE5566000001").ok(),
             issuers: vec![issuer(&supplier_ca)],
             servers: vec![endpoint(
                 "SS 12000 API (supplier)",
@@ -613,7 +621,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         Entity {
             entity_id: authority_id.to_owned(),
             organization: Some(authority_org.to_owned()),
-            organization_id: Some("SE2021004185".to_owned()),
+            organization_id: OrganizationId::new("SE2021004185").ok(),
             issuers: vec![issuer(&authserver)],
             servers: vec![endpoint(
                 "Authorization server (GNAP)",
@@ -640,9 +648,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     let payload = match serde_json::to_value(&metadata) {
         Ok(Value::Object(map)) => map,
         _ => {
-            return Err(TestFedError::Signing(
-                "metadata did not serialize to an object".into(),
-            ));
+            return Err(TestFedError::NotAnObject);
         }
     };
     let jws = sign_metadata(
@@ -655,8 +661,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             format: JwsFormat::General,
             default_cache_ttl: 3600,
         },
-    )
-    .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    )?;
 
     fs::create_dir_all(dir).map_err(|source| TestFedError::Io {
         path: dir.to_path_buf(),
@@ -714,8 +719,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             cert: cert_path,
             key: key_path,
             chain,
-            pin: Pin::of_certificate(&cert.der)
-                .map_err(|e| TestFedError::Signing(e.to_string()))?,
+            pin: Pin::of_certificate(&cert.der)?,
             base_uri: base_uri.map(str::to_owned),
             tags: tags.iter().map(|t| (*t).to_owned()).collect(),
         });
@@ -872,7 +876,8 @@ pub fn synthetic_metadata(
         .map(|i| Entity {
             entity_id: format!("https://member{i}.synthetic.example/fedtls"),
             organization: Some(format!("Syntetisk medlem {i} AB")),
-            organization_id: Some(format!("SE{:010}", 5_560_000_000u64 + i as u64)),
+            organization_id: OrganizationId::new(&format!("SE{:010}", 5_560_000_000u64 + i as u64))
+                .ok(),
             issuers: (0..2)
                 .map(|k| Issuer {
                     certificate: pool[(2 * i + k) % pool.len()].clone(),
@@ -923,13 +928,10 @@ pub fn signed_synthetic_aggregate(
     let payload = match serde_json::to_value(&metadata) {
         Ok(Value::Object(map)) => map,
         _ => {
-            return Err(TestFedError::Signing(
-                "metadata did not serialize to an object".into(),
-            ));
+            return Err(TestFedError::NotAnObject);
         }
     };
-    let key = SigningKey::generate(Algorithm::Es256, "synthetic")
-        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let key = SigningKey::generate(Algorithm::Es256, "synthetic")?;
     let options = SignOptions {
         iss: "https://fed.synthetic.example".into(),
         lifetime_secs: 86_400,
@@ -937,8 +939,7 @@ pub fn signed_synthetic_aggregate(
         format: JwsFormat::General,
         default_cache_ttl: 3600,
     };
-    let jws = sign_metadata(&payload, &[&key], &options)
-        .map_err(|e| TestFedError::Signing(e.to_string()))?;
+    let jws = sign_metadata(&payload, &[&key], &options)?;
     Ok((jws, Jwks::from_keys(vec![key.public_jwk()])))
 }
 

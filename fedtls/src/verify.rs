@@ -47,16 +47,37 @@ pub struct SignatureInfo {
 }
 
 /// A verified document: its index, its validated claims and the signature that vouched for it.
+///
+/// Only [`verify_metadata`] makes one, so holding a `VerifiedMetadata` means the document's
+/// signature and claims were checked.
 #[derive(Debug)]
 pub struct VerifiedMetadata {
-    /// Lookups over the usable entities (rejected ones are in `index.rejected()`).
-    pub index: Index,
+    index: Index,
+    claims: ValidClaims,
+    signature: SignatureInfo,
+    payload: Option<Vec<u8>>,
+}
+
+impl VerifiedMetadata {
+    /// Lookups over the usable entities (rejected ones are in [`Index::rejected`]).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
     /// `iat`/`exp`/`nbf`/`iss`, payload values taking precedence over the header's.
-    pub claims: ValidClaims,
+    pub fn claims(&self) -> &ValidClaims {
+        &self.claims
+    }
+
     /// The accepted signature.
-    pub signature: SignatureInfo,
+    pub fn signature(&self) -> &SignatureInfo {
+        &self.signature
+    }
+
     /// The verified payload bytes, when [`VerifyOptions::keep_payload`] was set.
-    pub payload: Option<Vec<u8>>,
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.payload.as_deref()
+    }
 }
 
 /// Why a document was refused as a whole.
@@ -106,10 +127,10 @@ pub fn verify_metadata(
         claims,
         signature: SignatureInfo {
             format: jws.format(),
-            index: accepted.index,
-            alg: accepted.header.alg,
-            kid: accepted.header.kid.clone(),
-            key_thumbprint: accepted.key_thumbprint.clone(),
+            index: accepted.index(),
+            alg: accepted.header().alg,
+            kid: accepted.header().kid.clone(),
+            key_thumbprint: accepted.key_thumbprint().to_owned(),
         },
         payload,
     })

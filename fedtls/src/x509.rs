@@ -177,21 +177,51 @@ pub fn inspect(cert_der: &[u8]) -> Result<CertInfo, X509Error> {
     })
 }
 
+/// Why [`signature_is_sane`] refuses a certificate's signature algorithm or key; the
+/// message says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnacceptableCrypto {
+    /// An MD2, MD4 or MD5 signature (the algorithm's name is given).
+    #[error(
+        "signed with {0}: MD5 signatures are forgeable; reissue the certificate with a SHA-256 signature"
+    )]
+    Md5Signature(String),
+    /// A SHA-1 signature (the algorithm's name is given).
+    #[error(
+        "signed with {0}: SHA-1 signatures are forgeable and refused by current TLS stacks; reissue the certificate with a SHA-256 signature"
+    )]
+    Sha1Signature(String),
+    /// Another signature algorithm the federation's TLS stacks do not accept.
+    #[error(
+        "signed with {0}, which is not a supported signature algorithm; use ecdsa-with-SHA256 (recommended), sha256WithRSAEncryption or Ed25519"
+    )]
+    UnsupportedSignature(String),
+    /// An RSA key shorter than 2048 bits (its size is given).
+    #[error("RSA key of {0} bits is too small: use at least 2048 bits, or an EC P-256 key")]
+    SmallRsaKey(u32),
+    /// An EC key on a curve other than P-256, P-384 or P-521.
+    #[error(
+        "EC key on curve {0}, which TLS peers do not support: use P-256 (recommended) or P-384"
+    )]
+    UnsupportedCurve(String),
+    /// A key type other than EC, RSA or Ed25519.
+    #[error(
+        "{0} public key is not supported by the federation's TLS stacks: use EC P-256 (recommended), RSA 2048+ or Ed25519"
+    )]
+    UnsupportedKey(String),
+}
+
 /// Checks that a certificate's signature algorithm and key are ones the federation's TLS
 /// stacks accept: no MD5 or SHA-1 signature, RSA keys of at least 2048 bits, EC keys on
 /// P-256, P-384 or P-521, or Ed25519. The error explains what is wrong and what to do.
-pub fn signature_is_sane(info: &CertInfo) -> Result<(), String> {
+pub fn signature_is_sane(info: &CertInfo) -> Result<(), UnacceptableCrypto> {
     let alg = info.signature_algorithm.as_str();
     let lower = alg.to_ascii_lowercase();
     if ["md2", "md4", "md5"].iter().any(|h| lower.contains(h)) {
-        return Err(format!(
-            "signed with {alg}: MD5 signatures are forgeable; reissue the certificate with a SHA-256 signature"
-        ));
+        return Err(UnacceptableCrypto::Md5Signature(alg.to_owned()));
     }
     if lower.contains("sha1") {
-        return Err(format!(
-            "signed with {alg}: SHA-1 signatures are forgeable and refused by current TLS stacks; reissue the certificate with a SHA-256 signature"
-        ));
+        return Err(UnacceptableCrypto::Sha1Signature(alg.to_owned()));
     }
     const GOOD: [&str; 11] = [
         "ecdsa-with-SHA256",
@@ -207,22 +237,14 @@ pub fn signature_is_sane(info: &CertInfo) -> Result<(), String> {
         "Ed448",
     ];
     if !GOOD.contains(&alg) {
-        return Err(format!(
-            "signed with {alg}, which is not a supported signature algorithm; use ecdsa-with-SHA256 (recommended), sha256WithRSAEncryption or Ed25519"
-        ));
+        return Err(UnacceptableCrypto::UnsupportedSignature(alg.to_owned()));
     }
     match &info.key {
-        KeyInfo::Rsa { bits } if *bits < 2048 => Err(format!(
-            "RSA key of {bits} bits is too small: use at least 2048 bits, or an EC P-256 key"
-        )),
+        KeyInfo::Rsa { bits } if *bits < 2048 => Err(UnacceptableCrypto::SmallRsaKey(*bits)),
         KeyInfo::Rsa { .. } | KeyInfo::Ed25519 => Ok(()),
         KeyInfo::Ec { curve } if ["P-256", "P-384", "P-521"].contains(&curve.as_str()) => Ok(()),
-        KeyInfo::Ec { curve } => Err(format!(
-            "EC key on curve {curve}, which TLS peers do not support: use P-256 (recommended) or P-384"
-        )),
-        KeyInfo::Other(name) => Err(format!(
-            "{name} public key is not supported by the federation's TLS stacks: use EC P-256 (recommended), RSA 2048+ or Ed25519"
-        )),
+        KeyInfo::Ec { curve } => Err(UnacceptableCrypto::UnsupportedCurve(curve.clone())),
+        KeyInfo::Other(name) => Err(UnacceptableCrypto::UnsupportedKey(name.clone())),
     }
 }
 
@@ -580,9 +602,13 @@ mod tests {
         let p256 = || KeyInfo::Ec {
             curve: "P-256".into(),
         };
-        let md5 = signature_is_sane(&info_with("md5WithRSAEncryption", p256())).unwrap_err();
+        let md5 = signature_is_sane(&info_with("md5WithRSAEncryption", p256()))
+            .unwrap_err()
+            .to_string();
         assert!(md5.contains("MD5"), "{md5}");
-        let sha1 = signature_is_sane(&info_with("sha1WithRSAEncryption", p256())).unwrap_err();
+        let sha1 = signature_is_sane(&info_with("sha1WithRSAEncryption", p256()))
+            .unwrap_err()
+            .to_string();
         assert!(sha1.contains("SHA-1"), "{sha1}");
         assert!(signature_is_sane(&info_with("ecdsa-with-SHA1", p256())).is_err());
         assert!(signature_is_sane(&info_with("rsassaPss-SHA1", p256())).is_err());
@@ -591,7 +617,8 @@ mod tests {
             "sha256WithRSAEncryption",
             KeyInfo::Rsa { bits: 1024 },
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(small.contains("1024"), "{small}");
         assert!(
             signature_is_sane(&info_with(
@@ -606,7 +633,8 @@ mod tests {
                 curve: "secp256k1".into(),
             },
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(curve.contains("secp256k1"), "{curve}");
         assert!(
             signature_is_sane(&info_with(

@@ -62,29 +62,29 @@ fn metadata_verifies_and_stays_valid_for_a_year() {
                  regenerate certs/ from the repository root with `{REGENERATE}` and commit it"
             )
         });
-    let left = verified.claims.exp - now();
+    let left = verified.claims().exp() - now();
     assert!(
         left >= YEAR,
         "certs/metadata.jws expires in {} days (exp {}); regenerate certs/ from the repository \
          root with `{REGENERATE}` and commit it",
         left / 86_400,
-        fedtls::claims::Rfc3339(verified.claims.exp)
+        fedtls::claims::Rfc3339(verified.claims().exp())
     );
-    assert_eq!(verified.claims.iss.as_deref(), Some(fed.iss.as_str()));
-    assert_eq!(verified.index.entities().len(), 3);
-    assert!(verified.index.rejected().is_empty());
+    assert_eq!(verified.claims().iss(), Some(fed.iss.as_str()));
+    assert_eq!(verified.index().entities().len(), 3);
+    assert!(verified.index().rejected().is_empty());
 
     // The signing key is the private half of the trust anchor.
     let key = SigningKey::from_jwk_json(&read(&fed.signing_key)).unwrap();
     assert_eq!(jwks.keys().len(), 1);
     assert_eq!(key.public_jwk().thumbprint(), jwks.keys()[0].thumbprint());
     assert_eq!(
-        verified.signature.key_thumbprint,
+        verified.signature().key_thumbprint,
         jwks.keys()[0].thumbprint()
     );
 
     // metadata.json is the payload that was signed.
-    let signed = serde_json::to_value(verified.index.metadata()).unwrap();
+    let signed = serde_json::to_value(verified.index().metadata()).unwrap();
     let plain: serde_json::Value = serde_json::from_slice(&read(&fed.metadata_json)).unwrap();
     assert_eq!(signed["entities"], plain["entities"]);
 }
@@ -95,7 +95,7 @@ fn every_pin_matches_the_manifest_the_metadata_and_the_readme() {
     let jwks = Jwks::from_json(&read(&fed.jwks)).unwrap();
     let verified =
         verify_metadata(&read(&fed.metadata_jws), &jwks, &VerifyOptions::default()).unwrap();
-    let index = &verified.index;
+    let index = verified.index();
     let readme = readme_table();
     assert_eq!(fed.parties.len(), 7);
     assert_eq!(
@@ -342,7 +342,7 @@ fn keep_keys_keeps_pins_and_jwks_and_without_it_everything_changes() {
         &VerifyOptions::default(),
     )
     .unwrap();
-    assert!(verified.claims.exp - now() > 9 * YEAR);
+    assert!(verified.claims().exp() - now() > 9 * YEAR);
 
     // A missing key is created; the others are still kept.
     std::fs::remove_file(dir.join("certs/authserver.key")).unwrap();

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use fedtls::OrganizationId;
 use fedtls::index::Role;
 use fedtls::jwk::Jwks;
 use fedtls::pin::Pin;
@@ -39,27 +40,27 @@ fn every_case_has_its_expected_outcome() {
             Some("ok") => {
                 let verified = result.unwrap_or_else(|e| panic!("{file}: refused: {e}"));
                 assert_eq!(
-                    verified.index.entities().len() as u64,
+                    verified.index().entities().len() as u64,
                     case["entities"].as_u64().expect("entities"),
                     "{file}"
                 );
-                assert!(verified.index.rejected().is_empty(), "{file}");
+                assert!(verified.index().rejected().is_empty(), "{file}");
                 assert_eq!(
-                    verified.claims.iss.as_deref(),
+                    verified.claims().iss(),
                     Some("https://interop.fed.example"),
                     "{file}"
                 );
-                assert_eq!(verified.claims.exp, 4_102_444_800, "{file}");
+                assert_eq!(verified.claims().exp(), 4_102_444_800, "{file}");
             }
             Some("partial") => {
                 let verified = result.unwrap_or_else(|e| panic!("{file}: refused: {e}"));
                 assert_eq!(
-                    verified.index.entities().len() as u64,
+                    verified.index().entities().len() as u64,
                     case["entities"].as_u64().expect("entities"),
                     "{file}"
                 );
                 assert_eq!(
-                    verified.index.rejected().len() as u64,
+                    verified.index().rejected().len() as u64,
                     case["rejected"].as_u64().expect("rejected"),
                     "{file}"
                 );
@@ -137,7 +138,7 @@ fn partial_document_names_each_left_out_entity() {
         &VerifyOptions::default(),
     )
     .expect("verifies");
-    let rejected = verified.index.rejected();
+    let rejected = verified.index().rejected();
     assert_eq!(rejected[0].index, 4);
     assert_eq!(
         rejected[0].entity_id.as_deref(),
@@ -162,7 +163,7 @@ fn partial_document_names_each_left_out_entity() {
     );
     // The first of the duplicates is the one kept, with its servers intact.
     let kept = verified
-        .index
+        .index()
         .entity("https://sis.interop-kommun.example")
         .expect("kept");
     assert_eq!(kept.servers.len(), 1);
@@ -177,7 +178,7 @@ fn rollover_verifies_with_either_trust_anchor() {
             &VerifyOptions::default(),
         )
         .unwrap_or_else(|e| panic!("{anchor}: {e}"));
-        assert_eq!(verified.index.entities().len(), 4);
+        assert_eq!(verified.index().entities().len(), 4);
     }
     // Only the ES256 key is trusted: documents signed by the others are refused.
     let narrow = jwks("jwks-es256-only.json");
@@ -251,7 +252,7 @@ fn index_answers_the_fixture_lookups() {
         &VerifyOptions::default(),
     )
     .expect("verifies");
-    let index = &verified.index;
+    let index = &verified.index();
     for lookup in expected["client_lookups"]
         .as_array()
         .expect("client_lookups")
@@ -271,7 +272,8 @@ fn index_answers_the_fixture_lookups() {
                 let found = found.unwrap_or_else(|| panic!("{pin:?} ({role}) not found"));
                 assert_eq!(found.entity.entity_id, entity_id);
                 if let Some(org) = lookup["organization_id"].as_str() {
-                    assert_eq!(found.entity.organization_id.as_deref(), Some(org));
+                    let found_org = found.entity.organization_id.as_ref();
+                    assert_eq!(found_org.map(OrganizationId::as_str), Some(org));
                 }
             }
             None => assert!(found.is_none(), "{pin:?} ({role}) must not be found"),
@@ -288,7 +290,8 @@ fn index_answers_the_fixture_lookups() {
             "tag {tag}"
         );
     }
-    assert_eq!(index.entities_by_organization_id("SE2021004185").len(), 1);
+    let org: OrganizationId = "SE2021004185".parse().unwrap();
+    assert_eq!(index.entities_by_organization_id(&org).len(), 1);
     let scoped: Vec<_> = index.entities_by_scope("Skola.Angelholm.Example").collect();
     assert_eq!(scoped.len(), 1);
     assert_eq!(scoped[0].entity_id, "https://interop-angelholm.example");
@@ -304,7 +307,7 @@ fn sunet_issuer_thumbprint_matches_self_signed_client() {
     )
     .expect("verifies");
     let entity = verified
-        .index
+        .index()
         .entity("https://sis.interop-kommun.example")
         .unwrap();
     let client = fedtls::CertThumbprint::of_pem(&read("certs/interop-sis-client.pem")).unwrap();

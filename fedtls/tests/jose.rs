@@ -6,11 +6,21 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use fedtls::claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
-use fedtls::encoding::{b64url_decode, b64url_encode};
 use fedtls::jwk::{Algorithm, Jwks, SigningKey};
 use fedtls::jws::{Jws, JwsError, JwsFormat, SignOptions, sign_metadata, sign_raw};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
+
+/// base64url without padding (JOSE), from the `base64` crate.
+fn b64url_encode(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn b64url_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text)
+}
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/interop");
 
@@ -159,19 +169,19 @@ fn every_fixture_case_is_decided_at_the_right_layer() {
                     .unwrap_or_else(|e| panic!("{file}: {e}"));
                 assert!(!verified.is_empty());
                 for signature in &verified {
-                    check_claims(&jws, &signature.header.claims, FIXTURE_NOW)
+                    check_claims(&jws, &signature.header().claims, FIXTURE_NOW)
                         .unwrap_or_else(|e| panic!("{file}: {e}"));
                 }
                 let document = jws
                     .verify_document(&jwks, &ClaimsPolicy::default(), FIXTURE_NOW)
                     .unwrap_or_else(|e| panic!("{file}: {e}"));
-                assert_eq!(document.claims.exp, 4_102_444_800, "{file}");
+                assert_eq!(document.claims().exp(), 4_102_444_800, "{file}");
                 assert_eq!(
-                    document.claims.iss.as_deref(),
+                    document.claims().iss(),
                     Some("https://interop.fed.example"),
                     "{file}"
                 );
-                let payload: Value = serde_json::from_slice(&document.payload).unwrap();
+                let payload: Value = serde_json::from_slice(document.payload()).unwrap();
                 assert!(payload["entities"].is_array(), "{file}");
             }
             "reject" => match reject_layer(file) {
@@ -193,7 +203,7 @@ fn every_fixture_case_is_decided_at_the_right_layer() {
                     let verified = jws
                         .verify_signatures(&jwks)
                         .unwrap_or_else(|e| panic!("{file}: signature should verify: {e}"));
-                    let err = check_claims(&jws, &verified[0].header.claims, FIXTURE_NOW)
+                    let err = check_claims(&jws, &verified[0].header().claims, FIXTURE_NOW)
                         .expect_err(file);
                     assert!(check(&err), "{file}: wrong error {err:?}");
                     match jws.verify_document(&jwks, &ClaimsPolicy::default(), FIXTURE_NOW) {
@@ -287,8 +297,8 @@ fn fixture_formats_and_key_selection() {
         assert_eq!(jws.format(), format, "{file}");
         let verified = jws.verify_signatures(&jwks).unwrap();
         assert_eq!(verified.len(), 1, "{file}");
-        assert_eq!(verified[0].header.alg, alg, "{file}");
-        assert_eq!(verified[0].key_thumbprint, thumbprint_of(kid), "{file}");
+        assert_eq!(verified[0].header().alg, alg, "{file}");
+        assert_eq!(verified[0].key_thumbprint(), thumbprint_of(kid), "{file}");
     }
 }
 
@@ -298,14 +308,14 @@ fn fixture_rollover_verifies_both_signatures_or_the_trusted_one() {
     let jws = Jws::parse(&bytes).unwrap();
     let both = jws.verify_signatures(&fixture_jwks()).unwrap();
     assert_eq!(both.len(), 2);
-    assert_eq!(both[0].header.kid.as_deref(), Some("interop-next"));
-    assert_eq!(both[1].header.kid.as_deref(), Some("interop-es256"));
+    assert_eq!(both[0].header().kid.as_deref(), Some("interop-next"));
+    assert_eq!(both[1].header().kid.as_deref(), Some("interop-es256"));
 
     let only_es256 = Jwks::from_json(&fixture("jwks-es256-only.json")).unwrap();
     let one = jws.verify_signatures(&only_es256).unwrap();
     assert_eq!(one.len(), 1);
-    assert_eq!(one[0].index, 1);
-    assert_eq!(one[0].header.kid.as_deref(), Some("interop-es256"));
+    assert_eq!(one[0].index(), 1);
+    assert_eq!(one[0].header().kid.as_deref(), Some("interop-es256"));
     // A document signed only by a key not in the trust anchor names the kid.
     let eddsa = fixture("signed/general-eddsa.jws");
     let err = Jws::parse(&eddsa)
@@ -324,8 +334,8 @@ fn fixture_crit_exp_and_kidless_header() {
     let crit = fixture("signed/general-crit-exp.jws");
     let jws = Jws::parse(&crit).unwrap();
     let verified = jws.verify_signatures(&jwks).unwrap();
-    assert_eq!(verified[0].header.crit, vec!["exp".to_owned()]);
-    assert_eq!(verified[0].header.claims.nbf, Some(1_795_294_209));
+    assert_eq!(verified[0].header().crit, vec!["exp".to_owned()]);
+    assert_eq!(verified[0].header().claims.nbf, Some(1_795_294_209));
 
     let no_kid = fixture("signed/no-kid-es256.jws");
     let jws = Jws::parse(&no_kid).unwrap();
@@ -339,7 +349,7 @@ fn fixture_payload_claims_win_over_header_claims() {
     let bytes = fixture("signed/payload-exp-wins.jws");
     let jws = Jws::parse(&bytes).unwrap();
     let verified = jws.verify_signatures(&jwks).unwrap();
-    assert_eq!(verified[0].header.claims.exp, Some(4_102_444_800));
+    assert_eq!(verified[0].header().claims.exp, Some(4_102_444_800));
     let err = jws
         .verify_document(&jwks, &ClaimsPolicy::default(), FIXTURE_NOW)
         .unwrap_err();
@@ -354,8 +364,8 @@ fn fixture_payload_claims_win_over_header_claims() {
     let document = jws
         .verify_document(&jwks, &ClaimsPolicy::default(), FIXTURE_NOW)
         .unwrap();
-    assert_eq!(document.claims.iat, Some(1_795_294_269));
-    assert_eq!(document.claims.exp, 4_102_444_800);
+    assert_eq!(document.claims().iat(), Some(1_795_294_269));
+    assert_eq!(document.claims().exp(), 4_102_444_800);
 }
 
 #[test]
@@ -435,13 +445,13 @@ fn round_trip_every_algorithm_and_format() {
             let document = jws
                 .verify_document(&jwks, &ClaimsPolicy::default(), now)
                 .unwrap_or_else(|e| panic!("{alg} {format}: {e}"));
-            assert_eq!(document.format, format);
-            assert_eq!(document.signatures.len(), 1);
+            assert_eq!(document.format(), format);
+            assert_eq!(document.signatures().len(), 1);
             assert_eq!(
-                document.signatures[0].key_thumbprint,
+                document.signatures()[0].key_thumbprint(),
                 key.public_jwk().thumbprint()
             );
-            let header = &document.signatures[0].header;
+            let header = document.signatures()[0].header();
             assert_eq!(header.alg, alg);
             assert_eq!(header.kid.as_deref(), Some(key.kid()));
             assert_eq!(
@@ -453,7 +463,7 @@ fn round_trip_every_algorithm_and_format() {
                     iss: Some("https://fed.example".into())
                 }
             );
-            let payload: Value = serde_json::from_slice(&document.payload).unwrap();
+            let payload: Value = serde_json::from_slice(document.payload()).unwrap();
             assert_eq!(payload["iat"], now);
             assert_eq!(payload["exp"], now + 3600);
             assert_eq!(payload["iss"], "https://fed.example");
@@ -497,14 +507,14 @@ fn multi_key_general_document() {
     assert_eq!(jws.signature_count(), 3);
     let all = jws.verify_signatures(&trust(&signers)).unwrap();
     assert_eq!(
-        all.iter().map(|s| s.index).collect::<Vec<_>>(),
+        all.iter().map(|s| s.index()).collect::<Vec<_>>(),
         vec![0, 1, 2]
     );
     // Members that trust only one key still accept the document.
     let only_eddsa = jws.verify_signatures(&trust(&[signers[1]])).unwrap();
     assert_eq!(only_eddsa.len(), 1);
-    assert_eq!(only_eddsa[0].index, 1);
-    assert_eq!(only_eddsa[0].header.alg, Algorithm::EdDsa);
+    assert_eq!(only_eddsa[0].index(), 1);
+    assert_eq!(only_eddsa[0].header().alg, Algorithm::EdDsa);
     // Flattened and compact hold one signature only.
     for format in [JwsFormat::Flattened, JwsFormat::Compact] {
         assert!(matches!(
@@ -632,7 +642,10 @@ fn crit_rules() {
     let document = jws
         .verify_document(&jwks, &ClaimsPolicy::default(), 1_800_000_000)
         .unwrap();
-    assert_eq!(document.signatures[0].header.crit, vec!["exp".to_owned()]);
+    assert_eq!(
+        document.signatures()[0].header().crit,
+        vec!["exp".to_owned()]
+    );
 
     let refused = [
         json!({"exp": 4_102_444_800_i64, "crit": ["x-custom"], "x-custom": 1}),
@@ -707,7 +720,7 @@ fn a_bad_signature_entry_does_not_hide_a_good_one() {
     let jws = Jws::parse(text.as_bytes()).unwrap();
     let verified = jws.verify_signatures(&trust(&[key])).unwrap();
     assert_eq!(verified.len(), 1);
-    assert_eq!(verified[0].index, 1);
+    assert_eq!(verified[0].index(), 1);
     // When nothing verifies, the most telling error is reported.
     let other = SigningKey::generate(Algorithm::Es256, key.kid()).unwrap();
     assert_eq!(
@@ -729,7 +742,7 @@ fn kidless_header_tries_every_fitting_key() {
         assert_eq!(jws.headers()[0].unwrap().kid, None);
         let verified = jws.verify_signatures(&jwks).unwrap();
         assert_eq!(
-            verified[0].key_thumbprint,
+            verified[0].key_thumbprint(),
             second.public_jwk().thumbprint(),
             "{format}"
         );
@@ -745,7 +758,7 @@ fn kidless_header_tries_every_fitting_key() {
         .unwrap()
         .verify_signatures(&jwks)
         .unwrap();
-    assert_eq!(verified[0].key_thumbprint, ed.public_jwk().thumbprint());
+    assert_eq!(verified[0].key_thumbprint(), ed.public_jwk().thumbprint());
     // No fitting key at all.
     let text = sign_raw(
         payload,
@@ -835,8 +848,8 @@ fn header_claims_and_policy() {
     assert_eq!(
         jws.verify_document(&jwks, &policy, 1600)
             .unwrap()
-            .claims
-            .exp,
+            .claims()
+            .exp(),
         5000
     );
     // Bad claim types: in the protected header at parse, in the payload at verify.
@@ -1190,9 +1203,9 @@ fn cli_keygen_sign_thumbprint() {
     let document = jws
         .verify_document(&jwks, &ClaimsPolicy::default(), now)
         .unwrap();
-    assert_eq!(document.claims.iss.as_deref(), Some("https://fed.example"));
-    assert!(document.claims.exp > now + 86_000);
-    let payload: Value = serde_json::from_slice(&document.payload).unwrap();
+    assert_eq!(document.claims().iss(), Some("https://fed.example"));
+    assert!(document.claims().exp() > now + 86_000);
+    let payload: Value = serde_json::from_slice(document.payload()).unwrap();
     assert_eq!(payload["cache_ttl"], 3600);
 
     // Compact from a file, with a custom lifetime and cache_ttl.
@@ -1225,8 +1238,8 @@ fn cli_keygen_sign_thumbprint() {
     let document = jws
         .verify_document(&jwks, &ClaimsPolicy::default(), now)
         .unwrap();
-    assert!(document.claims.exp <= now + 700);
-    let payload: Value = serde_json::from_slice(&document.payload).unwrap();
+    assert!(document.claims().exp() <= now + 700);
+    let payload: Value = serde_json::from_slice(document.payload()).unwrap();
     assert_eq!(payload["cache_ttl"], 120);
 
     // A payload that is not an object is refused, naming the file.

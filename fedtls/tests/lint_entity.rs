@@ -352,7 +352,10 @@ fn supplier_client_is_checked_against_the_entity_issuers() {
     let doc: Value = serde_json::from_slice(&fixture("metadata.json")).unwrap();
     let issuers = doc["entities"][1]["issuers"].as_array().unwrap().clone();
     let ca = fixture_certs("interop-supplier-client-ca.pem");
-    let ca_pem = fedtls::encoding::pem_encode("CERTIFICATE", &ca[0]);
+    let ca_pem = pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", ca[0].as_ref()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    );
     assert_eq!(
         issuers[0]["x509certificate"],
         ca_pem.as_str(),

@@ -88,7 +88,7 @@ proptest! {
             // Whitespace edits outside the signed strings are harmless; anything that still
             // verifies must carry exactly the signed payload.
             if let Ok(verified) = result {
-                prop_assert_eq!(verified.index.entities().len(), 4);
+                prop_assert_eq!(verified.index().entities().len(), 4);
             }
         }
     }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use fedtls::OrganizationId;
 use fedtls::index::Index;
 use fedtls::metadata::{Endpoint, Entity};
 use fedtls::pin::Pin;
@@ -20,7 +21,7 @@ pub struct ServerTarget {
     /// The entity's organization (legal name), if given.
     pub organization: Option<String>,
     /// The entity's organization id (`SE…`), if given.
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
     /// The server's `base_uri` (always `https`).
     #[serde(serialize_with = "serialize_url")]
     pub base_uri: Url,
@@ -148,7 +149,7 @@ pub struct SkippedServer {
     /// The entity's organization, if given.
     pub organization: Option<String>,
     /// The entity's organization id, if given.
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
     /// The server's raw `base_uri`, if any.
     pub base_uri: Option<String>,
     /// Position of the server in the entity's `servers`.
@@ -166,7 +167,7 @@ pub struct ServerQuery {
     /// Only servers carrying this tag (e.g. `egilv1`, `gnapv1`).
     pub tag: Option<String>,
     /// Only servers of entities with this organization id.
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
 }
 
 impl fmt::Display for ServerQuery {
@@ -265,8 +266,8 @@ impl ServerQuery {
     }
 
     /// Also require this organization id.
-    pub fn with_organization_id(mut self, organization_id: impl Into<String>) -> Self {
-        self.organization_id = Some(organization_id.into());
+    pub fn with_organization_id(mut self, organization_id: OrganizationId) -> Self {
+        self.organization_id = Some(organization_id);
         self
     }
 
@@ -281,7 +282,7 @@ impl ServerQuery {
         let mut found = Discovered::default();
         for entity in entities {
             if let Some(org) = &self.organization_id
-                && entity.organization_id.as_deref() != Some(org.as_str())
+                && entity.organization_id.as_ref() != Some(org)
             {
                 continue;
             }
@@ -368,7 +369,7 @@ mod tests {
             .select(index, Choice::Unique)
             .unwrap();
         assert_eq!(gnap.entity_id, AUTHORITY);
-        assert_eq!(gnap.organization_id.as_deref(), Some("SE2021004185"));
+        assert_eq!(gnap.organization_id.clone().unwrap(), "SE2021004185");
         assert_eq!(gnap.pins, vec![fed.fed.party("authserver").unwrap().pin]);
         assert_eq!(gnap.host(), "localhost");
         assert_eq!(gnap.port(), 7443);
@@ -381,7 +382,7 @@ mod tests {
             "https://localhost:9443/ss12000/"
         );
 
-        let org = ServerQuery::tag("egilv1").with_organization_id("SE2120009999");
+        let org = ServerQuery::tag("egilv1").with_organization_id("SE2120009999".parse().unwrap());
         let found = org.find(index);
         assert_eq!(found.servers.len(), 2);
         assert_eq!(found.servers[0].entity_id, SCHOOL);
@@ -394,7 +395,8 @@ mod tests {
         assert_eq!(org.select(index, Choice::First).unwrap().entity_id, SCHOOL);
 
         // Entity and organization must both match.
-        let mismatch = ServerQuery::entity(SCHOOL).with_organization_id("SE5566000001");
+        let mismatch =
+            ServerQuery::entity(SCHOOL).with_organization_id("SE5566000001".parse().unwrap());
         let error = mismatch.select(index, Choice::First).unwrap_err();
         assert!(matches!(error, DiscoveryError::NoMatch { .. }), "{error}");
 

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
+use fedtls::OrganizationId;
 use http::Method;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
@@ -18,7 +19,7 @@ use crate::response::{Body, BoxError};
 pub(crate) struct AccessLog {
     pub(crate) remote: SocketAddr,
     pub(crate) entity_id: String,
-    pub(crate) organization_id: Option<String>,
+    pub(crate) organization_id: Option<OrganizationId>,
     pub(crate) method: Method,
     pub(crate) path: String,
     pub(crate) status: u16,
@@ -54,7 +55,10 @@ impl LoggedBody {
                 target: "kontosynk::access",
                 remote = %entry.remote,
                 entity_id = entry.entity_id,
-                organization_id = entry.organization_id.as_deref().unwrap_or("-"),
+                organization_id = entry
+                    .organization_id
+                    .as_ref()
+                    .map_or("-", OrganizationId::as_str),
                 method = %entry.method,
                 path = entry.path,
                 status = entry.status,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use fedtls::jwk::Jwks;
 use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
 use fedtls::tls::{ReloadableCertResolver, load_cert_chain, load_private_key};
+use fedtls::{OrganizationId, Tag};
 
 use crate::{Limits, Policy, RateLimit, ServerBuilder, TrustedProxy};
 
@@ -40,10 +41,10 @@ pub struct ServeArgs {
     pub admin: Option<SocketAddr>,
     /// Allow only clients whose endpoint carries one of these tags (repeatable).
     #[arg(long = "client-tag", value_name = "TAG")]
-    pub client_tags: Vec<String>,
+    pub client_tags: Vec<Tag>,
     /// Allow only entities with one of these organization ids (repeatable).
     #[arg(long = "organization-id", value_name = "ID")]
-    pub organization_ids: Vec<String>,
+    pub organization_ids: Vec<OrganizationId>,
     /// Also require client certificates to chain to their entity's issuers.
     #[arg(long)]
     pub require_issuer_chain: bool,

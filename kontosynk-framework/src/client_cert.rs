@@ -4,8 +4,16 @@
 //! PEM (with its line breaks turned into spaces or tabs, as nginx's `$ssl_client_cert`),
 //! URL-encoded PEM (nginx's `$ssl_client_escaped_cert`) and bare single-line base64 DER.
 
-use fedtls::encoding::b64_decode;
+use base64::Engine as _;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use fedtls::pin::{Pin, PinError};
 use rustls_pki_types::CertificateDer;
+
+/// Standard base64 with padding optional (proxies differ on it).
+const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The header name (RFC 9440).
 pub const CLIENT_CERT_HEADER: &str = "client-cert";
@@ -31,7 +39,9 @@ pub fn parse_client_cert(value: &str) -> Result<CertificateDer<'static>, ClientC
         return Err(ClientCertError::Empty);
     }
     let der = if let Some(inner) = value.strip_prefix(':').and_then(|v| v.strip_suffix(':')) {
-        b64_decode(inner).map_err(|_| ClientCertError::Undecodable("RFC 9440 byte sequence"))?
+        BASE64
+            .decode(inner)
+            .map_err(|_| ClientCertError::Undecodable("RFC 9440 byte sequence"))?
     } else if value.starts_with("-----BEGIN%20") {
         let decoded = percent_encoding::percent_decode_str(value)
             .decode_utf8()
@@ -41,10 +51,17 @@ pub fn parse_client_cert(value: &str) -> Result<CertificateDer<'static>, ClientC
         decode_pem_like(value)?
     } else {
         let compact: String = value.split_ascii_whitespace().collect();
-        b64_decode(&compact).map_err(|_| ClientCertError::Undecodable("base64 DER"))?
+        BASE64
+            .decode(&compact)
+            .map_err(|_| ClientCertError::Undecodable("base64 DER"))?
     };
-    fedtls::der::certificate_parts(&der)
-        .map_err(|e| ClientCertError::NotACertificate(e.to_string()))?;
+    // Pinning the certificate checks its X.509 framing.
+    Pin::of_certificate(&der).map_err(|e| {
+        ClientCertError::NotACertificate(match e {
+            PinError::BadCertificate(framing) => framing.to_string(),
+            other => other.to_string(),
+        })
+    })?;
     Ok(CertificateDer::from(der))
 }
 
@@ -59,13 +76,26 @@ fn decode_pem_like(text: &str) -> Result<Vec<u8>, ClientCertError> {
         .find(END)
         .ok_or(ClientCertError::Undecodable("PEM without an END line"))?;
     let body: String = text[start..start + len].split_ascii_whitespace().collect();
-    b64_decode(body).map_err(|_| ClientCertError::Undecodable("PEM body is not base64"))
+    BASE64
+        .decode(body)
+        .map_err(|_| ClientCertError::Undecodable("PEM body is not base64"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fedtls::encoding::{b64_encode, pem_encode};
+    use base64::engine::general_purpose::STANDARD;
+
+    fn b64_encode(bytes: &[u8]) -> String {
+        STANDARD.encode(bytes)
+    }
+
+    fn pem_encode(label: &str, der: &[u8]) -> String {
+        pem::encode_config(
+            &pem::Pem::new(label, der),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        )
+    }
 
     fn cert() -> Vec<u8> {
         let path = concat!(

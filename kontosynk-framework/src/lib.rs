@@ -14,7 +14,7 @@
 //!
 //! let server = ServerBuilder::with_store(store)
 //!     .tls(resolver)
-//!     .policy(Policy { client_tags: vec!["egilv1".into()], ..Policy::default() })
+//!     .policy(Policy { client_tags: vec!["egilv1".parse().unwrap()], ..Policy::default() })
 //!     .bind("127.0.0.1:8443".parse().unwrap())
 //!     .await
 //!     .expect("bind");

@@ -1,15 +1,16 @@
 //! Access policy: which authenticated federation members may use a server.
 
 use fedtls::tls::PeerIdentity;
+use fedtls::{OrganizationId, Tag};
 
 /// Rules a client must meet after authentication. Every configured rule must pass; within
 /// one rule, any listed value suffices. An empty rule does not restrict.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// The client endpoint must carry at least one of these tags (e.g. `egilv1`).
-    pub client_tags: Vec<String>,
+    pub client_tags: Vec<Tag>,
     /// The client's entity must have one of these organization ids.
-    pub organization_ids: Vec<String>,
+    pub organization_ids: Vec<OrganizationId>,
     /// The client's entity must be one of these.
     pub entity_ids: Vec<String>,
     /// The client's entity must list at least one of these saml-scope domains.
@@ -41,8 +42,8 @@ impl Policy {
                 rule: "client_tags",
                 message: format!(
                     "the client endpoint must carry one of the tags [{}]; it has [{}]",
-                    self.client_tags.join(", "),
-                    peer.tags.join(", ")
+                    joined(&self.client_tags),
+                    joined(&peer.tags)
                 ),
             });
         }
@@ -56,8 +57,10 @@ impl Policy {
                 rule: "organization_ids",
                 message: format!(
                     "organization_id must be one of [{}]; it is {}",
-                    self.organization_ids.join(", "),
-                    peer.organization_id.as_deref().unwrap_or("absent")
+                    joined(&self.organization_ids),
+                    peer.organization_id
+                        .as_ref()
+                        .map_or("absent", OrganizationId::as_str)
                 ),
             });
         }
@@ -84,4 +87,13 @@ impl Policy {
         }
         Ok(())
     }
+}
+
+/// `a, b, c`, for messages.
+fn joined<T: AsRef<str>>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

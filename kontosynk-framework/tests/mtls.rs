@@ -417,7 +417,7 @@ async fn policy_rate_limit_and_body_limit() {
     let builder = ServerBuilder::new(fed.cell())
         .tls(fed.resolver("school-server"))
         .policy(Policy {
-            organization_ids: vec!["SE2120009999".into()],
+            organization_ids: vec!["SE2120009999".parse().unwrap()],
             ..Policy::default()
         })
         .rate_limit(RateLimit {

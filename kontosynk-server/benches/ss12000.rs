@@ -128,7 +128,7 @@ fn main() {
         let bound = ServerBuilder::new(cell)
             .tls(resolver)
             .policy(Policy {
-                client_tags: vec!["egilv1".into()],
+                client_tags: vec!["egilv1".parse().unwrap()],
                 ..Policy::default()
             })
             .bind("127.0.0.1:0".parse().unwrap())

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use fedtls::Pin;
+use fedtls::{OrganizationId, Pin, Tag};
 use kontosynk_framework::TrustedProxy;
 use serde::Deserialize;
 
@@ -88,10 +88,10 @@ pub struct FederationConfig {
 pub struct AccessConfig {
     /// The client endpoint must carry one of these tags.
     #[serde(default)]
-    pub client_tags: Vec<String>,
+    pub client_tags: Vec<Tag>,
     /// The entity must have one of these organization ids.
     #[serde(default)]
-    pub organization_ids: Vec<String>,
+    pub organization_ids: Vec<OrganizationId>,
     /// The entity must be one of these.
     #[serde(default)]
     pub entity_ids: Vec<String>,

@@ -311,7 +311,7 @@ impl Forwarder {
         if let Some(id) = &peer.organization_id {
             add(
                 names::ORGANIZATION_ID,
-                encode(id, h.organization_id_encoding),
+                encode(id.as_str(), h.organization_id_encoding),
             );
         }
         add(
@@ -345,9 +345,12 @@ impl Forwarder {
                 ClientCertFormat::Rfc9440 => Some(format!(":{}:", STANDARD.encode(der))),
                 ClientCertFormat::Base64Der => Some(STANDARD.encode(der)),
                 ClientCertFormat::PemSpaces => Some(
-                    fedtls::encoding::pem_encode("CERTIFICATE", der)
-                        .trim_end()
-                        .replace('\n', " "),
+                    pem::encode_config(
+                        &pem::Pem::new("CERTIFICATE", der),
+                        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+                    )
+                    .trim_end()
+                    .replace('\n', " "),
                 ),
             };
             if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
@@ -535,8 +538,8 @@ mod tests {
         let mut peer = PeerIdentity {
             entity_id: "https://a.example".into(),
             organization: Some("Old name AB".into()),
-            organization_id: Some("SE5566000001".into()),
-            tags: vec!["egilv1".into()],
+            organization_id: Some("SE5566000001".parse().unwrap()),
+            tags: vec!["egilv1".parse().unwrap()],
             scopes: vec![],
             pin: fedtls::Pin::of_spki(b"key"),
             generation: 1,

@@ -332,7 +332,7 @@ impl Servers {
         let school = party(federation, "school-server")?;
         let mut settings = serve_settings(federation, school, loopback(ports.school));
         settings.policy = Policy {
-            client_tags: vec!["egilv1".to_owned()],
+            client_tags: vec![fedtls::Tag::new("egilv1").map_err(CliError::failed)?],
             ..Policy::default()
         };
         let prepared = settings

@@ -66,7 +66,7 @@ pub async fn start(
         .tls(resolver)
         .optional_client_certificates(optional)
         .policy(Policy {
-            client_tags: vec!["egilv1".into()],
+            client_tags: vec!["egilv1".parse().unwrap()],
             ..Policy::default()
         })
         .bind("127.0.0.1:0".parse().unwrap())

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fedtls::encoding::{b64_encode, pem_encode};
 use fedtls::jwk::{Algorithm, Jwks, SigningKey};
 use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
 use fedtls::snapshot::{Snapshot, SnapshotCell};
@@ -24,6 +23,20 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
+
+/// Standard base64, from the `base64` crate.
+fn b64_encode(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A PEM block with `\n` line endings, from the `pem` crate.
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
 
 const SCHOOL: &str = "https://school.test.example";
 const SUPPLIER: &str = "https://supplier.test.example/moa";
@@ -101,7 +114,7 @@ fn federation() -> Fed {
     let document = sign_metadata(&map, &[&key], &options).unwrap().into_bytes();
     let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
     let verified = verify_metadata(&document, &jwks, &VerifyOptions::default()).unwrap();
-    assert!(verified.index.rejected().is_empty());
+    assert!(verified.index().rejected().is_empty());
     let cell = Arc::new(SnapshotCell::with(Snapshot::new(
         verified,
         "test",
@@ -427,7 +440,8 @@ async fn issues_verifiable_tokens_for_the_object_and_array_forms() {
     // A forged token (payload swapped) does not verify.
     let value = reply.body["access_token"]["value"].as_str().unwrap();
     let parts: Vec<&str> = value.split('.').collect();
-    let forged_claims = fedtls::encoding::b64url_encode(
+    let forged_claims = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
         json!({"iss": ISSUER, "entity_id": SUPPLIER, "exp": unix_now() + 100, "nbf": 0})
             .to_string(),
     );

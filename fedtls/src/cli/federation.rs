@@ -229,7 +229,7 @@ fn self_check(federation: &TestFederation) -> Result<usize, CliError> {
         &VerifyOptions::default(),
     )
     .map_err(|e| CliError::failed(format!("the new federation does not verify: {e}")))?;
-    Ok(verified.index.entities().len())
+    Ok(verified.index().entities().len())
 }
 
 #[cfg(test)]

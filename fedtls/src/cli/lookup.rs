@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use fedtls::OrganizationId;
 use fedtls::index::{EndpointMatch, Index, Role};
 use fedtls::metadata::{Endpoint, Entity};
 use fedtls::pin::Pin;
@@ -44,7 +45,7 @@ pub struct Args {
     role: Option<RoleArg>,
     /// Entities with this organization_id (e.g. SE2021004185).
     #[arg(long, value_name = "ID")]
-    organization_id: Option<String>,
+    organization_id: Option<OrganizationId>,
     /// Entities whose saml-scope extension lists this domain.
     #[arg(long, value_name = "DOMAIN")]
     scope: Option<String>,
@@ -169,7 +170,10 @@ fn print_found(found: &Found<'_>) {
     );
     println!(
         "organization_id: {}",
-        entity.organization_id.as_deref().unwrap_or("-")
+        entity
+            .organization_id
+            .as_ref()
+            .map_or("-", OrganizationId::as_str)
     );
     if !entity.scopes.is_empty() {
         println!("scopes:          {}", entity.scopes.join(", "));

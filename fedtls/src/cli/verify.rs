@@ -48,11 +48,11 @@ pub fn run(args: Args) -> CliResult {
 fn summary_json(verified: &Snapshot) -> serde_json::Value {
     let md = verified.index().metadata();
     serde_json::json!({
-        "iss": verified.claims().iss,
-        "iat": verified.claims().iat,
-        "exp": verified.claims().exp,
-        "nbf": verified.claims().nbf,
-        "expires_in": verified.claims().exp - unix_now(),
+        "iss": verified.claims().iss(),
+        "iat": verified.claims().iat(),
+        "exp": verified.claims().exp(),
+        "nbf": verified.claims().nbf(),
+        "expires_in": verified.claims().exp() - unix_now(),
         "kid": verified.signature().kid,
         "alg": verified.signature().alg.to_string(),
         "key_thumbprint": verified.signature().key_thumbprint,
@@ -69,12 +69,11 @@ fn summary_json(verified: &Snapshot) -> serde_json::Value {
 fn print_summary(verified: &Snapshot) {
     let claims = verified.claims();
     let sig = verified.signature();
-    let left = claims.exp - unix_now();
+    let left = claims.exp() - unix_now();
     println!(
         "OK: metadata{} verified with key {} ({}, {} JSON; key thumbprint {})",
         claims
-            .iss
-            .as_deref()
+            .iss()
             .map(|i| format!(" from {i}"))
             .unwrap_or_default(),
         sig.kid.as_deref().unwrap_or("(no kid)"),
@@ -82,12 +81,12 @@ fn print_summary(verified: &Snapshot) {
         sig.format,
         sig.key_thumbprint,
     );
-    if let Some(iat) = claims.iat {
+    if let Some(iat) = claims.iat() {
         println!("issued:  {}", rfc3339(iat));
     }
     println!(
         "expires: {} (in {})",
-        rfc3339(claims.exp),
+        rfc3339(claims.exp()),
         human_duration(left)
     );
     println!(

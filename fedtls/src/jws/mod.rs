@@ -13,7 +13,12 @@
 //! over header claims, [`ClaimsPolicy`](crate::claims::ClaimsPolicy)), or the lower-level
 //! [`Jws::verify_signatures`].
 //!
+//! Signing: [`sign_raw`] signs bytes with a loaded [`SigningKey`](crate::jwk::SigningKey)
+//! (what a server issuing tokens needs); signing federation metadata (`sign_metadata`,
+//! `SignOptions`) is operator tooling, behind the `tooling` feature.
+//!
 //! ```
+//! # #[cfg(feature = "tooling")] {
 //! use fedtls::claims::ClaimsPolicy;
 //! use fedtls::jwk::{Algorithm, Jwks, SigningKey};
 //! use fedtls::jws::{Jws, JwsFormat, SignOptions, sign_metadata};
@@ -32,7 +37,8 @@
 //! let trust = Jwks::from_keys(vec![key.public_jwk()]);
 //! let jws = Jws::parse(signed.as_bytes())?;
 //! let document = jws.verify_document(&trust, &ClaimsPolicy::default(), 1_800_000_060)?;
-//! assert_eq!(document.claims.exp, 1_800_086_400);
+//! assert_eq!(document.claims().exp(), 1_800_086_400);
+//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -48,7 +54,9 @@ mod sign;
 mod verify;
 
 pub use parse::MAX_SIGNATURES;
-pub use sign::{SignOptions, sign_metadata, sign_raw};
+pub use sign::sign_raw;
+#[cfg(feature = "tooling")]
+pub use sign::{SignOptions, sign_metadata};
 pub use verify::accepted_signatures;
 
 /// The three JWS serializations.
@@ -74,20 +82,20 @@ impl JwsFormat {
     }
 }
 
+/// A name that is not one of the [`JwsFormat`]s (truncated for display).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown JWS format {0:?} (expected general, flattened or compact)")]
+pub struct UnknownJwsFormat(pub String);
+
 impl FromStr for JwsFormat {
-    type Err = String;
+    type Err = UnknownJwsFormat;
 
     /// Parses `general`, `flattened` or `compact` (ASCII case-insensitive).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         [JwsFormat::General, JwsFormat::Flattened, JwsFormat::Compact]
             .into_iter()
             .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                format!(
-                    "unknown JWS format {:?} (expected general, flattened or compact)",
-                    crate::pin::truncate_for_message(s)
-                )
-            })
+            .ok_or_else(|| UnknownJwsFormat(crate::pin::truncate_for_message(s)))
     }
 }
 
@@ -110,28 +118,66 @@ pub struct ProtectedHeader {
     pub crit: Vec<String>,
 }
 
-/// A signature that verified with a trusted key.
+/// A signature that verified with a trusted key (only [`Jws::verify_signatures`] makes one).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedSignature {
-    /// Position of the signature in the document (0 for Flattened and Compact).
-    pub index: usize,
-    /// Its protected header.
-    pub header: ProtectedHeader,
-    /// RFC 7638 thumbprint of the trusted key that verified it.
-    pub key_thumbprint: String,
+    index: usize,
+    header: ProtectedHeader,
+    key_thumbprint: String,
 }
 
-/// A document whose signature and claims were both accepted ([`Jws::verify_document`]).
+impl VerifiedSignature {
+    /// Position of the signature in the document (0 for Flattened and Compact).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Its protected header.
+    pub fn header(&self) -> &ProtectedHeader {
+        &self.header
+    }
+
+    /// RFC 7638 thumbprint of the trusted key that verified it.
+    pub fn key_thumbprint(&self) -> &str {
+        &self.key_thumbprint
+    }
+}
+
+/// A document whose signature and claims were both accepted (only
+/// [`Jws::verify_document`] makes one).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VerifiedDocument {
+    payload: Vec<u8>,
+    claims: ValidClaims,
+    signatures: Vec<VerifiedSignature>,
+    format: JwsFormat,
+}
+
+impl VerifiedDocument {
     /// The decoded payload bytes (the metadata JSON).
-    pub payload: Vec<u8>,
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The decoded payload bytes, without copying them.
+    pub fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+
     /// The effective claims (payload over header) that passed the policy.
-    pub claims: ValidClaims,
+    pub fn claims(&self) -> &ValidClaims {
+        &self.claims
+    }
+
     /// The verified signatures whose claims passed, in document order (at least one).
-    pub signatures: Vec<VerifiedSignature>,
+    pub fn signatures(&self) -> &[VerifiedSignature] {
+        &self.signatures
+    }
+
     /// The serialization the document used.
-    pub format: JwsFormat,
+    pub fn format(&self) -> JwsFormat {
+        self.format
+    }
 }
 
 /// Why a JWS was refused. Messages name the signature index and header member.

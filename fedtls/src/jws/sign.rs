@@ -1,5 +1,6 @@
-//! Producing signed metadata (the operator's side), and a low-level signer for tests and
-//! tools that need unusual headers.
+//! Producing signed metadata (the operator's side, with the `tooling` feature), and the
+//! low-level signer it builds on: for servers that issue tokens, and for tests and tools that
+//! need unusual headers.
 
 use serde_json::{Map, Value};
 
@@ -8,6 +9,7 @@ use crate::encoding::b64url_encode;
 use crate::jwk::SigningKey;
 
 /// How [`sign_metadata`] stamps and serializes a document.
+#[cfg(feature = "tooling")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignOptions {
     /// The federation's issuer identifier, put in the payload and each protected header.
@@ -23,6 +25,7 @@ pub struct SignOptions {
     pub default_cache_ttl: u64,
 }
 
+#[cfg(feature = "tooling")]
 impl Default for SignOptions {
     fn default() -> Self {
         Self {
@@ -43,6 +46,7 @@ impl Default for SignOptions {
 /// header (older documents) or the payload (RFC 9932) agree. General syntax carries one
 /// signature per key (key rollover); Flattened and Compact need exactly one key. The
 /// result has no trailing newline.
+#[cfg(feature = "tooling")]
 pub fn sign_metadata(
     payload: &Map<String, Value>,
     keys: &[&SigningKey],

@@ -4,4 +4,4 @@ mod model;
 mod parse;
 
 pub use model::{Endpoint, Entity, Issuer, Metadata, RejectedEntity, SAML_SCOPE_EXTENSION};
-pub use parse::{DocumentError, parse_entity_json, parse_payload};
+pub use parse::{DocumentError, EntityParseError, parse_entity_json, parse_payload};

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::claims::Claims;
 use crate::encoding::pem_encode;
-use crate::names::Tag;
+use crate::names::{OrganizationId, Tag};
 use crate::pin::{CertThumbprint, Pin};
 
 /// The extension member that ties an entity to the DNS domains (school units) it may speak for.
@@ -52,8 +52,8 @@ pub struct Entity {
     pub entity_id: String,
     /// The member's legal name.
     pub organization: Option<String>,
-    /// Moa: `LLYYMMDDXXXX` (country code + organization number).
-    pub organization_id: Option<String>,
+    /// The member's organization id (Moa: `LLYYMMDDXXXX`, country code + organization number).
+    pub organization_id: Option<OrganizationId>,
     /// Root certificates of the entity's endpoint certificates (self-signed leaves list themselves).
     pub issuers: Vec<Issuer>,
     /// Servers the entity runs.

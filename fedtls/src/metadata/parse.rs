@@ -20,7 +20,7 @@ use super::model::{Endpoint, Entity, Issuer, Metadata, RejectedEntity, SAML_SCOP
 use crate::claims::{Claims, ClaimsError};
 use crate::der;
 use crate::encoding::{b64_decode, pem_decode};
-use crate::names::Tag;
+use crate::names::{OrganizationId, Tag};
 use crate::pin::{Pin, truncate_for_message};
 
 /// Why a payload was refused as a whole.
@@ -181,9 +181,9 @@ fn parse_entities(raw: &[&RawValue], threads: usize) -> Vec<Result<Entity, Entit
 }
 
 fn parse_entity(text: &str) -> Result<Entity, EntityProblem> {
-    serde_json::from_str::<Entity>(text).map_err(|err| EntityProblem {
-        entity_id: entity_id_of(text),
-        reason: strip_position(&err.to_string()),
+    parse_entity_json(text).map_err(|err| EntityProblem {
+        entity_id: err.entity_id,
+        reason: err.reason,
     })
 }
 
@@ -447,7 +447,9 @@ impl<'de> Deserialize<'de> for Entity {
                         }
                         "organization_id" => {
                             seen.mark(4, &key)?;
-                            organization_id = optional_string(&mut map, "organization_id")?;
+                            organization_id = map
+                                .next_value::<Option<OrganizationId>>()
+                                .map_err(|e| nested("organization_id", e))?;
                         }
                         "issuers" => {
                             seen.mark(8, &key)?;
@@ -741,9 +743,28 @@ impl<'de> Deserialize<'de> for Tag {
     }
 }
 
-/// Lets callers parse one entity object on its own (for example a member's upload).
-pub fn parse_entity_json(text: &str) -> Result<Entity, String> {
-    parse_entity(text).map_err(|p| p.reason)
+/// Why one entity object could not be parsed ([`parse_entity_json`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct EntityParseError {
+    /// The entity's `entity_id`, when it had a readable one.
+    pub entity_id: Option<String>,
+    /// What was wrong, with the member path inside the entity (as in
+    /// [`RejectedEntity::reason`]).
+    pub reason: String,
+    /// The JSON error (with the line and column in `text`).
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Lets callers parse one entity object on its own (for example a member's upload), with
+/// the same rules as an entity of a document.
+pub fn parse_entity_json(text: &str) -> Result<Entity, EntityParseError> {
+    serde_json::from_str::<Entity>(text).map_err(|source| EntityParseError {
+        entity_id: entity_id_of(text),
+        reason: strip_position(&source.to_string()),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -841,6 +862,49 @@ mod tests {
 
         let reason = entity_reason(serde_json::json!({"entity_id": 7, "issuers": []}));
         assert!(reason.starts_with("entity_id: invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn organization_ids_are_typed_and_liberal() {
+        let parse = |id: serde_json::Value| {
+            let doc = serde_json::json!({"version": "1.0.0", "entities": [
+                {"entity_id": "https://x.example", "organization_id": id, "issuers": []}
+            ]});
+            parse_payload(doc.to_string().as_bytes(), 1).unwrap()
+        };
+        for id in ["SE2021004185", "NO 987 654 321", "urn:example:org:7"] {
+            let md = parse(serde_json::json!(id));
+            assert_eq!(md.entities[0].organization_id.as_ref().unwrap(), id);
+        }
+        assert!(
+            parse(serde_json::Value::Null).entities[0]
+                .organization_id
+                .is_none()
+        );
+        for bad in [
+            serde_json::json!(""),
+            serde_json::json!("SE\n1"),
+            serde_json::json!(7),
+        ] {
+            let md = parse(bad.clone());
+            assert!(md.entities.is_empty(), "{bad}");
+            assert!(
+                md.rejected[0].reason.starts_with("organization_id: "),
+                "{}",
+                md.rejected[0].reason
+            );
+        }
+    }
+
+    #[test]
+    fn one_entity_parses_alone_and_keeps_the_json_error() {
+        let entity = parse_entity_json(r#"{"entity_id": "https://a.example", "issuers": []}"#);
+        assert_eq!(entity.unwrap().entity_id, "https://a.example");
+        let err = parse_entity_json(r#"{"entity_id": "https://a.example"}"#).unwrap_err();
+        assert_eq!(err.entity_id.as_deref(), Some("https://a.example"));
+        assert!(err.to_string().contains("issuers is required"), "{err}");
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("line 1"), "{source}");
     }
 
     #[test]

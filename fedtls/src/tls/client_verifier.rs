@@ -268,13 +268,10 @@ pub(crate) fn chains_to_issuers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::ValidClaims;
-    use crate::index::Index;
-    use crate::jwk::Algorithm;
-    use crate::jws::JwsFormat;
-    use crate::metadata::parse_payload;
+    use crate::jwk::{Algorithm, Jwks, SigningKey};
+    use crate::jws::{SignOptions, sign_metadata};
     use crate::snapshot::{Snapshot, SnapshotCell};
-    use crate::verify::{SignatureInfo, VerifiedMetadata, unix_now};
+    use crate::verify::{VerifyOptions, unix_now, verify_metadata};
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer as RcgenIssuer, KeyPair,
     };
@@ -318,27 +315,25 @@ mod tests {
         }
     }
 
+    /// The entities signed to expire at `exp` and verified (as of ten minutes before `exp`).
     fn snapshot(entities: serde_json::Value, exp: i64) -> Snapshot {
+        let key = SigningKey::generate(Algorithm::Es256, "k").unwrap();
         let doc = json!({"version": "1.0.0", "entities": entities});
-        let metadata = parse_payload(doc.to_string().as_bytes(), 1).unwrap();
-        assert!(metadata.rejected.is_empty(), "{:?}", metadata.rejected);
-        let verified = VerifiedMetadata {
-            index: Index::new(metadata),
-            claims: ValidClaims {
-                iat: None,
-                exp,
-                nbf: None,
-                iss: None,
-            },
-            signature: SignatureInfo {
-                format: JwsFormat::General,
-                index: 0,
-                alg: Algorithm::Es256,
-                kid: None,
-                key_thumbprint: String::new(),
-            },
-            payload: None,
+        let options = SignOptions {
+            iss: "https://fed.example".into(),
+            lifetime_secs: 600,
+            now: exp - 600,
+            ..SignOptions::default()
         };
+        let signed = sign_metadata(doc.as_object().unwrap(), &[&key], &options).unwrap();
+        let options = VerifyOptions {
+            now: Some(exp - 600),
+            ..VerifyOptions::default()
+        };
+        let jwks = Jwks::from_keys(vec![key.public_jwk()]);
+        let verified = verify_metadata(signed.as_bytes(), &jwks, &options).unwrap();
+        let rejected = verified.index().rejected();
+        assert!(rejected.is_empty(), "{rejected:?}");
         Snapshot::new(verified, "unit test", 0)
     }
 

@@ -2,6 +2,7 @@
 
 use crate::index::EndpointMatch;
 use crate::metadata::Entity;
+use crate::names::{OrganizationId, Tag};
 use crate::pin::{CertThumbprint, Pin};
 use crate::snapshot::Snapshot;
 
@@ -12,10 +13,10 @@ pub struct PeerIdentity {
     pub entity_id: String,
     /// The member's legal name.
     pub organization: Option<String>,
-    /// The member's organization id (`LLYYMMDDXXXX`).
-    pub organization_id: Option<String>,
+    /// The member's organization id (Moa: `LLYYMMDDXXXX`).
+    pub organization_id: Option<OrganizationId>,
     /// The tags of the matched client endpoint.
-    pub tags: Vec<String>,
+    pub tags: Vec<Tag>,
     /// The DNS domains of the entity's saml-scope extension.
     pub scopes: Vec<String>,
     /// The pin of the peer's certificate.
@@ -47,12 +48,7 @@ impl PeerIdentity {
             entity_id: found.entity.entity_id.clone(),
             organization: found.entity.organization.clone(),
             organization_id: found.entity.organization_id.clone(),
-            tags: found
-                .endpoint
-                .tags
-                .iter()
-                .map(|t| t.as_str().to_owned())
-                .collect(),
+            tags: found.endpoint.tags.clone(),
             scopes: found.entity.scopes.clone(),
             pin,
             generation,

@@ -157,7 +157,11 @@ pub fn render(results: &[ServerHealth], context: &ReportContext) -> String {
             .organization
             .clone()
             .unwrap_or_else(|| "(no organization)".to_owned());
-        let id = r.organization_id.clone().unwrap_or_default();
+        let id = r
+            .organization_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         by_org.entry((name, id)).or_default().push(r);
     }
     for ((name, id), rows) in by_org {

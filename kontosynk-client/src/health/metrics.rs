@@ -66,7 +66,7 @@ pub fn render(
             "entity_id=\"{}\",base_uri=\"{}\",organization_id=\"{}\"",
             label(&r.entity_id),
             label(&r.base_uri),
-            label(r.organization_id.as_deref().unwrap_or(""))
+            label(r.organization_id.as_ref().map_or("", |id| id.as_str()))
         )
     };
     let _ = writeln!(

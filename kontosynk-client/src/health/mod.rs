@@ -22,6 +22,7 @@ pub mod serve;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedtls::OrganizationId;
 use rustls::client::ResolvesClientCert;
 use rustls::sign::CertifiedKey;
 
@@ -117,7 +118,7 @@ pub struct ServerHealth {
     /// The entity's organization.
     pub organization: Option<String>,
     /// The entity's organization id.
-    pub organization_id: Option<String>,
+    pub organization_id: Option<OrganizationId>,
     /// The server's `base_uri`.
     pub base_uri: String,
     /// The server's tags.

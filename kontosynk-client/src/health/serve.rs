@@ -98,7 +98,7 @@ impl Monitor {
                 (
                     results,
                     error,
-                    snapshot.claims().iss.clone(),
+                    snapshot.claims().iss().map(str::to_owned),
                     Some(snapshot.expires_at()),
                 )
             }

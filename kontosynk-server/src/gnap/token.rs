@@ -54,8 +54,8 @@ pub fn claims(entity: &Entity, facts: &TokenFacts<'_>) -> Map<String, Value> {
         "organization_id".into(),
         entity
             .organization_id
-            .clone()
-            .map_or(Value::Null, Value::String),
+            .as_ref()
+            .map_or(Value::Null, |id| Value::from(id.as_str())),
     );
     claims.insert(
         "scopes".into(),
@@ -82,9 +82,13 @@ pub fn sign(keys: &TokenKeys, claims: &Map<String, Value>) -> Result<String, Jws
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fedtls::encoding::b64url_decode;
     use fedtls::jwk::{Algorithm, SigningKey};
     use serde_json::json;
+
+    fn b64url_decode(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text)
+    }
 
     #[test]
     fn header_has_alg_and_kid_only_and_claims_are_complete() {
@@ -96,7 +100,7 @@ mod tests {
         let entity = Entity {
             entity_id: "https://e".into(),
             organization: Some("Org".into()),
-            organization_id: Some("SE2120009999".into()),
+            organization_id: Some("SE2120009999".parse().unwrap()),
             issuers: vec![],
             servers: vec![],
             clients: vec![],

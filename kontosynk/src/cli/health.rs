@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedtls::OrganizationId;
 use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
 use kontosynk_client::discovery::ServerQuery;
@@ -45,7 +46,7 @@ pub struct Args {
     entity: Option<String>,
     /// Only the servers of entities with this organization id.
     #[arg(long, value_name = "ID")]
-    organization_id: Option<String>,
+    organization_id: Option<OrganizationId>,
     /// Servers checked at once.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
@@ -142,7 +143,7 @@ impl Args {
             let context = ReportContext {
                 title: "Federation health".to_owned(),
                 metadata_source: self.federation.metadata_label().to_owned(),
-                metadata_iss: snapshot.claims().iss.clone(),
+                metadata_iss: snapshot.claims().iss().map(str::to_owned),
                 metadata_expires: Some(rfc3339(snapshot.expires_at())),
                 checked_at: rfc3339(fedtls::verify::unix_now()),
                 expiry_warning_days: self.expiry_warning_days,

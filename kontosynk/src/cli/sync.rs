@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fedtls::Pin;
+use fedtls::{OrganizationId, Pin};
 use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -45,7 +45,7 @@ pub struct Args {
     server_tag: Option<String>,
     /// Only servers of entities with this organization id.
     #[arg(long, value_name = "ID")]
-    organization_id: Option<String>,
+    organization_id: Option<OrganizationId>,
     /// The server's base_uri as the metadata lists it (an alternative to the queries above).
     #[arg(long, value_name = "URL", conflicts_with_all = ["server_entity", "server_tag", "organization_id"])]
     url: Option<String>,

@@ -26,7 +26,7 @@ pub struct ServeArgs {
     pub key: PathBuf,
     /// Federation metadata: an https URL or a file (re-read on every refresh).
     #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA")]
-    pub metadata: String,
+    pub metadata: MetadataSource,
     /// The federation's trust anchor (JWKS).
     #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS")]
     pub jwks: PathBuf,
@@ -99,6 +99,62 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
+/// Why a server could not be started from its settings; each names the file, source or
+/// value to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The trust anchor file could not be read.
+    #[error("cannot read the JWKS {}: {source}", path.display())]
+    ReadJwks {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The trust anchor is not a usable JWKS.
+    #[error("the JWKS {} is not usable: {source}", path.display())]
+    Jwks {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: fedtls::JwkError,
+    },
+    /// The metadata store could not be set up.
+    #[error("{0}")]
+    Store(#[source] fedtls::store::StoreError),
+    /// No valid metadata could be loaded at start.
+    #[error("no usable metadata from {from}: {source}")]
+    NoMetadata {
+        /// The metadata source.
+        from: String,
+        /// Why.
+        #[source]
+        source: fedtls::store::StoreError,
+    },
+    /// The server's certificate or key file could not be read.
+    #[error(transparent)]
+    TlsFile(#[from] fedtls::tls::TlsFileError),
+    /// The certificate and key do not belong together.
+    #[error("{} and {} do not form a usable identity: {source}", cert.display(), key.display())]
+    Identity {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why rustls refused them.
+        #[source]
+        source: rustls::Error,
+    },
+    /// The rate limit is not a positive number.
+    #[error("the rate limit must be a positive number of requests per second, not {0}")]
+    RateLimit(f64),
+    /// Binding the listeners failed.
+    #[error(transparent)]
+    Bind(#[from] crate::ServerError),
+}
+
 /// A configured, bound server and the pieces the caller may still need.
 pub struct Prepared {
     /// The bound server.
@@ -118,8 +174,8 @@ pub struct ServeSettings {
     pub cert: PathBuf,
     /// Server private key (PEM).
     pub key: PathBuf,
-    /// Metadata URL or file.
-    pub metadata: String,
+    /// Where the metadata comes from.
+    pub metadata: MetadataSource,
     /// Trust anchor.
     pub jwks: PathBuf,
     /// Metadata cache file.
@@ -168,7 +224,7 @@ impl ServeArgs {
     }
 
     /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
-    pub async fn prepare(&self) -> Result<Prepared, String> {
+    pub async fn prepare(&self) -> Result<Prepared, ServeError> {
         self.settings().prepare().await
     }
 
@@ -177,14 +233,14 @@ impl ServeArgs {
     pub async fn prepare_with(
         &self,
         customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
-    ) -> Result<Prepared, String> {
+    ) -> Result<Prepared, ServeError> {
         self.settings().prepare_with(customize).await
     }
 }
 
 impl ServeSettings {
     /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
-    pub async fn prepare(&self) -> Result<Prepared, String> {
+    pub async fn prepare(&self) -> Result<Prepared, ServeError> {
         self.prepare_with(|builder| builder).await
     }
 
@@ -193,23 +249,26 @@ impl ServeSettings {
     pub async fn prepare_with(
         &self,
         customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
-    ) -> Result<Prepared, String> {
-        let jwks_bytes = std::fs::read(&self.jwks)
-            .map_err(|e| format!("cannot read the JWKS {}: {e}", self.jwks.display()))?;
-        let jwks = Jwks::from_json(&jwks_bytes)
-            .map_err(|e| format!("the JWKS {} is not usable: {e}", self.jwks.display()))?;
-        let source: MetadataSource = match self.metadata.parse() {
-            Ok(source) => source,
-            Err(never) => match never {},
-        };
-        let mut config = StoreConfig::new(source, jwks);
+    ) -> Result<Prepared, ServeError> {
+        let jwks_bytes = std::fs::read(&self.jwks).map_err(|source| ServeError::ReadJwks {
+            path: self.jwks.clone(),
+            source,
+        })?;
+        let jwks = Jwks::from_json(&jwks_bytes).map_err(|source| ServeError::Jwks {
+            path: self.jwks.clone(),
+            source,
+        })?;
+        let mut config = StoreConfig::new(self.metadata.clone(), jwks);
         config.cache_file = self.cache.clone();
         config.verify.policy.required_iss = self.iss.clone();
-        let store = MetadataStore::new(config).map_err(|e| e.to_string())?;
+        let store = MetadataStore::new(config).map_err(ServeError::Store)?;
         let snapshot = store
             .load()
             .await
-            .map_err(|e| format!("no usable metadata from {}: {e}", self.metadata))?;
+            .map_err(|source| ServeError::NoMetadata {
+                from: self.metadata.to_string(),
+                source,
+            })?;
         tracing::info!(
             source = snapshot.source(),
             entities = snapshot.index().entities().len(),
@@ -217,14 +276,14 @@ impl ServeSettings {
             "metadata loaded"
         );
         store.spawn();
-        let chain = load_cert_chain(&self.cert).map_err(|e| e.to_string())?;
-        let key = load_private_key(&self.key).map_err(|e| e.to_string())?;
-        let resolver = Arc::new(ReloadableCertResolver::new(chain, key).map_err(|e| {
-            format!(
-                "{} and {} do not form a usable identity: {e}",
-                self.cert.display(),
-                self.key.display()
-            )
+        let chain = load_cert_chain(&self.cert)?;
+        let key = load_private_key(&self.key)?;
+        let resolver = Arc::new(ReloadableCertResolver::new(chain, key).map_err(|source| {
+            ServeError::Identity {
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+                source,
+            }
         })?);
         let mut builder = ServerBuilder::with_store(store.clone())
             .require_issuer_chain(self.require_issuer_chain)
@@ -237,9 +296,7 @@ impl ServeSettings {
         };
         if let Some(rps) = self.rate_limit {
             if !(rps.is_finite() && rps > 0.0) {
-                return Err(
-                    "the rate limit must be a positive number of requests per second".into(),
-                );
+                return Err(ServeError::RateLimit(rps));
             }
             builder = builder.rate_limit(RateLimit {
                 per_second: rps,
@@ -249,10 +306,7 @@ impl ServeSettings {
         if let Some(admin) = self.admin {
             builder = builder.admin(admin, None);
         }
-        let server = customize(builder)
-            .bind(self.listen)
-            .await
-            .map_err(|e| e.to_string())?;
+        let server = customize(builder).bind(self.listen).await?;
         if let Some(admin) = server.admin_addr() {
             tracing::info!(admin_addr = %admin, "admin endpoints: /healthz /readyz /metrics");
         }

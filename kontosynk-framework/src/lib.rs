@@ -58,5 +58,5 @@ pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use server::{
     BoundServer, ClientCertificate, ConnectionInfo, Handler, Limits, RefusalResponder, RequestBody,
-    ServerBuilder, ServerError, TrustedProxy,
+    ServerBuilder, ServerError, TrustedProxy, TrustedProxyError,
 };

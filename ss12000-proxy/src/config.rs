@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use fedtls::store::MetadataSource;
 use fedtls::{OrganizationId, Pin, Tag};
 use kontosynk_framework::TrustedProxy;
 use serde::Deserialize;
@@ -49,8 +50,8 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Serve plain HTTP behind these TLS terminators, taking the client certificate from
     /// their `Client-Cert` header.
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    #[serde(default, deserialize_with = "each_from_str")]
+    pub trusted_proxies: Vec<TrustedProxy>,
     /// `text` (default) or `json` logs on stderr.
     #[serde(default)]
     pub log_format: LogFormat,
@@ -73,7 +74,8 @@ pub struct TlsConfig {
 #[serde(deny_unknown_fields)]
 pub struct FederationConfig {
     /// An https URL or a file.
-    pub metadata: String,
+    #[serde(deserialize_with = "from_str")]
+    pub metadata: MetadataSource,
     /// The JWKS that signs it.
     pub jwks: PathBuf,
     /// A verified copy to start from.
@@ -225,13 +227,39 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML (after environment overrides) is not a valid configuration.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Invalid {
         /// The file.
         path: PathBuf,
         /// What is wrong and where.
-        message: String,
+        #[source]
+        source: InvalidConfig,
     },
+}
+
+/// What is wrong with a configuration, naming the key (`backend`, `limits.idle_timeout`, an
+/// environment variable…) and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidConfig(String);
+
+impl InvalidConfig {
+    /// Whether the description mentions `text` (for tests and callers that match on keys).
+    pub fn contains(&self, text: &str) -> bool {
+        self.0.contains(text)
+    }
+}
+
+impl From<String> for InvalidConfig {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for InvalidConfig {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
 }
 
 impl Config {
@@ -244,9 +272,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, env).map_err(|message| ConfigError::Invalid {
+        Self::parse(&text, env).map_err(|source| ConfigError::Invalid {
             path: path.to_path_buf(),
-            message,
+            source,
         })
     }
 
@@ -272,7 +300,7 @@ impl Config {
     pub fn parse(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidConfig> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
         for (name, value) in env {
             if let Some(key) = name.strip_prefix(ENV_PREFIX) {
@@ -287,13 +315,13 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), InvalidConfig> {
         let lower = self.backend.to_ascii_lowercase();
         if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-            return Err(format!(
+            return Err(InvalidConfig(format!(
                 "backend = {:?}: must be an http:// or https:// URL",
                 self.backend
-            ));
+            )));
         }
         self.backend
             .parse::<http::Uri>()
@@ -310,11 +338,6 @@ impl Config {
         if self.backend_tls.pin.is_some() && self.backend_tls.ca_file.is_some() {
             return Err("backend_tls: set either ca_file or pin, not both".into());
         }
-        for proxy in &self.trusted_proxies {
-            proxy
-                .parse::<TrustedProxy>()
-                .map_err(|e| format!("trusted_proxies: {e}"))?;
-        }
         if self.threads.is_some_and(|n| !(1..=1024).contains(&n)) {
             return Err("threads: must be 1 to 1024 (leave it out for one per core)".into());
         }
@@ -330,9 +353,9 @@ impl Config {
             ("request_timeout", limits.request_timeout),
         ] {
             if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-                return Err(format!(
+                return Err(InvalidConfig(format!(
                     "limits.{name} must be a positive number of seconds"
-                ));
+                )));
             }
         }
         if limits
@@ -345,6 +368,30 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Deserializes a value through its `FromStr`, so the configuration holds typed values.
+fn from_str<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Deserializes a list of values through their `FromStr`.
+fn each_from_str<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|text| text.parse().map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// Sets `KEY` or `TABLE__KEY` (upper case in the variable, lower case in the file).

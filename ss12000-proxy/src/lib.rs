@@ -20,22 +20,39 @@ use kontosynk_framework::{Limits, Policy};
 use crate::config::Config;
 use crate::forward::Forwarder;
 
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The backend cannot be reached as configured (its URL or TLS settings).
+    #[error("backend: {0}")]
+    Backend(String),
+    /// The federation, the certificate or the listeners could not be set up.
+    #[error(transparent)]
+    Serve(#[from] kontosynk_framework::cli::ServeError),
+    /// The listener's address could not be read.
+    #[error("listener: {0}")]
+    Listener(#[source] std::io::Error),
+}
+
 /// Runs the proxy described by `config` until `shutdown` completes, then drains in-flight
 /// requests. Logging is the caller's business (the binary sets it up from `config.log_format`).
 pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), ProxyError> {
     let limits = &config.limits;
     let backend_timeout = seconds(limits.backend_timeout);
-    let clients =
-        crate::backend::clients(&config.backend_tls, config.backend_h2c, backend_timeout)?;
-    let forwarder = Arc::new(Forwarder::new(
-        clients,
-        &config.backend,
-        config.headers.clone(),
-        backend_timeout,
-    )?);
+    let clients = crate::backend::clients(&config.backend_tls, config.backend_h2c, backend_timeout)
+        .map_err(ProxyError::Backend)?;
+    let forwarder = Arc::new(
+        Forwarder::new(
+            clients,
+            &config.backend,
+            config.headers.clone(),
+            backend_timeout,
+        )
+        .map_err(ProxyError::Backend)?,
+    );
     let settings = ServeSettings {
         listen: config.listen,
         cert: config.tls.cert.clone(),
@@ -62,11 +79,7 @@ pub async fn serve(
             max_connections: limits.max_connections,
             ..Limits::default()
         },
-        trusted_proxies: config
-            .trusted_proxies
-            .iter()
-            .map(|p| p.parse())
-            .collect::<Result<_, _>>()?,
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     let threads = config.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -74,7 +87,7 @@ pub async fn serve(
     let prepared = settings
         .prepare_with(|builder| builder.worker_threads(threads))
         .await?;
-    let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;
+    let addr = prepared.server.local_addr().map_err(ProxyError::Listener)?;
     tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
     prepared
         .server

@@ -465,7 +465,7 @@ fn serve_settings(federation: &TestFederation, party: &Party, listen: SocketAddr
         listen,
         cert: party.chain.clone().unwrap_or_else(|| party.cert.clone()),
         key: party.key.clone(),
-        metadata: federation.metadata_jws.display().to_string(),
+        metadata: fedtls::store::MetadataSource::File(federation.metadata_jws.clone()),
         jwks: federation.jwks.clone(),
         cache: None,
         iss: Some(federation.iss.clone()),

@@ -43,11 +43,27 @@ pub struct TrustedProxy {
     prefix: u8,
 }
 
+/// Why a trusted-proxy range does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrustedProxyError {
+    /// Not an IP address or `ADDRESS/PREFIX`.
+    #[error("{0:?} is not an IP address or CIDR range")]
+    NotAnAddress(String),
+    /// The prefix length is not a number within the address family's size.
+    #[error("{text:?}: the prefix length must be 0 to {max}")]
+    Prefix {
+        /// The range as written.
+        text: String,
+        /// 32 for IPv4, 128 for IPv6.
+        max: u8,
+    },
+}
+
 impl std::str::FromStr for TrustedProxy {
-    type Err = String;
+    type Err = TrustedProxyError;
 
     /// `127.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, TrustedProxyError> {
         let (addr, prefix) = match text.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
@@ -55,7 +71,7 @@ impl std::str::FromStr for TrustedProxy {
         let network: IpAddr = addr
             .trim()
             .parse()
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
+            .map_err(|_| TrustedProxyError::NotAnAddress(text.to_owned()))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             Some(p) => p
@@ -63,7 +79,10 @@ impl std::str::FromStr for TrustedProxy {
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {max}"))?,
+                .ok_or_else(|| TrustedProxyError::Prefix {
+                    text: text.to_owned(),
+                    max,
+                })?,
             None => max,
         };
         Ok(Self { network, prefix })

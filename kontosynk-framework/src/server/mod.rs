@@ -28,7 +28,7 @@ use crate::response::Body;
 
 pub use accept::BoundServer;
 pub use builder::ServerBuilder;
-pub use config::{Limits, TrustedProxy};
+pub use config::{Limits, TrustedProxy, TrustedProxyError};
 pub use error::ServerError;
 
 /// The request body handlers receive: the client's stream, cut off at the body limit.

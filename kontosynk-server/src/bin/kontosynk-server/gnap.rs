@@ -64,7 +64,11 @@ pub async fn run(args: GnapArgs) -> Result<(), String> {
     if let Some(endpoint) = &args.endpoint {
         config.grant_request_endpoint = endpoint.clone();
     }
-    let prepared = args.serve.prepare_with(GnapService::configure).await?;
+    let prepared = args
+        .serve
+        .prepare_with(GnapService::configure)
+        .await
+        .map_err(|e| e.to_string())?;
     let service = GnapService::new(config, Arc::clone(&ring), Arc::new(prepared.store.clone()));
     spawn_key_reload(ring, args.signing_key, args.previous_keys);
     let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;

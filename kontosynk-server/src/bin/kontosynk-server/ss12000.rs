@@ -181,7 +181,8 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
     let prepared = args
         .serve
         .prepare_with(|builder| builder.optional_client_certificates(optional))
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
     let api = Ss12000Api::new(store, config, webhooks.clone());
     let poller = webhooks.spawn_poller();
     let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;

@@ -25,7 +25,7 @@ pub struct WhoamiArgs {
 /// Serves `whoami` until SIGTERM or Ctrl-C.
 pub async fn run(args: WhoamiArgs) -> Result<(), String> {
     init_logging(args.serve.log_format);
-    let prepared = args.serve.prepare().await?;
+    let prepared = args.serve.prepare().await.map_err(|e| e.to_string())?;
     let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "whoami listening");
     prepared

@@ -5,15 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fedtls::jwk::{Jwks, SigningKey};
-use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
-use fedtls::snapshot::{Snapshot, SnapshotCell, SnapshotSource};
-use fedtls::testfed::{FederationOptions, TestFederation};
+use fedtls::snapshot::{SnapshotCell, SnapshotSource};
 use fedtls::tls::{
-    PeerIdentity, PinnedServerVerifier, ReloadableCertResolver, client_config, load_cert_chain,
-    load_private_key,
+    PeerIdentity, PinnedServerVerifier, client_config, load_cert_chain, load_private_key,
 };
-use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -22,94 +17,15 @@ use kontosynk_framework::response::{self, Body};
 use kontosynk_framework::{
     ClientCertificate, Limits, Policy, RateLimit, RequestBody, ServerBuilder, TrustedProxy,
 };
+use kontosynk_testbed::federation::Fed;
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 
-struct Fed {
-    _dir: tempfile::TempDir,
-    fed: TestFederation,
-    jwks: Jwks,
-    key: SigningKey,
-}
-
+/// The one test-federation set-up of the workspace (`tests/src/federation.rs`).
 fn federation() -> Fed {
-    let dir = tempfile::tempdir().unwrap();
-    let fed =
-        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
-    let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
-    let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
-    Fed {
-        _dir: dir,
-        fed,
-        jwks,
-        key,
-    }
-}
-
-impl Fed {
-    /// The federation's payload, edited and re-signed with the federation key.
-    fn signed(&self, edit: impl FnOnce(&mut Value), lifetime_secs: i64) -> Vec<u8> {
-        let mut payload: Value =
-            serde_json::from_slice(&std::fs::read(&self.fed.metadata_json).unwrap()).unwrap();
-        edit(&mut payload);
-        let Value::Object(map) = payload else {
-            panic!("payload")
-        };
-        let options = SignOptions {
-            iss: self.fed.iss.clone(),
-            lifetime_secs,
-            now: unix_now(),
-            format: JwsFormat::General,
-            default_cache_ttl: 3600,
-        };
-        sign_metadata(&map, &[&self.key], &options)
-            .unwrap()
-            .into_bytes()
-    }
-
-    fn snapshot(&self, document: &[u8]) -> Snapshot {
-        let verified = verify_metadata(document, &self.jwks, &VerifyOptions::default()).unwrap();
-        Snapshot::new(verified, "test", unix_now())
-    }
-
-    fn cell(&self) -> Arc<SnapshotCell> {
-        let document = std::fs::read(&self.fed.metadata_jws).unwrap();
-        Arc::new(SnapshotCell::with(self.snapshot(&document)))
-    }
-
-    fn party(&self, name: &str) -> &fedtls::testfed::Party {
-        self.fed
-            .party(name)
-            .unwrap_or_else(|| panic!("no party {name}"))
-    }
-
-    fn resolver(&self, name: &str) -> Arc<ReloadableCertResolver> {
-        let party = self.party(name);
-        Arc::new(
-            ReloadableCertResolver::new(
-                load_cert_chain(&party.cert).unwrap(),
-                load_private_key(&party.key).unwrap(),
-            )
-            .unwrap(),
-        )
-    }
-
-    /// A TLS client presenting `client` (chain when it has one) and pinning `server`.
-    fn connector(&self, client: Option<&str>, server: &str) -> TlsConnector {
-        let identity = client.map(|name| {
-            let party = self.party(name);
-            let chain_file = party.chain.clone().unwrap_or_else(|| party.cert.clone());
-            (
-                load_cert_chain(&chain_file).unwrap(),
-                load_private_key(&party.key).unwrap(),
-            )
-        });
-        let verifier = PinnedServerVerifier::new([self.party(server).pin]).into_arc();
-        let config = client_config(verifier, identity, &[b"http/1.1"]).unwrap();
-        TlsConnector::from(Arc::new(config))
-    }
+    Fed::new()
 }
 
 /// Answers with the authenticated peer, or echoes the body length for POSTs.
@@ -239,7 +155,8 @@ async fn send(
 #[tokio::test]
 async fn listed_clients_are_identified_and_unlisted_refused() {
     let fed = federation();
-    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+    let server =
+        start(ServerBuilder::new(fed.fresh_cell()).tls(fed.resolver("school-server"))).await;
 
     let mut school = connect(
         server.addr,
@@ -287,7 +204,8 @@ async fn listed_clients_are_identified_and_unlisted_refused() {
 #[tokio::test]
 async fn client_refuses_a_server_whose_pin_was_not_selected() {
     let fed = federation();
-    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+    let server =
+        start(ServerBuilder::new(fed.fresh_cell()).tls(fed.resolver("school-server"))).await;
     let wrong = fed.connector(Some("school-client"), "supplier-server");
     let Err(err) = connect(server.addr, &wrong).await else {
         panic!("the client must refuse a server whose pin was not selected");
@@ -299,7 +217,7 @@ async fn client_refuses_a_server_whose_pin_was_not_selected() {
 #[tokio::test]
 async fn a_pin_removed_by_a_swap_is_refused_on_open_connections_and_new_handshakes() {
     let fed = federation();
-    let cell = fed.cell();
+    let cell = fed.fresh_cell();
     let server = start(
         ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
             .tls(fed.resolver("school-server")),
@@ -317,7 +235,7 @@ async fn a_pin_removed_by_a_swap_is_refused_on_open_connections_and_new_handshak
         },
         3600,
     );
-    cell.store(fed.snapshot(&without_supplier));
+    cell.store(fed.snapshot_of(&without_supplier));
 
     let (status, body) = get(&mut open, "/").await.unwrap();
     assert_eq!(
@@ -345,7 +263,7 @@ async fn a_pin_removed_by_a_swap_is_refused_on_open_connections_and_new_handshak
 #[tokio::test]
 async fn the_handshake_identity_serves_until_a_swap_then_is_resolved_again() {
     let fed = federation();
-    let cell = fed.cell();
+    let cell = fed.fresh_cell();
     let server = start(
         ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
             .tls(fed.resolver("school-server")),
@@ -369,7 +287,7 @@ async fn the_handshake_identity_serves_until_a_swap_then_is_resolved_again() {
         },
         3600,
     );
-    cell.store(fed.snapshot(&renamed));
+    cell.store(fed.snapshot_of(&renamed));
     for _ in 0..2 {
         let (status, body) = get(&mut open, "/").await.unwrap();
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -383,7 +301,7 @@ async fn the_handshake_identity_serves_until_a_swap_then_is_resolved_again() {
 async fn expired_metadata_fails_closed_and_recovers() {
     let fed = federation();
     let short = fed.signed(|_| {}, 2);
-    let cell = Arc::new(SnapshotCell::with(fed.snapshot(&short)));
+    let cell = Arc::new(SnapshotCell::with(fed.snapshot_of(&short)));
     let server = start(
         ServerBuilder::new(Arc::clone(&cell) as Arc<dyn SnapshotSource>)
             .tls(fed.resolver("school-server")),
@@ -405,7 +323,7 @@ async fn expired_metadata_fails_closed_and_recovers() {
         "no handshake without valid metadata"
     );
 
-    cell.store(fed.snapshot(&std::fs::read(&fed.fed.metadata_jws).unwrap()));
+    cell.store(fed.snapshot_of(&std::fs::read(&fed.fed.metadata_jws).unwrap()));
     let mut again = connect(server.addr, &connector).await.unwrap();
     assert_eq!(get(&mut again, "/").await.unwrap().0, StatusCode::OK);
     server.stop().await;
@@ -414,7 +332,7 @@ async fn expired_metadata_fails_closed_and_recovers() {
 #[tokio::test]
 async fn policy_rate_limit_and_body_limit() {
     let fed = federation();
-    let builder = ServerBuilder::new(fed.cell())
+    let builder = ServerBuilder::new(fed.fresh_cell())
         .tls(fed.resolver("school-server"))
         .policy(Policy {
             organization_ids: vec!["SE2120009999".parse().unwrap()],
@@ -495,7 +413,7 @@ async fn admin_endpoints_report_readiness_and_metrics() {
     let not_ready = http.get(format!("{admin}/readyz")).send().await.unwrap();
     assert_eq!(not_ready.status(), 503, "no metadata yet");
 
-    cell.store(fed.snapshot(&std::fs::read(&fed.fed.metadata_jws).unwrap()));
+    cell.store(fed.snapshot_of(&std::fs::read(&fed.fed.metadata_jws).unwrap()));
     assert_eq!(
         http.get(format!("{admin}/readyz"))
             .send()
@@ -555,7 +473,7 @@ async fn behind_a_terminator_only_trusted_addresses_may_forward_client_cert() {
     let header = pem.replace('\n', " ");
 
     let trusted: TrustedProxy = "127.0.0.0/8".parse().unwrap();
-    let server = start(ServerBuilder::new(fed.cell()).behind_terminator(vec![trusted])).await;
+    let server = start(ServerBuilder::new(fed.fresh_cell()).behind_terminator(vec![trusted])).await;
     let url = format!("http://{}/", server.addr);
     let http = reqwest::Client::new();
     let body: Value = http
@@ -590,7 +508,8 @@ async fn behind_a_terminator_only_trusted_addresses_may_forward_client_cert() {
     // The same request from an address that is not a trusted terminator is refused, and the
     // spoofed header never reaches the handler.
     let elsewhere: TrustedProxy = "192.0.2.0/24".parse().unwrap();
-    let server = start(ServerBuilder::new(fed.cell()).behind_terminator(vec![elsewhere])).await;
+    let server =
+        start(ServerBuilder::new(fed.fresh_cell()).behind_terminator(vec![elsewhere])).await;
     let response = http
         .get(format!("http://{}/", server.addr))
         .header("client-cert", &header)
@@ -606,7 +525,7 @@ async fn behind_a_terminator_only_trusted_addresses_may_forward_client_cert() {
 #[tokio::test]
 async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let fed = federation();
-    let server = ServerBuilder::new(fed.cell())
+    let server = ServerBuilder::new(fed.fresh_cell())
         .tls(fed.resolver("school-server"))
         .bind("127.0.0.1:0".parse().unwrap())
         .await
@@ -658,7 +577,8 @@ fn trusted_proxy_ranges() {
 #[tokio::test]
 async fn http2_is_negotiated_by_alpn() {
     let fed = federation();
-    let server = start(ServerBuilder::new(fed.cell()).tls(fed.resolver("school-server"))).await;
+    let server =
+        start(ServerBuilder::new(fed.fresh_cell()).tls(fed.resolver("school-server"))).await;
     let party = fed.party("school-client");
     let verifier = PinnedServerVerifier::new([fed.party("school-server").pin]).into_arc();
     let identity = (
@@ -713,7 +633,7 @@ async fn idle_and_silent_connections_are_closed() {
         ..Limits::default()
     };
     let server = start(
-        ServerBuilder::new(fed.cell())
+        ServerBuilder::new(fed.fresh_cell())
             .tls(fed.resolver("school-server"))
             .limits(limits),
     )
@@ -754,7 +674,7 @@ async fn connections_beyond_the_cap_are_closed() {
         ..Limits::default()
     };
     let server = start(
-        ServerBuilder::new(fed.cell())
+        ServerBuilder::new(fed.fresh_cell())
             .tls(fed.resolver("school-server"))
             .limits(limits),
     )
@@ -788,7 +708,7 @@ async fn connections_beyond_the_cap_are_closed() {
 #[tokio::test]
 async fn worker_threads_keep_each_connection_on_one_thread_and_drain_on_shutdown() {
     let fed = federation();
-    let server = ServerBuilder::new(fed.cell())
+    let server = ServerBuilder::new(fed.fresh_cell())
         .tls(fed.resolver("school-server"))
         .worker_threads(2)
         .bind("127.0.0.1:0".parse().unwrap())

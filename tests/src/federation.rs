@@ -97,6 +97,15 @@ impl Fed {
     /// An HTTP/1.1 client presenting `client`'s certificate (none for `None`) and pinning
     /// `server`'s.
     pub fn mtls_client_as(&self, client: Option<&str>, server: &str) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(self.tls_config(client, server))
+            .build()
+            .unwrap()
+    }
+
+    /// A rustls client config (HTTP/1.1) presenting `client`'s certificate and pinning
+    /// `server`'s.
+    fn tls_config(&self, client: Option<&str>, server: &str) -> rustls::ClientConfig {
         let identity = client.map(|name| {
             let party = self.party(name);
             let chain = party.chain.clone().unwrap_or_else(|| party.cert.clone());
@@ -106,11 +115,7 @@ impl Fed {
             )
         });
         let verifier = PinnedServerVerifier::new([self.party(server).pin]).into_arc();
-        let config = fedtls::tls::client_config(verifier, identity, &[b"http/1.1"]).unwrap();
-        reqwest::Client::builder()
-            .tls_backend_preconfigured(config)
-            .build()
-            .unwrap()
+        fedtls::tls::client_config(verifier, identity, &[b"http/1.1"]).unwrap()
     }
 
     /// An HTTP/1.1 client presenting `client`'s certificate and pinning `server`'s.
@@ -189,6 +194,34 @@ impl Fed {
             },
         )
         .unwrap()
+    }
+
+    /// The payload as `edit` leaves it, signed now for `lifetime` seconds (the JWS bytes).
+    pub fn signed(&self, edit: impl FnOnce(&mut Value), lifetime: i64) -> Vec<u8> {
+        let mut payload = Value::Object(self.payload.clone());
+        edit(&mut payload);
+        let Value::Object(map) = payload else {
+            panic!("the edited payload is not an object")
+        };
+        self.sign_payload(&map, unix_now(), lifetime).into_bytes()
+    }
+
+    /// The snapshot of a signed `document`, verified now against the federation's JWKS.
+    pub fn snapshot_of(&self, document: &[u8]) -> Snapshot {
+        let verified = verify_metadata(document, &self.jwks, &VerifyOptions::default()).unwrap();
+        Snapshot::new(verified, "test", unix_now())
+    }
+
+    /// A new snapshot cell holding the metadata as created (not shared with [`Fed::cell`]).
+    pub fn fresh_cell(&self) -> Arc<SnapshotCell> {
+        let document = std::fs::read(&self.fed.metadata_jws).unwrap();
+        Arc::new(SnapshotCell::with(self.snapshot_of(&document)))
+    }
+
+    /// A TLS connector presenting `client`'s certificate (its chain when it has one; none for
+    /// `None`) and pinning `server`'s, for tests that speak HTTP by hand.
+    pub fn connector(&self, client: Option<&str>, server: &str) -> tokio_rustls::TlsConnector {
+        tokio_rustls::TlsConnector::from(Arc::new(self.tls_config(client, server)))
     }
 
     /// The current payload, signed now for a day and verified.

@@ -23,6 +23,7 @@ pub(crate) mod chain;
 mod client_verifier;
 mod identity;
 mod leaf;
+mod presented;
 mod resolver;
 mod server_verifier;
 
@@ -41,6 +42,7 @@ use crate::pin::Pin;
 pub use chain::{MAX_CHAIN_LINKS, MAX_INTERMEDIATES};
 pub use client_verifier::{PinnedClientVerifier, VerifiedClient};
 pub use identity::PeerIdentity;
+pub use presented::{CertificateReadError, PresentedCertificate};
 pub use resolver::ReloadableCertResolver;
 pub use server_verifier::{PinnedServerVerifier, ServerCertDecision, SignatureChecked};
 

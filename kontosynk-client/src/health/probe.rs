@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fedtls::pin::Pin;
-use fedtls::tls::{PeerRejection, PinnedServerVerifier, ServerCertDecision, SignatureChecked};
+use fedtls::tls::{
+    PeerRejection, PinnedServerVerifier, PresentedCertificate, ServerCertDecision, SignatureChecked,
+};
 use fedtls::verify::unix_now;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -284,7 +286,7 @@ impl Probe<'_> {
     }
 
     fn describe_certificate(&mut self, der: &CertificateDer<'static>, expected: &[Pin]) {
-        match Presented::read(der) {
+        match PresentedCertificate::read(der) {
             Ok(info) => {
                 let now = unix_now();
                 self.health.presented_pin = Some(info.pin.to_string());
@@ -293,7 +295,12 @@ impl Probe<'_> {
                 self.health.cert_not_after = Some(rfc3339(info.not_after));
                 let days_left = (info.not_after - now).div_euclid(86_400);
                 self.health.cert_days_left = Some(days_left);
-                self.health.cert_names = info.names;
+                self.health.cert_names = info
+                    .dns_names
+                    .iter()
+                    .cloned()
+                    .chain(info.ip_addresses.iter().map(ToString::to_string))
+                    .collect();
                 if info.not_after > now && days_left < self.options.expiry_warning_days {
                     self.health.warnings.push(format!(
                         "the certificate expires in {days_left} day(s), on {}",
@@ -308,61 +315,6 @@ impl Probe<'_> {
                     .push(format!("the presented certificate cannot be parsed: {e}"));
             }
         }
-    }
-}
-
-/// What the report says about a presented certificate, read with `x509-parser` (certificate
-/// inspection is not part of the `fedtls` trust core).
-struct Presented {
-    pin: Pin,
-    subject: String,
-    not_after: i64,
-    /// The subjectAltName DNS names, then its IP addresses.
-    names: Vec<String>,
-}
-
-impl Presented {
-    fn read(der: &[u8]) -> Result<Self, String> {
-        use x509_parser::certificate::X509Certificate;
-        use x509_parser::extensions::GeneralName;
-        use x509_parser::prelude::FromDer;
-
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
-        if !rest.is_empty() {
-            return Err(format!(
-                "{} unexpected bytes after the end of the DER certificate",
-                rest.len()
-            ));
-        }
-        let tbs = &cert.tbs_certificate;
-        tbs.basic_constraints()
-            .map_err(|e| format!("malformed certificate: basicConstraints extension: {e}"))?;
-        let san = tbs
-            .subject_alternative_name()
-            .map_err(|e| format!("malformed certificate: subjectAltName extension: {e}"))?;
-        let mut names = Vec::new();
-        let mut addresses = Vec::new();
-        for name in san.iter().flat_map(|san| &san.value.general_names) {
-            match name {
-                GeneralName::DNSName(dns) => names.push((*dns).to_owned()),
-                GeneralName::IPAddress(bytes) => {
-                    if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
-                        addresses.push(std::net::IpAddr::from(v4).to_string());
-                    } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
-                        addresses.push(std::net::IpAddr::from(v6).to_string());
-                    }
-                }
-                _ => {}
-            }
-        }
-        names.append(&mut addresses);
-        Ok(Self {
-            pin: Pin::of_spki(tbs.public_key().raw),
-            subject: tbs.subject.to_string(),
-            not_after: tbs.validity.not_after.timestamp(),
-            names,
-        })
     }
 }
 

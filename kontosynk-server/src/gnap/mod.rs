@@ -304,7 +304,7 @@ pub fn authenticate<'a>(
             "client.key {client_key:?} is not an entity in the federation metadata"
         )));
     };
-    let info = PresentedCertificate::read(certificate_der)
+    let info = fedtls::tls::PresentedCertificate::read(certificate_der)
         .map_err(|e| GnapError::denied(format!("the client certificate is unreadable: {e}")))?;
     let pin: Pin = info.pin;
     let by_pin = entity.clients.iter().any(|c| c.pins.contains(&pin));
@@ -327,40 +327,6 @@ pub fn authenticate<'a>(
         )));
     }
     Ok(entity)
-}
-
-/// The pin and validity period of a client certificate, read with `x509-parser`
-/// (certificate inspection is not part of the `fedtls` trust core).
-struct PresentedCertificate {
-    pin: Pin,
-    not_before: i64,
-    not_after: i64,
-}
-
-impl PresentedCertificate {
-    fn read(der: &[u8]) -> Result<Self, String> {
-        use x509_parser::certificate::X509Certificate;
-        use x509_parser::prelude::FromDer;
-
-        let (rest, cert) = X509Certificate::from_der(der)
-            .map_err(|e| format!("not a DER X.509 certificate: {e}"))?;
-        if !rest.is_empty() {
-            return Err(format!(
-                "{} unexpected bytes after the end of the DER certificate",
-                rest.len()
-            ));
-        }
-        let tbs = &cert.tbs_certificate;
-        tbs.basic_constraints()
-            .map_err(|e| format!("malformed certificate: basicConstraints extension: {e}"))?;
-        tbs.subject_alternative_name()
-            .map_err(|e| format!("malformed certificate: subjectAltName extension: {e}"))?;
-        Ok(Self {
-            pin: Pin::of_spki(tbs.public_key().raw),
-            not_before: tbs.validity.not_before.timestamp(),
-            not_after: tbs.validity.not_after.timestamp(),
-        })
-    }
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {

@@ -51,12 +51,29 @@ impl BackendClients {
     }
 }
 
+/// What is wrong with the backend's settings (its URL, TLS, headers), naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BackendError(String);
+
+impl From<String> for BackendError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for BackendError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
 /// Checks the backend TLS settings and prepares the clients.
 pub fn clients(
     tls: &BackendTlsConfig,
     h2c: bool,
     connect_timeout: Duration,
-) -> Result<BackendClients, String> {
+) -> Result<BackendClients, BackendError> {
     let provider = provider();
     let verifier: Arc<dyn ServerCertVerifier> = if let Some(pin) = &tls.pin {
         let pin: Pin = pin.parse().map_err(|e| format!("backend_tls.pin: {e}"))?;

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use kontosynk_framework::response::{Body, BoxError, json_error};
 use kontosynk_framework::{ClientCertificate, ConnectionInfo, RequestBody};
 
-use crate::backend::BackendClients;
+use crate::backend::{BackendClients, BackendError};
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
 use crate::h1pool::{Checkin, H1Pool, ReturningBody};
 use crate::per_thread::PerThread;
@@ -98,7 +98,7 @@ impl Forwarder {
         backend: &str,
         headers: HeadersConfig,
         backend_timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BackendError> {
         let uri: Uri = backend
             .parse()
             .map_err(|e| format!("backend {backend:?}: {e}"))?;

@@ -25,7 +25,7 @@ use crate::forward::Forwarder;
 pub enum ProxyError {
     /// The backend cannot be reached as configured (its URL or TLS settings).
     #[error("backend: {0}")]
-    Backend(String),
+    Backend(#[from] crate::backend::BackendError),
     /// The federation, the certificate or the listeners could not be set up.
     #[error(transparent)]
     Serve(#[from] kontosynk_framework::cli::ServeError),

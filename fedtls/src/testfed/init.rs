@@ -1,21 +1,29 @@
-//! Creating a test federation on disk.
+//! Creating a test federation on disk, in named steps: certificates, metadata, signing, files.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::jwk::Jwks;
+use crate::jwk::{Jwks, SigningKey};
 use crate::jws::{JwsFormat, SignOptions, sign_metadata};
 use crate::metadata::{Endpoint, Entity, Issuer, Metadata, SAML_SCOPE_EXTENSION};
 use crate::names::{OrganizationId, Tag};
 use crate::pin::Pin;
 
-use super::certs::{Issued, ca, issued_by, leaf_params, self_signed};
+use super::certs::{Issued, Window, ca, issued_by, leaf_params, self_signed};
 use super::keys::{Keys, SIGNING_KEY_FILE, TEST_KEY_NOTE, party_key_file};
 use super::manifest::manifest;
 use super::output::Writer;
-use super::{FederationOptions, Party, TestFedError, TestFederation};
+use super::{FederationOptions, Party, ServerPorts, TestFedError, TestFederation};
+
+/// The organizations and entity ids of the three members.
+const SCHOOL_ORG: &str = "Exempla kommun";
+const SUPPLIER_ORG: &str = "Leverantör Exempel AB";
+const AUTHORITY_ORG: &str = "Exempelmyndigheten";
+const SCHOOL_ID: &str = "https://school.test.example";
+const SUPPLIER_ID: &str = "https://supplier.test.example/moa";
+const AUTHORITY_ID: &str = "https://auth.test.example";
 
 /// Creates a test federation in `dir` (created if missing) and signs its metadata.
 ///
@@ -44,52 +52,126 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         keep: options.keep_keys,
         reused: Vec::new(),
     };
+    let certs = issue_certificates(&mut keys, host, window, ca_window)?;
+    let (signing_key, new_signing_key) = keys.signing(options.algorithm)?;
+    let uris = base_uris(host, options.ports);
+    let metadata = build_metadata(&certs, &uris);
+    let (payload, jws) = sign(&metadata, &signing_key, options, now)?;
 
-    let school_org = "Exempla kommun";
+    fs::create_dir_all(dir).map_err(|source| TestFedError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let out = Writer { dir };
+    let documents = write_documents(&out, &signing_key, new_signing_key, &payload, &jws)?;
+    let parties = write_parties(&out, &certs, &uris)?;
+
+    let federation = TestFederation {
+        dir: dir.to_path_buf(),
+        iss: options.iss.clone(),
+        jwks: documents.jwks,
+        signing_key: documents.signing_key,
+        metadata_json: documents.metadata_json,
+        metadata_jws: documents.metadata_jws,
+        parties,
+        reused_keys: keys.reused,
+    };
+    out.write("federation.json", manifest(&federation).as_bytes(), false)?;
+    Ok(federation)
+}
+
+/// The certificates of the members, and the unlisted one.
+struct Certificates {
+    school_server: Issued,
+    school_client: Issued,
+    supplier_ca: Issued,
+    supplier_client: Issued,
+    supplier_server: Issued,
+    authserver: Issued,
+    unlisted: Issued,
+}
+
+/// Makes (or, with kept keys, remakes) every certificate; reads every kept key first.
+fn issue_certificates(
+    keys: &mut Keys<'_>,
+    host: &str,
+    window: Window,
+    ca_window: Window,
+) -> Result<Certificates, TestFedError> {
     let school_server = self_signed(
-        leaf_params("school-server", school_org, host, window)?,
+        leaf_params("school-server", SCHOOL_ORG, host, window)?,
         keys.party("school-server")?,
     )?;
     let school_client = self_signed(
-        leaf_params("school-client", school_org, host, window)?,
+        leaf_params("school-client", SCHOOL_ORG, host, window)?,
         keys.party("school-client")?,
     )?;
-    let supplier_org = "Leverantör Exempel AB";
     let supplier_ca = ca(
         "Leverantör Exempel Root CA",
-        supplier_org,
+        SUPPLIER_ORG,
         ca_window,
         keys.party("supplier-ca")?,
     )?;
     let supplier_client = issued_by(
-        leaf_params("supplier-client", supplier_org, host, window)?,
+        leaf_params("supplier-client", SUPPLIER_ORG, host, window)?,
         &supplier_ca,
         keys.party("supplier-client")?,
     )?;
     let supplier_server = issued_by(
-        leaf_params("supplier-server", supplier_org, host, window)?,
+        leaf_params("supplier-server", SUPPLIER_ORG, host, window)?,
         &supplier_ca,
         keys.party("supplier-server")?,
     )?;
-    let authority_org = "Exempelmyndigheten";
     let authserver = self_signed(
-        leaf_params("authserver", authority_org, host, window)?,
+        leaf_params("authserver", AUTHORITY_ORG, host, window)?,
         keys.party("authserver")?,
     )?;
     let unlisted = self_signed(
         leaf_params("unlisted-client", "Okänd AB", host, window)?,
         keys.party("unlisted-client")?,
     )?;
-    let (signing_key, new_signing_key) = keys.signing(options.algorithm)?;
+    Ok(Certificates {
+        school_server,
+        school_client,
+        supplier_ca,
+        supplier_client,
+        supplier_server,
+        authserver,
+        unlisted,
+    })
+}
 
-    let school_id = "https://school.test.example";
-    let supplier_id = "https://supplier.test.example/moa";
-    let authority_id = "https://auth.test.example";
-    let ports = options.ports;
-    let school_base = format!("https://{host}:{}/ss12000/v2.0/", ports.school);
-    let supplier_base = format!("https://{host}:{}/ss12000/", ports.supplier);
-    let auth_base = format!("https://{host}:{}/transaction", ports.auth);
+/// The base URIs of the servers.
+struct BaseUris {
+    school_base: String,
+    supplier_base: String,
+    auth_base: String,
+}
 
+fn base_uris(host: &str, ports: ServerPorts) -> BaseUris {
+    BaseUris {
+        school_base: format!("https://{host}:{}/ss12000/v2.0/", ports.school),
+        supplier_base: format!("https://{host}:{}/ss12000/", ports.supplier),
+        auth_base: format!("https://{host}:{}/transaction", ports.auth),
+    }
+}
+
+/// The metadata that lists the three members.
+fn build_metadata(certs: &Certificates, uris: &BaseUris) -> Metadata {
+    let Certificates {
+        school_server,
+        school_client,
+        supplier_ca,
+        supplier_client,
+        supplier_server,
+        authserver,
+        ..
+    } = certs;
+    let BaseUris {
+        school_base,
+        supplier_base,
+        auth_base,
+    } = uris;
     let mut school_extensions = Map::new();
     school_extensions.insert(
         SAML_SCOPE_EXTENSION.to_owned(),
@@ -97,20 +179,20 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     );
     let entities = vec![
         Entity {
-            entity_id: school_id.to_owned(),
-            organization: Some(school_org.to_owned()),
+            entity_id: SCHOOL_ID.to_owned(),
+            organization: Some(SCHOOL_ORG.to_owned()),
             organization_id: OrganizationId::new("SE2120009999").ok(),
-            issuers: vec![issuer(&school_server), issuer(&school_client)],
+            issuers: vec![issuer(school_server), issuer(school_client)],
             servers: vec![endpoint(
                 "SS 12000 API",
                 Some(school_base.clone()),
-                &school_server,
+                school_server,
                 &["egilv1"],
             )],
             clients: vec![endpoint(
                 "SS 12000 client",
                 None,
-                &school_client,
+                school_client,
                 &["egilv1"],
             )],
             scopes: vec![
@@ -121,30 +203,30 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             extra: Map::new(),
         },
         Entity {
-            entity_id: supplier_id.to_owned(),
-            organization: Some(supplier_org.to_owned()),
+            entity_id: SUPPLIER_ID.to_owned(),
+            organization: Some(SUPPLIER_ORG.to_owned()),
             organization_id: OrganizationId::new("SE5566000001").ok(),
-            issuers: vec![issuer(&supplier_ca)],
+            issuers: vec![issuer(supplier_ca)],
             servers: vec![endpoint(
                 "SS 12000 API (supplier)",
                 Some(supplier_base.clone()),
-                &supplier_server,
+                supplier_server,
                 &["egilv1"],
             )],
-            clients: vec![endpoint("Sync client", None, &supplier_client, &["egilv1"])],
+            clients: vec![endpoint("Sync client", None, supplier_client, &["egilv1"])],
             scopes: Vec::new(),
             extensions: None,
             extra: Map::new(),
         },
         Entity {
-            entity_id: authority_id.to_owned(),
-            organization: Some(authority_org.to_owned()),
+            entity_id: AUTHORITY_ID.to_owned(),
+            organization: Some(AUTHORITY_ORG.to_owned()),
             organization_id: OrganizationId::new("SE2021004185").ok(),
-            issuers: vec![issuer(&authserver)],
+            issuers: vec![issuer(authserver)],
             servers: vec![endpoint(
                 "Authorization server (GNAP)",
                 Some(auth_base.clone()),
-                &authserver,
+                authserver,
                 &["gnapv1"],
             )],
             clients: Vec::new(),
@@ -153,7 +235,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             extra: Map::new(),
         },
     ];
-    let metadata = Metadata {
+    Metadata {
         version: "1.0.0".to_owned(),
         cache_ttl: Some(3600),
         claims: Default::default(),
@@ -161,9 +243,17 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
         rejected: Vec::new(),
         warnings: Vec::new(),
         extra: Map::new(),
-    };
+    }
+}
 
-    let payload = match serde_json::to_value(&metadata) {
+/// The metadata as a JSON object, and signed by the federation key.
+fn sign(
+    metadata: &Metadata,
+    signing_key: &SigningKey,
+    options: &FederationOptions,
+    now: i64,
+) -> Result<(Map<String, Value>, String), TestFedError> {
+    let payload = match serde_json::to_value(metadata) {
         Ok(Value::Object(map)) => map,
         _ => {
             return Err(TestFedError::NotAnObject);
@@ -171,7 +261,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     };
     let jws = sign_metadata(
         &payload,
-        &[&signing_key],
+        &[signing_key],
         &SignOptions {
             iss: options.iss.clone(),
             lifetime_secs: options.metadata_lifetime_secs,
@@ -180,12 +270,25 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             default_cache_ttl: 3600,
         },
     )?;
+    Ok((payload, jws))
+}
 
-    fs::create_dir_all(dir).map_err(|source| TestFedError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
-    let out = Writer { dir };
+/// The paths of the federation-wide files.
+struct Documents {
+    signing_key: PathBuf,
+    jwks: PathBuf,
+    metadata_json: PathBuf,
+    metadata_jws: PathBuf,
+}
+
+/// Writes the signing key (if new), the JWKS and the metadata, plain and signed.
+fn write_documents(
+    out: &Writer<'_>,
+    signing_key: &SigningKey,
+    new_signing_key: bool,
+    payload: &Map<String, Value>,
+    jws: &str,
+) -> Result<Documents, TestFedError> {
     let signing_key_path = if new_signing_key {
         out.write(
             SIGNING_KEY_FILE,
@@ -193,7 +296,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             true,
         )?
     } else {
-        dir.join(SIGNING_KEY_FILE)
+        out.dir.join(SIGNING_KEY_FILE)
     };
     let jwks_path = out.write(
         "jwks.json",
@@ -202,10 +305,37 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             .as_bytes(),
         false,
     )?;
-    let pretty = serde_json::to_vec_pretty(&payload).unwrap_or_default();
+    let pretty = serde_json::to_vec_pretty(payload).unwrap_or_default();
     let metadata_json = out.write("metadata.json", &pretty, false)?;
     let metadata_jws = out.write("metadata.jws", jws.as_bytes(), false)?;
+    Ok(Documents {
+        signing_key: signing_key_path,
+        jwks: jwks_path,
+        metadata_json,
+        metadata_jws,
+    })
+}
 
+/// Writes every party's certificate, new key and chain, and describes the party.
+fn write_parties(
+    out: &Writer<'_>,
+    certs: &Certificates,
+    uris: &BaseUris,
+) -> Result<Vec<Party>, TestFedError> {
+    let Certificates {
+        school_server,
+        school_client,
+        supplier_ca,
+        supplier_client,
+        supplier_server,
+        authserver,
+        unlisted,
+    } = certs;
+    let BaseUris {
+        school_base,
+        supplier_base,
+        auth_base,
+    } = uris;
     let mut parties = Vec::new();
     let mut add = |name: &str,
                    entity_id: Option<&str>,
@@ -220,7 +350,7 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
             let pem = format!("{TEST_KEY_NOTE}{}", cert.key.serialize_pem());
             out.write(&party_key_file(name), pem.as_bytes(), true)?
         } else {
-            dir.join(party_key_file(name))
+            out.dir.join(party_key_file(name))
         };
         let chain = match ca {
             Some(ca) => Some(out.write(
@@ -245,80 +375,60 @@ pub fn init(dir: &Path, options: &FederationOptions) -> Result<TestFederation, T
     };
     add(
         "school-server",
-        Some(school_id),
+        Some(SCHOOL_ID),
         "server",
-        &school_server,
+        school_server,
         None,
-        Some(&school_base),
+        Some(school_base),
         &["egilv1"],
     )?;
     add(
         "school-client",
-        Some(school_id),
+        Some(SCHOOL_ID),
         "client",
-        &school_client,
+        school_client,
         None,
         None,
         &["egilv1"],
     )?;
     add(
         "supplier-ca",
-        Some(supplier_id),
+        Some(SUPPLIER_ID),
         "ca",
-        &supplier_ca,
+        supplier_ca,
         None,
         None,
         &[],
     )?;
     add(
         "supplier-client",
-        Some(supplier_id),
+        Some(SUPPLIER_ID),
         "client",
-        &supplier_client,
-        Some(&supplier_ca),
+        supplier_client,
+        Some(supplier_ca),
         None,
         &["egilv1"],
     )?;
     add(
         "supplier-server",
-        Some(supplier_id),
+        Some(SUPPLIER_ID),
         "server",
-        &supplier_server,
-        Some(&supplier_ca),
-        Some(&supplier_base),
+        supplier_server,
+        Some(supplier_ca),
+        Some(supplier_base),
         &["egilv1"],
     )?;
     add(
         "authserver",
-        Some(authority_id),
+        Some(AUTHORITY_ID),
         "server",
-        &authserver,
+        authserver,
         None,
-        Some(&auth_base),
+        Some(auth_base),
         &["gnapv1"],
     )?;
-    add(
-        "unlisted-client",
-        None,
-        "client",
-        &unlisted,
-        None,
-        None,
-        &[],
-    )?;
-
-    let federation = TestFederation {
-        dir: dir.to_path_buf(),
-        iss: options.iss.clone(),
-        jwks: jwks_path,
-        signing_key: signing_key_path,
-        metadata_json,
-        metadata_jws,
-        parties,
-        reused_keys: keys.reused,
-    };
-    out.write("federation.json", manifest(&federation).as_bytes(), false)?;
-    Ok(federation)
+    add("unlisted-client", None, "client", unlisted, None, None, &[])?;
+    Ok(parties)
 }
 
 fn endpoint(description: &str, base_uri: Option<String>, cert: &Issued, tags: &[&str]) -> Endpoint {

@@ -1,4 +1,5 @@
-//! One trusted public JWK: reading it from JSON, verifying with it, its thumbprint and its JSON form.
+//! One trusted public JWK: reading it from JSON, verifying with it, its thumbprint and its
+//! JSON form.
 
 use std::fmt;
 

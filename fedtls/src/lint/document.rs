@@ -1,4 +1,5 @@
-//! The top level: a whole document, a single entity or a bare array; its members, and near-misses of known member names.
+//! The top level (a whole document, a single entity or a bare array), its members, and
+//! near-misses of known member names.
 
 use serde_json::{Map, Value};
 

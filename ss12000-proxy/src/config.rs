@@ -25,7 +25,8 @@ pub struct Config {
     /// Where clients connect (mutual TLS).
     pub listen: SocketAddr,
     /// The backend's base URL (`http://` or `https://`, optionally with a path prefix).
-    pub backend: String,
+    #[serde(deserialize_with = "from_str")]
+    pub backend: http::Uri,
     /// The proxy's server certificate.
     pub tls: TlsConfig,
     /// Where the federation metadata comes from.
@@ -316,21 +317,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), InvalidConfig> {
-        let lower = self.backend.to_ascii_lowercase();
-        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        let scheme = self.backend.scheme_str().map(str::to_ascii_lowercase);
+        let https = scheme.as_deref() == Some("https");
+        if !(https || scheme.as_deref() == Some("http")) || self.backend.authority().is_none() {
             return Err(InvalidConfig(format!(
-                "backend = {:?}: must be an http:// or https:// URL",
-                self.backend
+                "backend = {:?}: must be an http:// or https:// URL with a host",
+                self.backend.to_string()
             )));
         }
-        self.backend
-            .parse::<http::Uri>()
-            .map_err(|e| format!("backend = {:?}: {e}", self.backend))?;
         if let Some(pin) = &self.backend_tls.pin {
             pin.parse::<Pin>()
                 .map_err(|e| format!("backend_tls.pin: {e}"))?;
         }
-        if self.backend_h2c && lower.starts_with("https://") {
+        if self.backend_h2c && https {
             return Err(
                 "backend_h2c is for http:// backends; https backends negotiate HTTP/2".into(),
             );

@@ -92,17 +92,14 @@ struct IdentityCache {
 }
 
 impl Forwarder {
-    /// A forwarder to `backend` (validated URL) using `clients`.
+    /// A forwarder to `backend` (an `http`/`https` URL with a host) using `clients`.
     pub fn new(
         clients: BackendClients,
-        backend: &str,
+        backend: &Uri,
         headers: HeadersConfig,
         backend_timeout: Duration,
     ) -> Result<Self, BackendError> {
-        let uri: Uri = backend
-            .parse()
-            .map_err(|e| format!("backend {backend:?}: {e}"))?;
-        let parts = uri.into_parts();
+        let parts = backend.clone().into_parts();
         let scheme = parts.scheme.ok_or("the backend URL has no scheme")?;
         let authority = parts.authority.ok_or("the backend URL has no host")?;
         let prefix = parts
@@ -530,7 +527,7 @@ mod tests {
             crate::backend::clients(&Default::default(), false, Duration::from_secs(1)).unwrap();
         let forwarder = Forwarder::new(
             clients,
-            "http://127.0.0.1:1",
+            &"http://127.0.0.1:1".parse().unwrap(),
             HeadersConfig::default(),
             Duration::from_secs(1),
         )

@@ -187,8 +187,14 @@ pub enum TokenError {
 /// already ends in `/transaction` (as the SUNET server is listed), else `base_uri` +
 /// `transaction`.
 pub fn transaction_url(base_uri: &str) -> Result<reqwest::Url, url_error::InvalidUrl> {
-    let mut url = reqwest::Url::parse(base_uri)
+    let url = reqwest::Url::parse(base_uri)
         .map_err(|e| url_error::InvalidUrl(format!("`{base_uri}`: {e}")))?;
+    transaction_url_of(url)
+}
+
+/// [`transaction_url`] for a `base_uri` that is already a URL (a discovered server's).
+pub fn transaction_url_of(mut url: reqwest::Url) -> Result<reqwest::Url, url_error::InvalidUrl> {
+    let base_uri = url.to_string();
     if url.scheme() != "https" && url.scheme() != "http" {
         return Err(url_error::InvalidUrl(format!(
             "`{base_uri}`: not an http(s) URL"
@@ -276,7 +282,7 @@ impl TokenClient {
         let client = crate::FederationClient::builder(source, identity)
             .discover(crate::ServerQuery::tag("gnapv1"), crate::Choice::default())
             .build()?;
-        let url = transaction_url(client.base_uri().as_str())?;
+        let url = transaction_url_of(client.base_uri().clone())?;
         Ok(TokenClient::new(
             client.sender().http().clone(),
             url,

@@ -54,7 +54,7 @@ impl MetadataPinnedVerifier {
                 server
                     .base_uri
                     .as_deref()
-                    .and_then(|raw| reqwest::Url::parse(raw).ok())
+                    .and_then(|raw| crate::discovery::parse_base_uri(raw).ok())
                     .is_some_and(|url| url.as_str() == self.base_uri)
             })
             .flat_map(|server| server.pins.iter().copied())

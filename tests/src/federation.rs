@@ -59,12 +59,7 @@ impl Fed {
                 _ => panic!("metadata.json is not an object"),
             };
         let document = std::fs::read(&fed.metadata_jws).unwrap();
-        let verified = verify_metadata(&document, &jwks, &VerifyOptions::default()).unwrap();
-        let cell = Arc::new(SnapshotCell::with(Snapshot::new(
-            verified,
-            "test",
-            unix_now(),
-        )));
+        let cell = Arc::new(SnapshotCell::with(verified_now(&document, &jwks)));
         Self {
             dir,
             fed,
@@ -208,8 +203,7 @@ impl Fed {
 
     /// The snapshot of a signed `document`, verified now against the federation's JWKS.
     pub fn snapshot_of(&self, document: &[u8]) -> Snapshot {
-        let verified = verify_metadata(document, &self.jwks, &VerifyOptions::default()).unwrap();
-        Snapshot::new(verified, "test", unix_now())
+        verified_now(document, &self.jwks)
     }
 
     /// A new snapshot cell holding the metadata as created (not shared with [`Fed::cell`]).
@@ -279,6 +273,12 @@ pub async fn serve(
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(handler, std::future::pending()));
     addr
+}
+
+/// The snapshot of a signed `document`, verified now against `jwks`.
+fn verified_now(document: &[u8], jwks: &Jwks) -> Snapshot {
+    let verified = verify_metadata(document, jwks, &VerifyOptions::default()).unwrap();
+    Snapshot::new(verified, "test", unix_now())
 }
 
 /// A running server; stops when dropped.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rustls::CertificateError;
 use rustls_pki_types::UnixTime;
-use x509_parser::certificate::X509Certificate;
+use x509_parser::certificate::{TbsCertificate, X509Certificate};
+use x509_parser::error::X509Error;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
@@ -31,6 +32,30 @@ fn parse(der: &[u8]) -> Result<X509Certificate<'_>, rustls::Error> {
     Ok(cert)
 }
 
+/// The DNS names and IP addresses of a certificate's subjectAltName extension (empty without
+/// one); a malformed extension is an error.
+pub(super) fn subject_alt_names(
+    tbs: &TbsCertificate<'_>,
+) -> Result<(Vec<String>, Vec<IpAddr>), X509Error> {
+    let mut dns_names = Vec::new();
+    let mut ip_addresses = Vec::new();
+    let san = tbs.subject_alternative_name()?;
+    for name in san.iter().flat_map(|san| &san.value.general_names) {
+        match name {
+            GeneralName::DNSName(dns) => dns_names.push((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => {
+                if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                    ip_addresses.push(IpAddr::from(v4));
+                } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                    ip_addresses.push(IpAddr::from(v6));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((dns_names, ip_addresses))
+}
+
 impl Leaf {
     /// Reads a DER certificate. Subject alternative names are read only with `names`.
     pub fn parse(der: &[u8], names: bool) -> Result<Self, rustls::Error> {
@@ -45,22 +70,8 @@ impl Leaf {
             ip_addresses: Vec::new(),
         };
         if names {
-            let san = tbs
-                .subject_alternative_name()
+            (leaf.dns_names, leaf.ip_addresses) = subject_alt_names(tbs)
                 .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-            for name in san.iter().flat_map(|san| &san.value.general_names) {
-                match name {
-                    GeneralName::DNSName(dns) => leaf.dns_names.push((*dns).to_owned()),
-                    GeneralName::IPAddress(bytes) => {
-                        if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
-                            leaf.ip_addresses.push(IpAddr::from(v4));
-                        } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
-                            leaf.ip_addresses.push(IpAddr::from(v6));
-                        }
-                    }
-                    _ => {}
-                }
-            }
         }
         Ok(leaf)
     }

@@ -4,7 +4,6 @@
 use std::net::IpAddr;
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
 
 use crate::pin::Pin;
@@ -63,24 +62,8 @@ impl PresentedCertificate {
         };
         tbs.basic_constraints()
             .map_err(malformed("basicConstraints"))?;
-        let san = tbs
-            .subject_alternative_name()
-            .map_err(malformed("subjectAltName"))?;
-        let mut dns_names = Vec::new();
-        let mut ip_addresses = Vec::new();
-        for name in san.iter().flat_map(|san| &san.value.general_names) {
-            match name {
-                GeneralName::DNSName(dns) => dns_names.push((*dns).to_owned()),
-                GeneralName::IPAddress(bytes) => {
-                    if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
-                        ip_addresses.push(IpAddr::from(v4));
-                    } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
-                        ip_addresses.push(IpAddr::from(v6));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let (dns_names, ip_addresses) =
+            super::leaf::subject_alt_names(tbs).map_err(malformed("subjectAltName"))?;
         Ok(Self {
             pin: Pin::of_spki(tbs.public_key().raw),
             subject: tbs.subject.to_string(),

@@ -39,6 +39,9 @@ pub struct Quirks {
     pub organisations_key: bool,
     /// Every page of this collection returns the same token (a paging loop).
     pub repeat_token_in: Option<String>,
+    /// Every page of this collection holds `limit` new objects and a new token, forever
+    /// (a server that never stops paging).
+    pub endless_in: Option<String>,
     /// `deletedEntities` spells activities `activitites`.
     pub misspelt_activities: bool,
     /// Answer 500 to the n-th request (1-based) of a listing page.
@@ -59,6 +62,7 @@ impl Default for Quirks {
             empty_page_after_full: false,
             organisations_key: false,
             repeat_token_in: None,
+            endless_in: None,
             misspelt_activities: false,
             fail_request: None,
             hang_request: None,
@@ -204,6 +208,14 @@ async fn serve(mut stream: TcpStream, data: Arc<Mutex<Data>>) -> std::io::Result
     }
 }
 
+/// Page `n` of a listing that never ends: `limit` objects no earlier page had, and a new token.
+pub fn endless_page(n: usize, limit: usize) -> Value {
+    let data: Vec<Value> = (0..limit)
+        .map(|i| json!({"id": format!("junk-{n}-{i}"), "displayName": "junk"}))
+        .collect();
+    json!({"data": data, "pageToken": token_for(&format!("endless-{n}|"))})
+}
+
 fn token_for(last_id: &str) -> String {
     format!("+/{}", STANDARD.encode(format!("after:{last_id}")))
 }
@@ -264,6 +276,9 @@ fn handle(data: &mut Data, method: &str, target: &str, body: &[u8]) -> (u16, Val
     let limit: usize = param("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
     if path == "deletedEntities" {
         return deleted_page(data, &param("after"), &param("entities"), token, hang);
+    }
+    if data.quirks.endless_in.as_deref() == Some(path.as_str()) {
+        return (200, endless_page(n, limit), hang);
     }
     // Filters of the first request are kept in the token's continuation: the stand-in encodes
     // only the last id, and remembers the filter per token in `requests` order is not needed:

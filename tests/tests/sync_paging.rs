@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use kontosynk_client::sync::{Mode, NoProgress, SyncError, SyncOptions, SyncReport, Syncer};
+use kontosynk_client::sync::{
+    Bound, Mode, NoProgress, RunBounds, SyncError, SyncOptions, SyncReport, Syncer, state_key,
+};
 use kontosynk_testbed::sync_standin::{Data, LastPage, Quirks, StandIn, persons, sender};
 use serde_json::{Value, json};
 use ss12000::{Collection, DeletedQuery, Store, Timestamp};
@@ -299,6 +301,150 @@ async fn a_repeated_token_stops_the_sync_and_keeps_what_was_applied() {
     // The pages before the loop was seen are stored with their state.
     let stored = store.count(&Collection::Persons).await.unwrap();
     assert!(stored == 10 || stored == 20, "{stored}");
+}
+
+fn bounded(limit: u32, bounds: RunBounds) -> SyncOptions {
+    SyncOptions {
+        bounds,
+        ..options(limit)
+    }
+}
+
+/// The saved state of one listing: (watermark, page token of the pass in progress).
+async fn listing_state(server: &StandIn, store: &Store, listing: &str) -> (Value, Value) {
+    let key = state_key(server.base().as_str(), listing);
+    let state = store.state(&key).await.unwrap().unwrap_or(Value::Null);
+    (
+        state["watermark"].clone(),
+        state["pass"]["page_token"].clone(),
+    )
+}
+
+/// Asserts a bounded stop: the error names the server, the listing and the bound, the
+/// committed pages stay, and the listing has no watermark (it never completed) but keeps its
+/// resume token.
+async fn assert_stopped(
+    error: SyncError,
+    server: &StandIn,
+    store: &Store,
+    collection: Collection,
+    expected: Bound,
+    committed: u64,
+) {
+    let text = error.to_string();
+    let SyncError::Bounded { bound, objects, .. } = error else {
+        panic!("not a bounded stop: {text}");
+    };
+    assert_eq!(bound, expected, "{text}");
+    assert_eq!(objects, committed, "{text}");
+    let base = server.base().as_str().trim_end_matches('/').to_owned();
+    assert!(text.contains(&base), "{text}");
+    assert!(text.contains(&format!("`{collection}` listing")), "{text}");
+    assert_eq!(store.count(&collection).await.unwrap(), committed, "{text}");
+    let (watermark, token) = listing_state(server, store, collection.path()).await;
+    assert_eq!(watermark, Value::Null, "the watermark advanced: {text}");
+    assert!(token.is_string(), "no resume token: {text}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_stops_paging_is_stopped_at_max_objects() {
+    let mut data = seeded();
+    data.quirks.endless_in = Some("groups".into());
+    let server = StandIn::start(data).await;
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let bounds = RunBounds {
+        max_objects: 95,
+        ..RunBounds::default()
+    };
+    let error = sync(&server, &store, bounded(10, bounds))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("--max-objects"), "{error}");
+    assert_stopped(
+        error,
+        &server,
+        &store,
+        Collection::Groups,
+        Bound::Objects(95),
+        90,
+    )
+    .await;
+    // The listings before it completed and are kept; a real listing of exactly the bound
+    // (25 persons) is not stopped.
+    assert_mirrors(&server, &store, Collection::Persons).await;
+    let (watermark, _) = listing_state(&server, &store, "persons").await;
+    assert!(watermark.is_string(), "{watermark}");
+    let bounds = RunBounds {
+        max_objects: 25,
+        ..RunBounds::default()
+    };
+    let mut data = seeded();
+    data.quirks.last_page = LastPage::Null;
+    let honest = StandIn::start(data).await;
+    let db = ss12000::testing::sqlite();
+    let fresh = db.open().await;
+    sync(&honest, &fresh, bounded(10, bounds)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_never_stops_paging_is_stopped_at_max_pages() {
+    let mut data = Data::default();
+    data.quirks.endless_in = Some("organisations".into());
+    let server = StandIn::start(data).await;
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let bounds = RunBounds {
+        max_pages: 7,
+        ..RunBounds::default()
+    };
+    let error = sync(&server, &store, bounded(3, bounds)).await.unwrap_err();
+    assert!(error.to_string().contains("--max-pages"), "{error}");
+    assert_stopped(
+        error,
+        &server,
+        &store,
+        Collection::Organisations,
+        Bound::Pages(7),
+        21,
+    )
+    .await;
+    // Nothing after the stopped listing was requested.
+    assert!(
+        server
+            .data()
+            .requests
+            .iter()
+            .all(|r| r.starts_with("/ss12000/v2.0/organisations")),
+        "{:?}",
+        server.data().requests
+    );
+}
+
+#[tokio::test]
+async fn a_run_past_its_deadline_stops_after_its_last_committed_page() {
+    let mut data = Data::default();
+    data.quirks.endless_in = Some("organisations".into());
+    // The third page never comes: only the deadline ends the wait.
+    data.quirks.hang_request = Some(3);
+    let server = StandIn::start(data).await;
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let bounds = RunBounds {
+        deadline: Duration::from_secs(1),
+        ..RunBounds::default()
+    };
+    let error = sync(&server, &store, bounded(4, bounds)).await.unwrap_err();
+    assert!(error.to_string().contains("--deadline"), "{error}");
+    assert_stopped(
+        error,
+        &server,
+        &store,
+        Collection::Organisations,
+        Bound::Deadline(Duration::from_secs(1)),
+        8,
+    )
+    .await;
 }
 
 #[tokio::test]

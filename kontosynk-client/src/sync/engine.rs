@@ -3,11 +3,13 @@
 //! written.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 use reqwest::Url;
 use ss12000::{Collection, CollectionSummary, Store, Timestamp, WriteBatch};
+use tokio::time::Instant;
 
-use super::error::SyncError;
+use super::error::{Bound, SyncError};
 use super::http::{FetchError, Fetched, endpoint, get_page, with_query};
 use super::page::{parse_deleted, parse_list};
 use super::progress::Progress;
@@ -34,6 +36,33 @@ pub struct SyncOptions {
     pub max_page_bytes: usize,
     /// Empty pages in a row that still carry a token before the listing is abandoned (default 16).
     pub max_empty_pages: usize,
+    /// Bounds of one run against a server that never stops paging (a bug, or hostile).
+    pub bounds: RunBounds,
+}
+
+/// How much one run may take from a server: a server that keeps handing out new page tokens
+/// would otherwise be followed forever. The defaults are far above any real school organizer
+/// (Sweden's largest has a few hundred thousand persons); hitting one stops the run with
+/// [`SyncError::Bounded`], keeps every page committed before it and leaves the listing's
+/// watermark where it was, so nothing is marked complete that is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunBounds {
+    /// Pages of one listing (a collection or `deletedEntities`) in one run (default 100,000).
+    pub max_pages: u64,
+    /// Objects (or deleted ids) of one listing in one run (default 2,000,000).
+    pub max_objects: u64,
+    /// Wall-clock time of the whole run (default 6 hours).
+    pub deadline: Duration,
+}
+
+impl Default for RunBounds {
+    fn default() -> RunBounds {
+        RunBounds {
+            max_pages: 100_000,
+            max_objects: 2_000_000,
+            deadline: Duration::from_secs(6 * 3600),
+        }
+    }
 }
 
 impl Default for SyncOptions {
@@ -46,6 +75,7 @@ impl Default for SyncOptions {
             deletions: true,
             max_page_bytes: 64 << 20,
             max_empty_pages: 16,
+            bounds: RunBounds::default(),
         }
     }
 }
@@ -126,6 +156,9 @@ impl Syncer {
     /// with whole pages and their resume state; the next run continues from there.
     pub async fn run(&self, progress: &dyn Progress) -> Result<SyncReport, SyncError> {
         let run_started = Timestamp::now();
+        let deadline = Instant::now()
+            .checked_add(self.options.bounds.deadline)
+            .unwrap_or_else(far_future);
         let mut report = SyncReport {
             server: self.server(),
             collections: Vec::new(),
@@ -136,12 +169,12 @@ impl Syncer {
             self.init_deletions(run_started).await?;
         }
         for collection in &self.options.collections {
-            let item = self.collection(collection, progress).await?;
+            let item = self.collection(collection, deadline, progress).await?;
             progress.finished(&item);
             report.collections.push(item);
         }
         if self.options.deletions {
-            self.deletions(&mut report).await?;
+            self.deletions(deadline, &mut report).await?;
         }
         Ok(report)
     }
@@ -167,14 +200,14 @@ impl Syncer {
     async fn collection(
         &self,
         collection: &Collection,
+        deadline: Instant,
         progress: &dyn Progress,
     ) -> Result<CollectionReport, SyncError> {
         let url = endpoint(&self.base, collection.path())?;
-        let key = state_key(&self.server(), collection.path());
         let target = collection.clone();
         let outcome = self
             .pass(
-                &key,
+                self.budget(collection.path(), deadline),
                 &url,
                 Listing::Collection,
                 &[],
@@ -201,9 +234,8 @@ impl Syncer {
         Ok(item)
     }
 
-    async fn deletions(&self, report: &mut SyncReport) -> Result<(), SyncError> {
+    async fn deletions(&self, deadline: Instant, report: &mut SyncReport) -> Result<(), SyncError> {
         let url = endpoint(&self.base, "deletedEntities")?;
-        let key = state_key(&self.server(), "deletedEntities");
         let entities: Vec<String> = self
             .options
             .collections
@@ -215,7 +247,7 @@ impl Syncer {
         let mut ignored: Vec<String> = Vec::new();
         let outcome = self
             .pass(
-                &key,
+                self.budget("deletedEntities", deadline),
                 &url,
                 Listing::DeletedEntities,
                 &[("entities", entities.as_str())],
@@ -268,7 +300,7 @@ impl Syncer {
     /// request only `limit` and `pageToken`, as the API requires.
     async fn pass<F>(
         &self,
-        key: &str,
+        mut budget: Budget,
         url: &Url,
         listing: Listing,
         fixed: &[(&str, &str)],
@@ -279,6 +311,7 @@ impl Syncer {
         F: FnMut(Fetched) -> Result<PageWrites, SyncError>,
     {
         let options = &self.options;
+        let key = &state_key(&budget.server, &budget.listing);
         let limit = options.limit.max(1).to_string();
         let mut state = ListingState::load(&self.store, key).await?;
         let full = options.full && listing.can_be_full();
@@ -304,9 +337,12 @@ impl Syncer {
         let mut guard = PageGuard::new(options.max_empty_pages);
         let resume_token = resumed.as_ref().and_then(|p| p.page_token.clone());
         let sent_at = Timestamp::now();
-        let first = self
-            .first_page(key, &request, resume_token, &mut guard)
-            .await?;
+        let first = budget
+            .in_time(
+                &request(resume_token.as_deref()),
+                self.first_page(key, &request, resume_token.clone(), &mut guard),
+            )
+            .await??;
         let mut pass = resumed.unwrap_or_else(|| Pass {
             after,
             started: first
@@ -330,6 +366,7 @@ impl Syncer {
                 items,
             } = on_page(fetched)?;
             guard.check(&url_text, next.as_deref(), items)?;
+            budget.admit(items, &url_text)?;
             pass.pages += 1;
             match &next {
                 Some(token) => {
@@ -345,9 +382,13 @@ impl Syncer {
             // The next page is fetched while this one is committed.
             let (applied, prefetched) = match &next {
                 Some(token) => {
+                    let next_url = request(Some(token));
                     let (applied, fetched) = tokio::join!(
                         self.store.apply(batch),
-                        get_page(&self.http, request(Some(token)), options.max_page_bytes)
+                        budget.in_time(
+                            &next_url,
+                            get_page(&self.http, next_url.clone(), options.max_page_bytes)
+                        )
                     );
                     (applied, Some(fetched))
                 }
@@ -359,7 +400,7 @@ impl Syncer {
             }
             match prefetched {
                 None => break,
-                Some(result) => fetched = result.map_err(|e| e.error)?,
+                Some(result) => fetched = result?.map_err(|e| e.error)?,
             }
         }
         outcome.watermark = state.watermark;
@@ -391,6 +432,74 @@ impl Syncer {
                     .map_err(|e| e.error)
             }
             Err(e) => Err(e.error),
+        }
+    }
+}
+
+impl Syncer {
+    /// The bounds of one listing in a run ending at `deadline`.
+    fn budget(&self, listing: &str, deadline: Instant) -> Budget {
+        Budget {
+            server: self.server(),
+            listing: listing.to_owned(),
+            bounds: self.options.bounds,
+            deadline,
+            pages: 0,
+            objects: 0,
+        }
+    }
+}
+
+/// An instant no run reaches (a deadline too far away to represent).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 86_400)
+}
+
+/// What one listing may still take in this run ([`RunBounds`]), and what it took.
+struct Budget {
+    server: String,
+    listing: String,
+    bounds: RunBounds,
+    deadline: Instant,
+    pages: u64,
+    objects: u64,
+}
+
+impl Budget {
+    /// Admits a page of `items` fetched from `url`, or refuses it when it would exceed the
+    /// pages or objects of one listing in one run.
+    fn admit(&mut self, items: usize, url: &str) -> Result<(), SyncError> {
+        let objects = self.objects.saturating_add(items as u64);
+        if self.pages >= self.bounds.max_pages {
+            return Err(self.exceeded(Bound::Pages(self.bounds.max_pages), url));
+        }
+        if objects > self.bounds.max_objects {
+            return Err(self.exceeded(Bound::Objects(self.bounds.max_objects), url));
+        }
+        self.pages += 1;
+        self.objects = objects;
+        Ok(())
+    }
+
+    /// Runs a request to `url` unless the run's deadline passes first.
+    async fn in_time<T>(
+        &self,
+        url: &Url,
+        request: impl Future<Output = T>,
+    ) -> Result<T, SyncError> {
+        tokio::time::timeout_at(self.deadline, request)
+            .await
+            .map_err(|_| self.exceeded(Bound::Deadline(self.bounds.deadline), url.as_str()))
+    }
+
+    fn exceeded(&self, bound: Bound, url: &str) -> SyncError {
+        SyncError::Bounded {
+            server: self.server.clone(),
+            listing: self.listing.clone(),
+            bound,
+            pages: self.pages,
+            objects: self.objects,
+            url: url.to_owned(),
         }
     }
 }

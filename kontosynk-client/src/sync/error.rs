@@ -66,6 +66,28 @@ pub enum SyncError {
         /// How many empty pages were seen in a row.
         count: usize,
     },
+    /// A listing hit one of the run's bounds ([`RunBounds`](super::RunBounds)): the server
+    /// kept paging past what any school holds, or the run took longer than allowed. Every page
+    /// committed before is kept, and the listing's watermark is not advanced.
+    #[error(
+        "{server}: stopped the `{listing}` listing after {pages} pages and {objects} objects in \
+         this run: {bound}. The pages before are committed and the watermark is not advanced; \
+         the next run resumes the listing (last request: {url})"
+    )]
+    Bounded {
+        /// The server's base URL.
+        server: String,
+        /// The collection path, or `deletedEntities`.
+        listing: String,
+        /// Which bound was hit.
+        bound: Bound,
+        /// Pages of this listing committed in this run.
+        pages: u64,
+        /// Objects (or deleted ids) of this listing committed in this run.
+        objects: u64,
+        /// The last request URL.
+        url: String,
+    },
     /// A stored sync-state value cannot be read (written by another program or version).
     #[error("sync state `{key}` is unreadable: {message} (remove it to start over)")]
     State {
@@ -85,6 +107,42 @@ pub enum SyncError {
     /// The store refused a read or a write.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The bound a run hit, with what to do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// More pages than `max_pages` in one listing.
+    Pages(u64),
+    /// More objects than `max_objects` in one listing.
+    Objects(u64),
+    /// The run's deadline passed.
+    Deadline(std::time::Duration),
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Pages(limit) => write!(
+                f,
+                "the next page would exceed {limit} pages (--max-pages); a server that keeps \
+                 handing out new page tokens has a paging bug: tell its operator, or raise the \
+                 bound if it really pages this finely"
+            ),
+            Bound::Objects(limit) => write!(
+                f,
+                "the next page would exceed {limit} objects (--max-objects); no school holds \
+                 that many, so the server is probably paging without end: tell its operator, or \
+                 raise the bound if it really holds this much"
+            ),
+            Bound::Deadline(limit) => write!(
+                f,
+                "the run's deadline of {} s passed (--deadline); re-run to continue, or raise \
+                 the deadline for a server this slow",
+                limit.as_secs()
+            ),
+        }
+    }
 }
 
 fn body_suffix(body: &str) -> String {

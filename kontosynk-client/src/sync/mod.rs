@@ -11,6 +11,8 @@
 //! filters there); tokens are URL-encoded (`+/=`); a page without `pageToken`, with `null` or
 //! with `""` is the last; an empty page is accepted anywhere; a token the server already gave
 //! in this pass is a loop and fails the run, as do too many empty pages that keep a token.
+//! A server that keeps handing out *new* tokens is stopped by the run's [`RunBounds`]: pages
+//! and objects per listing, and a deadline for the whole run.
 //!
 //! # Atomic pages and resuming
 //!
@@ -70,8 +72,8 @@ mod progress;
 mod report;
 mod state;
 
-pub use engine::{SyncOptions, Syncer};
-pub use error::SyncError;
+pub use engine::{RunBounds, SyncOptions, Syncer};
+pub use error::{Bound, SyncError};
 pub use progress::{NoProgress, Progress};
 pub use report::{
     CollectionReport, LogEntry, Mode, StatisticsEntry, SyncReport, log_entry, report_to_server,

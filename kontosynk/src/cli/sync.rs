@@ -14,7 +14,7 @@ use ss12000::{Collection, Database, Store};
 use kontosynk_client::client::{FederationClient, RetryPolicy};
 use kontosynk_client::discovery::{Choice, ServerQuery, ServerTarget};
 use kontosynk_client::sync::{
-    CollectionReport, Mode, Progress, SyncOptions, Syncer, report_to_server,
+    CollectionReport, Mode, Progress, RunBounds, SyncOptions, Syncer, report_to_server,
 };
 
 use super::CliError;
@@ -32,8 +32,8 @@ use super::federation::RequiredFederation;
     kontosynk sync … --server-tag egilv1 --organization-id SE2120001234 --json > summary.json\n  \
     kontosynk sync … --server-entity https://school.example/fedtls --full --collection placements --report\n  \
     kontosynk sync … --url https://school.example/ss12000/v2.0 --pin 'base64…=' --db postgres://kontosynk@db/kontosynk\n\n\
-    Exit codes: 0 synced, 1 the sync failed (the store keeps every page committed before the\n\
-    failure; re-run to continue), 2 usage or setup error (flags, files, metadata, no such server).")]
+    Exit codes: 0 synced, 1 the sync failed or hit --max-pages, --max-objects or --deadline\n\
+    (the store keeps every page committed before; re-run to continue), 2 usage or setup error (flags, files, metadata, no such server).")]
 pub struct Args {
     #[command(flatten)]
     federation: RequiredFederation,
@@ -78,6 +78,23 @@ pub struct Args {
     /// Seconds allowed for each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     timeout: u64,
+    /// Most pages one listing (a collection, or deletedEntities) may take in one run. A server
+    /// that keeps handing out new page tokens is stopped there; what was committed is kept.
+    #[arg(long, value_name = "N", env = "KONTOSYNK_SYNC_MAX_PAGES",
+          default_value_t = RunBounds::default().max_pages,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_pages: u64,
+    /// Most objects (or deleted ids) one listing may bring in one run; far above any school.
+    #[arg(long, value_name = "N", env = "KONTOSYNK_SYNC_MAX_OBJECTS",
+          default_value_t = RunBounds::default().max_objects,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_objects: u64,
+    /// Seconds the whole run may take; when they pass the run stops after its last committed
+    /// page, and the next run continues from there.
+    #[arg(long, value_name = "SECONDS", env = "KONTOSYNK_SYNC_DEADLINE",
+          default_value_t = RunBounds::default().deadline.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    deadline: u64,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -100,6 +117,11 @@ impl Args {
             overlap_seconds: self.overlap,
             full: self.full,
             deletions: !self.no_deletions,
+            bounds: RunBounds {
+                max_pages: self.max_pages,
+                max_objects: self.max_objects,
+                deadline: Duration::from_secs(self.deadline),
+            },
             ..SyncOptions::default()
         }
         .with_extra_collections(extra))

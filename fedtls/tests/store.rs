@@ -1056,10 +1056,39 @@ async fn file_sources_are_reread_and_bytes_load_once() {
 #[tokio::test]
 async fn https_sources_behind_a_private_ca() {
     let fed = Fed::new();
-    let party = fed.fed.party("supplier-server").unwrap();
-    let ca = fed.fed.party("supplier-ca").unwrap();
+    let (acceptor, root) = private_ca_tls(&fed);
+    let server = Server::start_with_tls(
+        "127.0.0.1:0".parse().unwrap(),
+        Behaviour::serving(fed.good()),
+        Some(acceptor),
+    )
+    .await;
+    let url = format!("https://localhost:{}/md.jws", server.addr.port());
+
+    let mut config = fed.config(url.parse().unwrap());
+    config.extra_root_certificates = vec![root];
+    let store = MetadataStore::new(config).unwrap();
+    let snapshot = within(store.load()).await.unwrap();
+    assert_eq!(snapshot.source(), url);
+
+    // Without the private CA the server is not trusted.
+    let untrusted = fed.store(url.parse().unwrap());
+    let err = within(untrusted.load()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Fetch { .. }), "{err}");
+}
+
+/// A TLS acceptor with the test federation's supplier server certificate (for `localhost`),
+/// and the private CA that issued it.
+fn private_ca_tls(
+    fed: &Fed,
+) -> (
+    tokio_rustls::TlsAcceptor,
+    rustls_pki_types::CertificateDer<'static>,
+) {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let party = fed.fed.party("supplier-server").unwrap();
+    let ca = fed.fed.party("supplier-ca").unwrap();
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(party.chain.as_ref().unwrap())
             .unwrap()
@@ -1074,25 +1103,85 @@ async fn https_sources_behind_a_private_ca() {
         .with_single_cert(chain, key)
         .unwrap();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let server = Server::start_with_tls(
-        "127.0.0.1:0".parse().unwrap(),
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        CertificateDer::from_pem_file(&ca.cert).unwrap(),
+    )
+}
+
+fn redirect_to(location: &str) -> Behaviour {
+    Behaviour {
+        status: 302,
+        headers: vec![("location", location.to_owned())],
+        ..Behaviour::serving(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_followed_to_https_only_a_few_times_and_errors_name_where_they_led() {
+    let fed = Fed::new();
+    let (acceptor, root) = private_ca_tls(&fed);
+    let any = || "127.0.0.1:0".parse().unwrap();
+    let moved = Server::start_with_tls(
+        any(),
         Behaviour::serving(fed.good()),
-        Some(acceptor),
+        Some(acceptor.clone()),
     )
     .await;
-    let url = format!("https://localhost:{}/md.jws", server.addr.port());
+    let moved_url = format!("https://localhost:{}/md.jws", moved.addr.port());
+    let front =
+        Server::start_with_tls(any(), redirect_to(&moved_url), Some(acceptor.clone())).await;
+    let front_url = format!("https://localhost:{}/md.jws", front.addr.port());
+    let load = |url: &str| {
+        let mut config = fed.config(url.parse().unwrap());
+        config.extra_root_certificates = vec![root.clone()];
+        let store = MetadataStore::new(config).unwrap();
+        async move { within(store.load()).await }
+    };
 
-    let mut config = fed.config(url.parse().unwrap());
-    config.extra_root_certificates = vec![CertificateDer::from_pem_file(&ca.cert).unwrap()];
-    let store = MetadataStore::new(config).unwrap();
-    let snapshot = within(store.load()).await.unwrap();
-    assert_eq!(snapshot.source(), url);
+    // A moved document is followed (https → https).
+    load(&front_url).await.unwrap();
 
-    // Without the private CA the server is not trusted.
-    let untrusted = fed.store(url.parse().unwrap());
-    let err = within(untrusted.load()).await.unwrap_err();
-    assert!(matches!(err, StoreError::Fetch { .. }), "{err}");
+    // When the target fails, the error names it, not only the configured URL.
+    moved.set(|b| b.status = 503);
+    let err = load(&front_url).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "{front_url} (redirected to {moved_url}) answered HTTP 503"
+        )),
+        "{err}"
+    );
+    let gone = format!("https://localhost:{}/md.jws", unused_addr().port());
+    front.set(|b| *b = redirect_to(&gone));
+    let err = load(&front_url).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("(redirected to {gone})")),
+        "{front_url} {gone} {err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+
+    // Never to plain http.
+    let plain = Server::start(Behaviour::serving(fed.good())).await;
+    front.set(|b| *b = redirect_to(&plain.url()));
+    let err = load(&front_url).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("the redirect to {} was not followed", plain.url())),
+        "{err}"
+    );
+    assert!(plain.requests().is_empty(), "the http target was contacted");
+    let http_front = Server::start(redirect_to(&plain.url())).await;
+    let err = load(&http_front.url()).await.unwrap_err().to_string();
+    assert!(err.contains("https URLs only"), "{err}");
+
+    // At most a few: a loop stops.
+    front.set(|b| *b = redirect_to(&front_url));
+    let err = load(&front_url).await.unwrap_err().to_string();
+    assert!(err.contains("more than 3 redirects"), "{err}");
+    assert!(
+        front.requests().len() <= 4 + 4 + 1 + 1,
+        "{}",
+        front.requests().len()
+    );
 }
 
 /// Log lines written by `tracing` on one test's thread.

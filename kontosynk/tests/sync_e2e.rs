@@ -27,8 +27,6 @@ struct School {
 }
 
 async fn school(store: Store) -> School {
-    let mut fed = Fed::new();
-    let cell = Arc::new(SnapshotCell::with(fed.snapshot()));
     let mut config = ApiConfig::new(AuthMode::MutualTls);
     config.base_path = "/ss12000/v2.0".into();
     let webhooks = Webhooks::new(
@@ -38,10 +36,16 @@ async fn school(store: Store) -> School {
     )
     .unwrap();
     let api = Ss12000Api::new(store.clone(), config, webhooks);
+    listed_school(api.handler()).await
+}
+
+/// A school server answering with `handler`, listed in the metadata at `/ss12000/v2.0`.
+async fn listed_school(handler: impl kontosynk_framework::Handler) -> School {
+    let mut fed = Fed::new();
+    let cell = Arc::new(SnapshotCell::with(fed.snapshot()));
     let (cert, key) = fed.files("school-server");
     let (cert, key) = (cert.to_owned(), key.to_owned());
-    let addr =
-        kontosynk_testbed::federation::serve(Arc::clone(&cell), &cert, &key, api.handler()).await;
+    let addr = kontosynk_testbed::federation::serve(Arc::clone(&cell), &cert, &key, handler).await;
     let base = format!("https://localhost:{}/ss12000/v2.0", addr.port());
     fed.set_base_uri(SCHOOL, &base);
     cell.store(fed.snapshot());
@@ -424,4 +428,132 @@ fn the_cli_refuses_bad_usage_with_exit_2() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.starts_with("error: --collection"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A listed school server whose `organisations` listing never ends: every page holds new
+/// objects and a new page token (the red-team run's "55,344 junk objects in 100 s").
+async fn endless_school() -> School {
+    let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    listed_school(move |request: http::Request<_>| {
+        let n = requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move {
+            let page = if request.uri().path().ends_with("/organisations") {
+                kontosynk_testbed::sync_standin::endless_page(n, 50)
+            } else {
+                json!({"data": []})
+            };
+            kontosynk_framework::response::json(http::StatusCode::OK, &page)
+        }
+    })
+    .await
+}
+
+/// Runs a command that must end by itself within two minutes (stderr into a file, so a chatty
+/// run cannot block on a full pipe); a run that does not end is killed and fails the test.
+fn output_within_two_minutes(mut command: Command, dir: &Path) -> (Option<i32>, String) {
+    let log = dir.join("stderr.log");
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("the sync did not stop by itself within two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.code(), std::fs::read_to_string(&log).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_stops_a_server_that_never_stops_paging() {
+    let school = endless_school().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.sqlite");
+
+    // The objects bound, given by its environment variable.
+    let mut command = kontosynk(dir.path(), &school, &db, &["--limit", "50"]);
+    command.env("KONTOSYNK_SYNC_MAX_OBJECTS", "500");
+    let (code, stderr) = output_within_two_minutes(command, dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&school.base), "{stderr}");
+    assert!(stderr.contains("`organisations` listing"), "{stderr}");
+    assert!(stderr.contains("500 objects (--max-objects)"), "{stderr}");
+    let store = Store::open(&ss12000::Database::Sqlite(db.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.count(&Collection::Organisations).await.unwrap(), 500);
+    let key = kontosynk_client::sync::state_key(&school.base, "organisations");
+    let state = store.state(&key).await.unwrap().unwrap();
+    assert!(state["watermark"].is_null(), "{state}");
+    assert!(state["pass"]["page_token"].is_string(), "{state}");
+
+    // The deadline, given as a flag: the server answers at once, so only the clock stops it.
+    let command = kontosynk(
+        dir.path(),
+        &school,
+        &db,
+        &["--limit", "50", "--deadline", "2"],
+    );
+    let (code, stderr) = output_within_two_minutes(command, dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("deadline of 2 s passed (--deadline)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`organisations` listing"), "{stderr}");
+    let state = store.state(&key).await.unwrap().unwrap();
+    assert!(state["watermark"].is_null(), "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_follows_no_redirect_off_the_pinned_origin_and_names_its_target() {
+    // `organisations` moved within the server's origin (followed); `persons` redirects to
+    // another host, as a misconfigured load balancer or a hostile server would.
+    let elsewhere = "https://127.0.0.1:9/ss12000/v2.0/persons";
+    let school = listed_school(move |request: http::Request<_>| async move {
+        let path = request.uri().path().to_owned();
+        let redirect = |to: &str| {
+            let mut response =
+                kontosynk_framework::response::json(http::StatusCode::FOUND, &json!({"moved": to}));
+            response
+                .headers_mut()
+                .insert(http::header::LOCATION, to.parse().unwrap());
+            response
+        };
+        if path == "/ss12000/v2.0/organisations" {
+            redirect("/moved/organisations")
+        } else if path == "/ss12000/v2.0/persons" {
+            redirect(elsewhere)
+        } else if path == "/moved/organisations" {
+            kontosynk_framework::response::json(
+                http::StatusCode::OK,
+                &json!({"data": [{"id": "o1", "displayName": "Skolan"}]}),
+            )
+        } else {
+            kontosynk_framework::response::json(http::StatusCode::OK, &json!({"data": []}))
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.sqlite");
+    let command = kontosynk(dir.path(), &school, &db, &[]);
+    let (code, stderr) = output_within_two_minutes(command, dir.path());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("redirected to {elsewhere}, another origin")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/ss12000/v2.0/persons"), "{stderr}");
+    assert!(!stderr.contains("invalid peer certificate"), "{stderr}");
+    let store = Store::open(&ss12000::Database::Sqlite(db.clone()))
+        .await
+        .unwrap();
+    assert_eq!(store.count(&Collection::Organisations).await.unwrap(), 1);
 }

@@ -14,6 +14,20 @@ use super::schedule::{HttpFreshness, RefreshBasis};
 /// The most memory reserved for a body before its bytes arrive.
 const INITIAL_CAPACITY_CAP: usize = 16 * 1024 * 1024;
 
+/// The most redirects followed to the metadata (an operator moving the document, a CDN),
+/// each to an `https` URL only.
+pub(crate) const MAX_REDIRECTS: usize = 3;
+
+/// `url`, and where redirects led when they led elsewhere: every error names the URL that
+/// actually failed, not only the configured one.
+fn shown(url: &str, current: &reqwest::Url) -> String {
+    if current.as_str() == url {
+        url.to_owned()
+    } else {
+        format!("{url} (redirected to {current})")
+    }
+}
+
 /// `ETag` and `Last-Modified` of the response that delivered the current document.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Validators {
@@ -98,21 +112,68 @@ async fn fetch_inner(
     validators: Option<&Validators>,
     max_body: u64,
 ) -> Result<Fetched, Failure> {
-    let mut request = client.get(url);
-    if let Some(v) = validators.filter(|v| !v.is_empty()) {
-        if let Some(etag) = &v.etag {
-            request = request.header(header::IF_NONE_MATCH, etag.clone());
+    // Redirects are followed here rather than by reqwest, so that every error can name the
+    // URL that failed (reqwest reports errors after a redirect against the first URL).
+    let mut current = reqwest::Url::parse(url).map_err(|e| StoreError::Fetch {
+        url: url.to_owned(),
+        reason: format!("not a URL: {e}"),
+    })?;
+    let mut redirects = 0;
+    let mut response = loop {
+        let mut request = client.get(current.clone());
+        if let Some(v) = validators.filter(|v| !v.is_empty()) {
+            if let Some(etag) = &v.etag {
+                request = request.header(header::IF_NONE_MATCH, etag.clone());
+            }
+            if let Some(modified) = &v.last_modified {
+                request = request.header(header::IF_MODIFIED_SINCE, modified.clone());
+            }
         }
-        if let Some(modified) = &v.last_modified {
-            request = request.header(header::IF_MODIFIED_SINCE, modified.clone());
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fetch_error(&shown(url, &current), "request failed", &e))?;
+        let status = response.status();
+        let location = response.headers().get(header::LOCATION);
+        let (true, Some(location)) = (
+            status.is_redirection() && status != StatusCode::NOT_MODIFIED,
+            location,
+        ) else {
+            break response;
+        };
+        let refused = |reason: String| StoreError::Fetch {
+            url: shown(url, &current),
+            reason,
+        };
+        let target = location
+            .to_str()
+            .ok()
+            .and_then(|text| current.join(text).ok())
+            .ok_or_else(|| {
+                refused(format!(
+                    "HTTP {status} with an unreadable Location: {location:?}"
+                ))
+            })?;
+        if target.scheme() != "https" {
+            return Err(refused(format!(
+                "the redirect to {target} was not followed: metadata redirects are followed to \
+                 https URLs only; configure the document's final URL"
+            ))
+            .into());
         }
-    }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| fetch_error(url, "request failed", &e))?;
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Err(refused(format!(
+                "more than {MAX_REDIRECTS} redirects (the last to {target}); configure the \
+                 document's final URL"
+            ))
+            .into());
+        }
+        current = target;
+    };
     let status = response.status();
     let now = crate::verify::unix_now();
+    let url = &shown(url, &current);
     if status == StatusCode::NOT_MODIFIED {
         let headers = response.headers();
         return match validators {

@@ -202,7 +202,7 @@ fn http_client(
         .user_agent(concat!("fedtls/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
         .connect_timeout(timeout)
-        .redirect(reqwest::redirect::Policy::limited(5));
+        .redirect(reqwest::redirect::Policy::none());
     if !roots.is_empty() {
         builder = builder.tls_certs_merge(roots);
     }

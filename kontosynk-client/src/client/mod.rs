@@ -21,11 +21,14 @@
 //! - no request is sent and no connection made while the metadata is missing or expired;
 //! - the member's certificate chain is presented (mutual TLS), aws-lc-rs is the only crypto
 //!   provider, ALPN offers `h2` then `http/1.1`;
+//! - redirects are followed only within the server's own origin (its pins vouch for nothing
+//!   else); one off the origin fails the request, naming its target;
 //! - idempotent requests are retried with backoff, 429/503 honour `Retry-After` and
 //!   `x-ratelimit-reset`, and an optional client-side rate is kept.
 
 mod identity;
 pub mod ratelimit;
+mod redirect;
 pub mod retry;
 mod sender;
 mod verifier;
@@ -42,6 +45,7 @@ use crate::discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 
 pub use identity::{Identity, IdentityError};
 pub use ratelimit::{Pacer, RateLimitInfo};
+pub use redirect::{MAX_SAME_ORIGIN_REDIRECTS, RedirectRefused};
 pub use retry::RetryPolicy;
 pub use sender::{Sender, error_chain};
 pub use verifier::MetadataPinnedVerifier;
@@ -215,6 +219,7 @@ impl ClientBuilder {
             .tls_backend_preconfigured(tls)
             .https_only(true)
             .no_proxy()
+            .redirect(redirect::policy())
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent);
         if let Some(timeout) = self.timeout {

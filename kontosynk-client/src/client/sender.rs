@@ -140,8 +140,8 @@ impl Sender {
                     return Ok(response);
                 }
                 Err(error) => {
-                    let retryable =
-                        error.is_connect() || (is_idempotent(&method) && !error.is_builder());
+                    let retryable = error.is_connect()
+                        || (is_idempotent(&method) && !error.is_builder() && !error.is_redirect());
                     if let Some(again) = spare
                         && retryable
                     {

@@ -87,6 +87,30 @@ fn import_export_round_trip_with_exit_codes() {
     let value: serde_json::Value = serde_json::from_str(&all).unwrap();
     assert_eq!(value["groups"].as_array().unwrap().len(), 1);
 
+    // The same id twice in one file: exit 1, the file refused as a whole, the store untouched.
+    std::fs::write(
+        dir.path().join("twice.json"),
+        r#"{"groups": [{"id":"g1","displayName":"7B"},{"id":"g2","displayName":"8A"},{"id":"g1","displayName":"9C"}]}"#,
+    )
+    .unwrap();
+    let out = run(&["import", "--db", "sqlite:s.db", "twice.json"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: twice.json: groups[2] has the id `g1` of groups[0]"),
+        "{err}"
+    );
+    let out = run(
+        &["export", "--db", "sqlite:s.db", "--output", "after.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("after.json")).unwrap(),
+        all,
+        "the refused file changed the store"
+    );
+
     // Usage errors exit 2.
     let out = run(&["import", "--db", "mysql://x", "school.json"], dir.path());
     assert_eq!(out.status.code(), Some(2));

@@ -7,12 +7,14 @@
 //! - `{"data": [...]}` (an SS 12000 list response) or a bare array `[...]`, the collection
 //!   taken from the file name (`persons.json`, `persons.page-2.json`).
 //!
-//! Every object of a file is checked before anything is written, so a bad object leaves the
-//! store untouched (unless [`ImportOptions::keep_going`] skips it); the good objects are then
+//! Every object of a file is checked before anything is written, so a bad object, or an id
+//! that appears twice in one collection of the file (which copy should win would be a guess),
+//! leaves the store untouched (unless [`ImportOptions::keep_going`] skips it, and every copy
+//! of a repeated id); the good objects are then
 //! applied in transactions of [`ImportOptions::batch_size`]. Objects are kept as the exact text
 //! the file holds.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::value::RawValue;
@@ -132,6 +134,26 @@ pub enum ImportError {
         index: usize,
         /// Why it was refused.
         reason: String,
+    },
+    /// Two objects of one collection in one file have the same id: which of them should win
+    /// is a guess, so the file is refused; nothing of it was written.
+    #[error(
+        "{}: {collection}[{index}] has the id `{id}` of {collection}[{first}]; an id may appear \
+         once per collection in a file, so nothing of this file was imported (merge or remove \
+         the copies; --keep-going skips every copy)",
+        path.display()
+    )]
+    DuplicateId {
+        /// The file.
+        path: PathBuf,
+        /// The collection.
+        collection: Collection,
+        /// The repeated id.
+        id: String,
+        /// Position of its first copy in the collection's array (from 0).
+        first: usize,
+        /// Position of the later copy.
+        index: usize,
     },
     /// The store failed; batches of this file written before the failure stay written.
     #[error("{}: {source}", path.display())]
@@ -301,13 +323,26 @@ async fn import_file(
         path: path.to_owned(),
         ..FileReport::default()
     };
-    // First pass: check every object, so a bad one stops the file before any write.
-    let mut bad: Vec<HashSet<usize>> = Vec::with_capacity(sections.len());
-    for section in &sections {
-        let mut bad_here = HashSet::new();
+    // First pass: check every object, so a bad one (or a repeated id) stops the file before
+    // any write.
+    let mut bad: Vec<HashSet<usize>> = vec![HashSet::new(); sections.len()];
+    // (collection, id) → (section, index) of its first copy.
+    let mut seen: HashMap<(Collection, String), (usize, usize)> = HashMap::new();
+    let mut reject = |bad: &mut Vec<HashSet<usize>>, at: (usize, usize), reason: String| {
+        if bad[at.0].insert(at.1) {
+            report.rejected.push(Rejected {
+                path: path.to_owned(),
+                collection: sections[at.0].collection.clone(),
+                index: at.1,
+                reason,
+            });
+        }
+    };
+    for (number, section) in sections.iter().enumerate() {
         for (index, raw) in section.objects.iter().enumerate() {
-            if let Err(e) = Object::from_json(raw.get()) {
-                if !options.keep_going {
+            let id = match Object::from_json(raw.get()) {
+                Ok(object) => object.id().to_owned(),
+                Err(e) if !options.keep_going => {
                     return Err(ImportError::BadObject {
                         path: path.to_owned(),
                         collection: section.collection.clone(),
@@ -315,16 +350,32 @@ async fn import_file(
                         reason: e.to_string(),
                     });
                 }
-                report.rejected.push(Rejected {
+                Err(e) => {
+                    reject(&mut bad, (number, index), e.to_string());
+                    continue;
+                }
+            };
+            let key = (section.collection.clone(), id);
+            let Some(&(first_section, first)) = seen.get(&key) else {
+                seen.insert(key, (number, index));
+                continue;
+            };
+            let (collection, id) = key;
+            if !options.keep_going {
+                return Err(ImportError::DuplicateId {
                     path: path.to_owned(),
-                    collection: section.collection.clone(),
+                    collection,
+                    id,
+                    first,
                     index,
-                    reason: e.to_string(),
                 });
-                bad_here.insert(index);
             }
+            let reason = |other: usize| {
+                format!("the id `{id}` is also at {collection}[{other}]; every copy is skipped")
+            };
+            reject(&mut bad, (first_section, first), reason(index));
+            reject(&mut bad, (number, index), reason(first));
         }
-        bad.push(bad_here);
     }
     let store_error = |source| ImportError::Store {
         path: path.to_owned(),

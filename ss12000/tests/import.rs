@@ -272,3 +272,84 @@ async fn files_of_the_wrong_shape_are_refused() {
     assert!(matches!(err, ImportError::Read { .. }), "{err}");
     assert!(store.collections().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_repeated_id_in_one_file_refuses_the_file_and_keep_going_skips_every_copy() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Two different persons under one id: whichever "wins" would be a silent guess.
+    let file = write(
+        dir.path(),
+        "twice.json",
+        &format!(
+            r#"{{"persons": [{}, {}, {{"id":"p1","givenName":"Other"}}, {}]}}"#,
+            person("p1"),
+            person("p2"),
+            person("p3")
+        ),
+    );
+    let err = import_files(
+        &store,
+        std::slice::from_ref(&file),
+        &ImportOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, ImportError::DuplicateId { collection, id, first: 0, index: 2, .. }
+            if *collection == Collection::Persons && id == "p1"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("twice.json: persons[2] has the id `p1` of persons[0]"),
+        "{text}"
+    );
+    assert_eq!(store.count(&Collection::Persons).await.unwrap(), 0);
+
+    // The same id in two collections is not a repeat.
+    let other = write(
+        dir.path(),
+        "mixed.json",
+        r#"{"persons": [{"id":"x"}], "groups": [{"id":"x"}]}"#,
+    );
+    import_files(&store, &[other], &ImportOptions::default(), |_| {})
+        .await
+        .unwrap();
+
+    // --keep-going: neither copy goes in, both are reported, the rest does; and `replace`
+    // does not delete from a collection the file holds ambiguously.
+    let options = ImportOptions {
+        keep_going: true,
+        replace: true,
+        ..ImportOptions::default()
+    };
+    let summary = import_files(&store, &[file], &options, |_| {})
+        .await
+        .unwrap();
+    let rejected: Vec<usize> = summary.rejected().map(|r| r.index).collect();
+    assert_eq!(rejected, vec![0, 2]);
+    assert!(
+        store
+            .get(&Collection::Persons, "p1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get(&Collection::Persons, "p2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .get(&Collection::Persons, "x")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -367,7 +367,7 @@ pub struct EntityParseError {
     /// The entity's `entity_id`, when it had a readable one.
     pub entity_id: Option<String>,
     /// What was wrong, with the member path inside the entity (as in
-    /// [`RejectedEntity::reason`]).
+    /// [`RejectedEntity::reason`](crate::metadata::RejectedEntity::reason)).
     pub reason: String,
     /// The JSON error (with the line and column in `text`).
     #[source]

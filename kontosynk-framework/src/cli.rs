@@ -103,24 +103,9 @@ pub fn init_logging(format: LogFormat) {
 /// value to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The trust anchor file could not be read.
-    #[error("cannot read the JWKS {}: {source}", path.display())]
-    ReadJwks {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The trust anchor is not a usable JWKS.
-    #[error("the JWKS {} is not usable: {source}", path.display())]
-    Jwks {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: fedtls::JwkError,
-    },
+    /// The trust anchor file could not be read or used.
+    #[error(transparent)]
+    TrustAnchor(#[from] fedtls::jwk::TrustAnchorError),
     /// The metadata store could not be set up.
     #[error("{0}")]
     Store(#[source] fedtls::store::StoreError),
@@ -250,14 +235,10 @@ impl ServeSettings {
         &self,
         customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
     ) -> Result<Prepared, ServeError> {
-        let jwks_bytes = std::fs::read(&self.jwks).map_err(|source| ServeError::ReadJwks {
-            path: self.jwks.clone(),
-            source,
-        })?;
-        let jwks = Jwks::from_json(&jwks_bytes).map_err(|source| ServeError::Jwks {
-            path: self.jwks.clone(),
-            source,
-        })?;
+        let jwks = Jwks::from_file(&self.jwks)?;
+        for note in jwks.skipped() {
+            tracing::warn!(jwks = %self.jwks.display(), "{note}");
+        }
         let mut config = StoreConfig::new(self.metadata.clone(), jwks);
         config.cache_file = self.cache.clone();
         config.verify.policy.required_iss = self.iss.clone();

@@ -99,7 +99,7 @@ fn startup_errors_are_one_line_and_exit_1() {
             .lines()
             .last()
             .unwrap_or("")
-            .starts_with("error: the JWKS"),
+            .starts_with("error: trust anchor "),
         "{stderr}"
     );
 

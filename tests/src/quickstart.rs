@@ -536,10 +536,7 @@ fn identity(federation: &TestFederation, name: &str) -> Result<Identity, CliErro
 /// The test federation's metadata, verified against its trust anchor like any member's.
 async fn metadata_store(federation: &TestFederation) -> Result<MetadataStore, CliError> {
     let source = fedtls::store::MetadataSource::File(federation.metadata_jws.clone());
-    let bytes = std::fs::read(&federation.jwks)
-        .map_err(|e| CliError::failed(format!("{}: {e}", federation.jwks.display())))?;
-    let anchor = fedtls::jwk::Jwks::from_json(&bytes)
-        .map_err(|e| CliError::failed(format!("{}: {e}", federation.jwks.display())))?;
+    let anchor = fedtls::jwk::Jwks::from_file(&federation.jwks).map_err(CliError::failed)?;
     let store = MetadataStore::new(fedtls::store::StoreConfig::new(source, anchor))
         .map_err(|e| CliError::failed(format!("metadata: {e}")))?;
     store

@@ -222,7 +222,7 @@ fn run_init(args: InitArgs) -> CliResult {
 /// Verifies the freshly written metadata with the freshly written JWKS, as a member would.
 fn self_check(federation: &TestFederation) -> Result<usize, CliError> {
     let read = |path: &std::path::Path| super::read_file(path);
-    let jwks = Jwks::from_json(&read(&federation.jwks)?).map_err(CliError::failed)?;
+    let jwks = Jwks::from_file(&federation.jwks).map_err(CliError::failed)?;
     let verified = verify_metadata(
         &read(&federation.metadata_jws)?,
         &jwks,

@@ -34,9 +34,7 @@ pub struct TrustArgs {
 impl TrustArgs {
     /// Loads the trust anchor and the source, then verifies and indexes the document.
     pub fn verify(&self, keep_payload: bool) -> Result<Arc<Snapshot>, CliError> {
-        let jwks_bytes = read_file(&self.jwks)?;
-        let jwks = Jwks::from_json(&jwks_bytes)
-            .map_err(|e| CliError::failed(format!("trust anchor {}: {e}", self.jwks.display())))?;
+        let jwks = Jwks::from_file(&self.jwks).map_err(CliError::failed)?;
         for note in jwks.skipped() {
             eprintln!("warning: trust anchor {}: {note}", self.jwks.display());
         }

@@ -1,5 +1,7 @@
 //! The JWK Set: the federation's trust anchor.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::{Map, Value};
 
 use crate::pin::truncate_for_message;
@@ -14,7 +16,43 @@ pub struct Jwks {
     skipped: Vec<String>,
 }
 
+/// Why a trust anchor file could not be used; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustAnchorError {
+    /// The file could not be read.
+    #[error("trust anchor {}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a JWK Set with a usable key.
+    #[error("trust anchor {}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: JwkError,
+    },
+}
+
 impl Jwks {
+    /// Reads a trust anchor file: [`Jwks::from_json`] of its bytes, with errors that name the
+    /// file. Every command and server that takes `--jwks` reads it this way.
+    pub fn from_file(path: &Path) -> Result<Jwks, TrustAnchorError> {
+        let bytes = std::fs::read(path).map_err(|source| TrustAnchorError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Jwks::from_json(&bytes).map_err(|source| TrustAnchorError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
     /// Reads `{"keys":[...]}`. Keys that cannot verify signatures (symmetric, `use: enc`,
     /// unknown type or curve, unsupported alg, invalid material) are skipped with a note in
     /// [`Jwks::skipped`]; a key with private members is used for its public part, with a

@@ -19,7 +19,7 @@ mod material;
 mod public;
 mod signing;
 
-pub use jwks::Jwks;
+pub use jwks::{Jwks, TrustAnchorError};
 pub use public::PublicJwk;
 pub use signing::SigningKey;
 

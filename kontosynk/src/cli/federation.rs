@@ -93,7 +93,7 @@ pub async fn load_metadata(
     jwks: &Path,
     iss: Option<String>,
 ) -> Result<MetadataStore, CliError> {
-    let anchor = read_jwks(jwks)?;
+    let anchor = Jwks::from_file(jwks).map_err(CliError::failed)?;
     let source: MetadataSource = source.parse().unwrap_or_else(|never| match never {});
     let mut config = StoreConfig::new(source.clone(), anchor);
     config.verify.policy = ClaimsPolicy {
@@ -107,14 +107,6 @@ pub async fn load_metadata(
         .await
         .map_err(|e| CliError::failed(format!("metadata {source}: {e}")))?;
     Ok(store)
-}
-
-fn read_jwks(path: &Path) -> Result<Jwks, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        CliError::failed(format!("trust anchor {}: cannot read: {e}", path.display()))
-    })?;
-    Jwks::from_json(&bytes)
-        .map_err(|e| CliError::failed(format!("trust anchor {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ mod der;
 mod encoding;
 #[cfg(feature = "tooling")]
 pub mod entity;
+mod error_chain;
 pub mod index;
 mod json;
 pub mod jwk;
@@ -52,6 +53,7 @@ pub mod x509;
 mod x509;
 
 pub use claims::{Claims, ClaimsError, ClaimsPolicy, ValidClaims};
+pub use error_chain::error_chain;
 pub use index::Index;
 pub use jwk::{Algorithm, JwkError, Jwks, PublicJwk, SigningKey};
 #[cfg(feature = "tooling")]

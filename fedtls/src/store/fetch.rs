@@ -248,26 +248,11 @@ fn fetch_error(url: &str, what: &str, error: &reqwest::Error) -> Failure {
         what.to_owned()
     };
     reason.push_str(": ");
-    reason.push_str(&error_chain(error));
+    reason.push_str(&crate::error_chain(error));
     Failure::Store(StoreError::Fetch {
         url: url.to_owned(),
         reason,
     })
-}
-
-/// An error and its causes, `: `-separated, skipping causes its text already repeats.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !text.is_empty() && !chain.contains(&text) {
-            chain.push_str(": ");
-            chain.push_str(&text);
-        }
-        cause = e.source();
-    }
-    chain
 }
 
 /// Reads a whole file, refusing one larger than `max_body` bytes (blocking).

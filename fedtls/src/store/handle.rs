@@ -13,7 +13,6 @@ use crate::snapshot::{Snapshot, SnapshotCell, SnapshotSource};
 
 use super::schedule::Bounds;
 
-use super::fetch;
 use super::{
     Inner, MetadataSource, RefreshOutcome, Source, State, StoreConfig, StoreError, StoreStatus,
 };
@@ -214,7 +213,7 @@ fn http_client(
             } else {
                 " with the extra root certificates"
             },
-            fetch::error_chain(&e)
+            crate::error_chain(&e)
         ))
     })
 }

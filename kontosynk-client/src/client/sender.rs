@@ -2,6 +2,7 @@
 //! kept, idempotent requests are retried with backoff, and the server's rate-limit headers
 //! are honoured and kept for the caller.
 
+pub use fedtls::error_chain;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -173,20 +174,4 @@ impl Sender {
             self.pacer.pause_until(Instant::now() + wait).await;
         }
     }
-}
-
-/// An error and its causes, joined with `: ` (reqwest hides the interesting part, such as a
-/// TLS rejection, in the source chain).
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = inner.source();
-    }
-    text
 }

@@ -43,6 +43,7 @@ pub mod rate_limit;
 pub mod response;
 pub mod server;
 pub mod shutdown;
+mod timeouts;
 mod workers;
 
 pub use fedtls::tls::PeerIdentity;

@@ -850,3 +850,56 @@ async fn backend_connections_are_reused_and_closed_ones_replaced() {
     // replaced without an error reaching the client.
     assert_eq!(used, [1, 1, 1, 2, 2, 2, 3]);
 }
+
+/// Issue 13, item 5, through the real binary: a kept-alive client connection stays usable
+/// for `idle_timeout` (it was closed after `header_timeout`, failing the next request), and
+/// a request head that stalls, or a handshake followed by silence, is still cut after
+/// `header_timeout`.
+#[tokio::test]
+async fn keep_alive_lasts_the_idle_timeout_and_stalled_heads_are_cut() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "[limits]\nheader_timeout = 1.0\nidle_timeout = 30.0",
+        dir.path(),
+    );
+    let connector = connector(&fed, "supplier-client", b"http/1.1");
+    let mut sender = connect(proxy.addr, &connector).await.unwrap();
+    assert_eq!(send(&mut sender, get("/a")).await.unwrap().0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, echo) = send(&mut sender, get("/b"))
+        .await
+        .expect("the kept-alive connection serves a request after an idle pause");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["path"], "/b");
+
+    let within = Duration::from_secs(15);
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stalled = connector
+        .connect(name.clone(), TcpStream::connect(proxy.addr).await.unwrap())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET / HTTP/1.1\r\nHost: prox")
+        .await
+        .unwrap();
+    let mut silent = connector
+        .connect(name, TcpStream::connect(proxy.addr).await.unwrap())
+        .await
+        .unwrap();
+    for (what, stream) in [("a stalled head", &mut stalled), ("silence", &mut silent)] {
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(within, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{what} must be cut after header_timeout");
+    }
+}

@@ -7,7 +7,10 @@
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use fedtls::pin::{Pin, PinError};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use rustls_pki_types::CertificateDer;
+
+use crate::trusted_headers::{self, CLIENT_CERT, CLIENT_CERT_CHAIN};
 
 /// Standard base64 with padding optional (proxies differ on it).
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -16,7 +19,7 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The header name (RFC 9440).
-pub const CLIENT_CERT_HEADER: &str = "client-cert";
+pub const CLIENT_CERT_HEADER: &str = CLIENT_CERT;
 
 /// Why a `Client-Cert` value could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +33,85 @@ pub enum ClientCertError {
     /// The bytes decoded but are not an X.509 certificate.
     #[error("the Client-Cert header does not hold an X.509 certificate: {0}")]
     NotACertificate(String),
+}
+
+/// The client-certificate headers of a request (`Client-Cert`, `Client-Cert-Chain`, in any
+/// spelling a backend folds into them: see [`crate::trusted_headers`]), taken out of it:
+/// what a trusted terminator forwarded, and whatever a client managed to add.
+#[derive(Debug, Default)]
+pub struct ForwardedCertificate {
+    certificate: Vec<(HeaderName, HeaderValue)>,
+    chain: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Why the client-certificate headers forwarded by a terminator cannot be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForwardedCertError {
+    /// A spelling of `Client-Cert` or `Client-Cert-Chain` with `_`, which a terminator never
+    /// sends, so it came from the client.
+    #[error(
+        "the request has a {name} header: only the terminator's own {expected} counts, and a \
+         spelling with '_' (which CGI and WSGI backends read as the same header) can only come \
+         from the client; configure the terminator to drop client headers whose names contain \
+         '_' (nginx: underscores_in_headers off, its default) or to remove every spelling of {expected}"
+    )]
+    Underscore {
+        /// The header's name as it arrived.
+        name: String,
+        /// `Client-Cert` or `Client-Cert-Chain`.
+        expected: &'static str,
+    },
+}
+
+impl ForwardedCertificate {
+    /// Removes every spelling of `Client-Cert` and `Client-Cert-Chain` from `headers` and
+    /// keeps them here, in order.
+    pub fn take(headers: &mut HeaderMap) -> Self {
+        let mut taken = Self::default();
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|n| {
+                trusted_headers::same_name(n.as_str(), CLIENT_CERT)
+                    || trusted_headers::same_name(n.as_str(), CLIENT_CERT_CHAIN)
+            })
+            .cloned()
+            .collect();
+        for name in names {
+            let into = if trusted_headers::same_name(name.as_str(), CLIENT_CERT) {
+                &mut taken.certificate
+            } else {
+                &mut taken.chain
+            };
+            if let http::header::Entry::Occupied(entry) = headers.entry(&name) {
+                let (_, values) = entry.remove_entry_mult();
+                into.extend(values.map(|v| (name.clone(), v)));
+            }
+        }
+        taken
+    }
+
+    /// True when the request had none of these headers.
+    pub fn is_empty(&self) -> bool {
+        self.certificate.is_empty() && self.chain.is_empty()
+    }
+
+    /// The forwarded `Client-Cert` value, if any; refused when a client could have chosen it.
+    pub fn certificate(&self) -> Result<Option<&HeaderValue>, ForwardedCertError> {
+        for (name, expected) in self
+            .certificate
+            .iter()
+            .map(|(n, _)| (n, "Client-Cert"))
+            .chain(self.chain.iter().map(|(n, _)| (n, "Client-Cert-Chain")))
+        {
+            if name.as_str().contains('_') {
+                return Err(ForwardedCertError::Underscore {
+                    name: name.as_str().to_owned(),
+                    expected,
+                });
+            }
+        }
+        Ok(self.certificate.first().map(|(_, v)| v))
+    }
 }
 
 /// Decodes a `Client-Cert` header value into the certificate's DER.

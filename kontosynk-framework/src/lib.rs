@@ -44,6 +44,7 @@ pub mod response;
 pub mod server;
 pub mod shutdown;
 mod timeouts;
+pub mod trusted_headers;
 mod workers;
 
 pub use fedtls::tls::PeerIdentity;

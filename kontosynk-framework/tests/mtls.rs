@@ -951,3 +951,40 @@ async fn stalled_heads_and_silent_clients_are_cut_after_the_header_read_timeout(
     closed_by_server(&mut silent, within).await;
     server.stop().await;
 }
+
+/// Issue 13, item 4: behind a trusted terminator, a `Client_Cert` (or `Client_Cert_Chain`)
+/// header can only be the client's own (a terminator sets `Client-Cert`), and a CGI or
+/// WSGI backend reads it as `Client-Cert`: the request is refused instead of served with
+/// whatever the handler or a backend makes of it.
+#[tokio::test]
+async fn behind_a_terminator_underscore_spellings_of_client_cert_are_refused() {
+    let fed = federation();
+    let school = std::fs::read_to_string(&fed.party("school-client").cert).unwrap();
+    let supplier = std::fs::read_to_string(&fed.party("supplier-client").cert).unwrap();
+    let (school, supplier) = (school.replace('\n', " "), supplier.replace('\n', " "));
+    let trusted: TrustedProxy = "127.0.0.0/8".parse().unwrap();
+    let server = start(ServerBuilder::new(fed.fresh_cell()).behind_terminator(vec![trusted])).await;
+    let url = format!("http://{}/", server.addr);
+    let http = reqwest::Client::new();
+    for (name, extra) in [
+        ("Client_Cert", Some(("client-cert", school.as_str()))),
+        ("Client_Cert", None),
+        ("client_cert_chain", Some(("client-cert", school.as_str()))),
+    ] {
+        let mut request = http.get(&url).header(name, &supplier);
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{name} with {extra:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "ambiguous_client_certificate");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(&name.to_ascii_lowercase())
+                && message.contains("underscores_in_headers"),
+            "{message}"
+        );
+    }
+    server.stop().await;
+}

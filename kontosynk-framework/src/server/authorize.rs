@@ -8,21 +8,21 @@ use std::sync::atomic::Ordering;
 use fedtls::Pin;
 use fedtls::tls::PeerIdentity;
 use fedtls::verify::unix_now;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::ClientCertificate;
 use super::builder::Shared;
 use super::connection::Connection;
 use super::error::Refusal;
-use crate::client_cert::parse_client_cert;
+use crate::client_cert::{ForwardedCertificate, parse_client_cert};
 use crate::lock;
 
 /// Who is asking, decided against the metadata in force now, with their certificate.
 pub(super) fn authorize(
     shared: &Shared,
     connection: &Connection,
-    forwarded_cert: Option<HeaderValue>,
+    forwarded_cert: ForwardedCertificate,
 ) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
     if let (Some(pin), Some(certificate)) = (connection.pin, &connection.certificate) {
         let peer = connection_identity(shared, connection, pin, certificate)?;
@@ -101,7 +101,7 @@ fn connection_identity(
 fn terminator_identity(
     shared: &Shared,
     connection: &Connection,
-    forwarded_cert: Option<HeaderValue>,
+    forwarded_cert: ForwardedCertificate,
 ) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
     let remote = connection.info.remote_addr.ip();
     if !shared.trusted.iter().any(|t| t.contains(remote)) {
@@ -119,6 +119,11 @@ fn terminator_identity(
         )
     };
     let value = forwarded_cert
+        .certificate()
+        .map_err(|e| {
+            tracing::warn!(%remote, error = %e, "refusing a request with an untrustworthy Client-Cert");
+            Refusal::new(StatusCode::BAD_REQUEST, "ambiguous_client_certificate", e.to_string())
+        })?
         .ok_or_else(|| refuse("the terminator forwarded no Client-Cert header".into()))?;
     let text = value
         .to_str()

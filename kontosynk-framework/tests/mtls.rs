@@ -988,3 +988,120 @@ async fn behind_a_terminator_underscore_spellings_of_client_cert_are_refused() {
     }
     server.stop().await;
 }
+
+/// A party's certificate as an RFC 9440 byte sequence (`:BASE64:`).
+fn rfc9440(fed: &Fed, party: &str) -> String {
+    use base64::Engine as _;
+    let pem = std::fs::read(&fed.party(party).cert).unwrap();
+    let der = fedtls::pin::first_pem_certificate(&pem).unwrap();
+    format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
+}
+
+/// Issue 13, item 6: behind a trusted terminator, the first of several `Client-Cert`
+/// values won, so a terminator that appends rather than replaces let a client's own header
+/// decide the identity; and `Client-Cert-Chain` was never looked at. A request whose
+/// certificate headers are ambiguous or whose chain is malformed or belongs to another
+/// certificate is refused with 400, naming the header and why.
+#[tokio::test]
+async fn behind_a_terminator_ambiguous_client_certs_and_bad_chains_are_refused() {
+    let fed = federation();
+    let supplier = rfc9440(&fed, "supplier-client");
+    let school = rfc9440(&fed, "school-client");
+    let ca = rfc9440(&fed, "supplier-ca");
+    let trusted: TrustedProxy = "127.0.0.0/8".parse().unwrap();
+    let server = start(ServerBuilder::new(fed.fresh_cell()).behind_terminator(vec![trusted])).await;
+    let url = format!("http://{}/", server.addr);
+    let http = reqwest::Client::new();
+    let call = |headers: Vec<(&'static str, String)>| {
+        let mut request = http.get(&url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // The terminator's certificate with its chain, the chain split over two lines (one
+    // RFC 9440 list): served, as the supplier.
+    let (status, body) = call(vec![
+        ("client-cert", supplier.clone()),
+        ("client-cert-chain", ca.clone()),
+        ("client-cert-chain", ca.clone()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entity_id"], "https://supplier.test.example/moa");
+
+    let refusals = [
+        // A client's Client-Cert and the terminator's appended one, in either order.
+        (
+            vec![
+                ("client-cert", school.clone()),
+                ("client-cert", supplier.clone()),
+            ],
+            "ambiguous_client_certificate",
+            "2 Client-Cert values",
+        ),
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert", school.clone()),
+            ],
+            "ambiguous_client_certificate",
+            "2 Client-Cert values",
+        ),
+        // Appended into one line.
+        (
+            vec![("client-cert", format!("{school}, {supplier}"))],
+            "ambiguous_client_certificate",
+            "2 Client-Cert values",
+        ),
+        // A chain without the certificate.
+        (
+            vec![("client-cert-chain", ca.clone())],
+            "ambiguous_client_certificate",
+            "no Client-Cert",
+        ),
+        // Malformed chains.
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert-chain", "not-a-byte-sequence".to_owned()),
+            ],
+            "bad_client_certificate_chain",
+            "member 1 is not a byte sequence",
+        ),
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert-chain", format!("{ca}, :AAAA:")),
+            ],
+            "bad_client_certificate_chain",
+            "member 2 is not one X.509 certificate",
+        ),
+        // A chain that belongs to another certificate.
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert-chain", school.clone()),
+            ],
+            "bad_client_certificate_chain",
+            "does not match Client-Cert",
+        ),
+    ];
+    for (headers, code, says) in refusals {
+        let shown = format!("{:?}", headers.iter().map(|(n, _)| n).collect::<Vec<_>>());
+        let (status, body) = call(headers).await;
+        assert_eq!(status, 400, "{shown}: {body}");
+        assert_eq!(body["error"], code, "{shown}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(says), "{shown}: {message}");
+    }
+    server.stop().await;
+}

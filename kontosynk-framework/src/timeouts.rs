@@ -13,8 +13,10 @@
 //! of `idle_timeout`, costing handshakes and failing a request sent just as the server
 //! closed. hyper has no hook for "the first byte of the next request", so the clock it is
 //! given is [`HeadTimer`]: hyper arms it when it starts waiting for a head and drops it
-//! when the head is complete (hyper's HTTP/1 server uses its timer for nothing else), and
-//! the clock only starts running once the peer sends a byte after it was armed.
+//! when the head is complete (hyper 1.12's HTTP/1 server uses its timer for nothing else;
+//! the connection-timeout tests fail if that changes), and the clock only starts running
+//! once the peer sends a byte after it was armed. Bytes are counted on the socket, below
+//! TLS, so a client that drips a TLS record without completing it starts the clock too.
 //!
 //! One case stays with the idle timeout: bytes of a pipelined next request that hyper
 //! already read together with the previous request are not "a byte after arming", so a

@@ -8,12 +8,15 @@ use fedtls::store::MetadataStore;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::io::{Activity, ActivityIo};
 use crate::metrics::Metrics;
 use crate::response::{Body, full, json, json_error};
+use crate::server::Limits;
+use crate::timeouts::{Action, HeadTimer, Requests, Supervisor, Watched};
 
 /// What the admin endpoints report on.
 pub(crate) struct AdminState {
@@ -21,6 +24,8 @@ pub(crate) struct AdminState {
     pub(crate) store: Option<MetadataStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) own_metadata: Option<serde_json::Value>,
+    /// The server's limits; the admin listener keeps its header and idle timeouts.
+    pub(crate) limits: Limits,
 }
 
 pub(crate) async fn serve(
@@ -33,19 +38,50 @@ pub(crate) async fn serve(
             _ = stop.changed() => return,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let state = Arc::clone(&state);
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(route(&state, &request)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(std::time::Duration::from_secs(10))
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                tokio::spawn(serve_connection(stream, Arc::clone(&state), stop.clone()));
             }
+        }
+    }
+}
+
+/// One admin connection, under the same header, first-request and idle timeouts as the
+/// server's own connections (see [`crate::timeouts`]).
+async fn serve_connection(
+    stream: TcpStream,
+    state: Arc<AdminState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let activity = Activity::new();
+    let requests = Arc::new(Requests::default());
+    let service = {
+        let (state, requests) = (Arc::clone(&state), Arc::clone(&requests));
+        service_fn(move |request| {
+            let _in_flight = requests.begin();
+            std::future::ready(Ok::<_, Infallible>(route(&state, &request)))
+        })
+    };
+    let io = TokioIo::new(ActivityIo::new(stream, Arc::clone(&activity)));
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(HeadTimer::new(Arc::clone(&activity)))
+        .header_read_timeout(state.limits.header_read_timeout)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    let watched = Watched {
+        header_read_timeout: state.limits.header_read_timeout,
+        idle_timeout: state.limits.idle_timeout,
+        activity: &activity,
+        requests: &requests,
+        close: None,
+        stop: &mut stop,
+    };
+    let mut supervisor = Supervisor::new(watched);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            action = supervisor.next() => match action {
+                Action::GracefulShutdown => conn.as_mut().graceful_shutdown(),
+                Action::Drop => return,
+            },
         }
     }
 }

@@ -43,6 +43,8 @@ pub mod rate_limit;
 pub mod response;
 pub mod server;
 pub mod shutdown;
+mod timeouts;
+pub mod trusted_headers;
 mod workers;
 
 pub use fedtls::tls::PeerIdentity;

@@ -771,3 +771,337 @@ async fn worker_threads_keep_each_connection_on_one_thread_and_drain_on_shutdown
         "no longer accepting"
     );
 }
+
+/// Limits for the connection-timeout tests: a short head timeout and an idle timeout far
+/// beyond every wait in them, so that only the head timeout can explain a close.
+fn short_head_limits() -> Limits {
+    Limits {
+        header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    }
+}
+
+/// A raw mutual-TLS stream to `addr`, for writing request bytes by hand.
+async fn raw_tls(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await.unwrap()
+}
+
+/// Reads until the server closes the stream (or fails it); panics if it is still open
+/// after `within`, far below the idle timeout.
+async fn closed_by_server(stream: &mut (impl tokio::io::AsyncRead + Unpin), within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server must close the connection (it was still open after {within:?})"
+    );
+}
+
+/// Issue 13, item 5: a kept-alive connection stays usable for the idle timeout. hyper's
+/// header read timeout also ran while waiting for the next request, so it was closed after
+/// the (much shorter) header read timeout and the next request on it failed.
+#[tokio::test]
+async fn a_kept_alive_connection_outlives_the_header_read_timeout() {
+    let fed = federation();
+    let server = start(
+        ServerBuilder::new(fed.fresh_cell())
+            .tls(fed.resolver("school-server"))
+            .limits(short_head_limits())
+            .admin("127.0.0.1:0".parse().unwrap(), None),
+    )
+    .await;
+    let mut sender = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&mut sender, "/").await.unwrap().0, StatusCode::OK);
+    // Idle for three header read timeouts, well within the idle timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !sender.is_closed(),
+        "closed while idle for less than idle_timeout"
+    );
+    let post = Request::post("/")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::from_static(b"after a pause")))
+        .unwrap();
+    let (status, body) = send(&mut sender, post).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["received"], 13);
+
+    // The admin listener keeps its connections the same way.
+    let tcp = TcpStream::connect(server.admin.unwrap()).await.unwrap();
+    let (mut admin, connection): (SendRequest<Full<Bytes>>, _) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let healthz = || {
+        Request::get("/healthz")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap()
+    };
+    admin.ready().await.unwrap();
+    assert_eq!(admin.send_request(healthz()).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    admin.ready().await.unwrap();
+    assert_eq!(
+        admin.send_request(healthz()).await.unwrap().status(),
+        200,
+        "the admin connection must survive an idle pause shorter than idle_timeout"
+    );
+    server.stop().await;
+}
+
+/// Issue 13, item 5: an idle kept-alive connection is still closed after the idle timeout.
+#[tokio::test]
+async fn a_kept_alive_connection_is_closed_after_the_idle_timeout() {
+    let fed = federation();
+    let limits = Limits {
+        header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(3),
+        ..Limits::default()
+    };
+    let server = start(
+        ServerBuilder::new(fed.fresh_cell())
+            .tls(fed.resolver("school-server"))
+            .limits(limits),
+    )
+    .await;
+    let mut sender = connect(
+        server.addr,
+        &fed.connector(Some("school-client"), "school-server"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&mut sender, "/").await.unwrap().0, StatusCode::OK);
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        while !sender.is_closed() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection must be closed");
+    server.stop().await;
+}
+
+/// Issue 13, item 5: slowloris protection stays: a request head that has begun must be
+/// complete within the header read timeout, on a new connection and on a kept-alive one
+/// after an idle pause; a client that completes the handshake and sends nothing is cut
+/// after the header read timeout too (not kept for the idle timeout).
+#[tokio::test]
+async fn stalled_heads_and_silent_clients_are_cut_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fed = federation();
+    let server = start(
+        ServerBuilder::new(fed.fresh_cell())
+            .tls(fed.resolver("school-server"))
+            .limits(short_head_limits()),
+    )
+    .await;
+    let connector = fed.connector(Some("school-client"), "school-server");
+    let within = Duration::from_secs(15);
+
+    // A partial first head, then nothing.
+    let mut stalled = raw_tls(server.addr, &connector).await;
+    stalled
+        .write_all(b"GET / HTTP/1.1\r\nHost: local")
+        .await
+        .unwrap();
+    closed_by_server(&mut stalled, within).await;
+
+    // One full request, an idle pause longer than the header read timeout, then a partial
+    // head: the pause is allowed, the stalled head is not.
+    let mut kept = raw_tls(server.addr, &connector).await;
+    kept.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    while !String::from_utf8_lossy(&response).contains("school.test.example") {
+        let mut buf = [0u8; 4096];
+        let n = kept.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the first request must be answered");
+        response.extend_from_slice(&buf[..n]);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // (Before issue 13 the server had already closed here; either way it must be closed.)
+    let _ = kept.write_all(b"GET / HTTP/1.1\r\nHost: local").await;
+    closed_by_server(&mut kept, within).await;
+
+    // The handshake, and then silence.
+    let mut silent = raw_tls(server.addr, &connector).await;
+    closed_by_server(&mut silent, within).await;
+    server.stop().await;
+}
+
+/// Issue 13, item 4: behind a trusted terminator, a `Client_Cert` (or `Client_Cert_Chain`)
+/// header can only be the client's own (a terminator sets `Client-Cert`), and a CGI or
+/// WSGI backend reads it as `Client-Cert`: the request is refused instead of served with
+/// whatever the handler or a backend makes of it.
+#[tokio::test]
+async fn behind_a_terminator_underscore_spellings_of_client_cert_are_refused() {
+    let fed = federation();
+    let school = std::fs::read_to_string(&fed.party("school-client").cert).unwrap();
+    let supplier = std::fs::read_to_string(&fed.party("supplier-client").cert).unwrap();
+    let (school, supplier) = (school.replace('\n', " "), supplier.replace('\n', " "));
+    let trusted: TrustedProxy = "127.0.0.0/8".parse().unwrap();
+    let server = start(ServerBuilder::new(fed.fresh_cell()).behind_terminator(vec![trusted])).await;
+    let url = format!("http://{}/", server.addr);
+    let http = reqwest::Client::new();
+    for (name, extra) in [
+        ("Client_Cert", Some(("client-cert", school.as_str()))),
+        ("Client_Cert", None),
+        ("client_cert_chain", Some(("client-cert", school.as_str()))),
+    ] {
+        let mut request = http.get(&url).header(name, &supplier);
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 400, "{name} with {extra:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "ambiguous_client_certificate");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains(&name.to_ascii_lowercase())
+                && message.contains("underscores_in_headers"),
+            "{message}"
+        );
+    }
+    server.stop().await;
+}
+
+/// A party's certificate as an RFC 9440 byte sequence (`:BASE64:`).
+fn rfc9440(fed: &Fed, party: &str) -> String {
+    use base64::Engine as _;
+    let pem = std::fs::read(&fed.party(party).cert).unwrap();
+    let der = fedtls::pin::first_pem_certificate(&pem).unwrap();
+    format!(
+        ":{}:",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
+}
+
+/// Issue 13, item 6: behind a trusted terminator, the first of several `Client-Cert`
+/// values won, so a terminator that appends rather than replaces let a client's own header
+/// decide the identity; and `Client-Cert-Chain` was never looked at. A request whose
+/// certificate headers are ambiguous or whose chain is malformed or belongs to another
+/// certificate is refused with 400, naming the header and why.
+#[tokio::test]
+async fn behind_a_terminator_ambiguous_client_certs_and_bad_chains_are_refused() {
+    let fed = federation();
+    let supplier = rfc9440(&fed, "supplier-client");
+    let school = rfc9440(&fed, "school-client");
+    let ca = rfc9440(&fed, "supplier-ca");
+    let trusted: TrustedProxy = "127.0.0.0/8".parse().unwrap();
+    let server = start(ServerBuilder::new(fed.fresh_cell()).behind_terminator(vec![trusted])).await;
+    let url = format!("http://{}/", server.addr);
+    let http = reqwest::Client::new();
+    let call = |headers: Vec<(&'static str, String)>| {
+        let mut request = http.get(&url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+
+    // The terminator's certificate with its chain, the chain split over two lines (one
+    // RFC 9440 list): served, as the supplier.
+    let (status, body) = call(vec![
+        ("client-cert", supplier.clone()),
+        ("client-cert-chain", ca.clone()),
+        ("client-cert-chain", ca.clone()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["entity_id"], "https://supplier.test.example/moa");
+
+    let refusals = [
+        // A client's Client-Cert and the terminator's appended one, in either order.
+        (
+            vec![
+                ("client-cert", school.clone()),
+                ("client-cert", supplier.clone()),
+            ],
+            "ambiguous_client_certificate",
+            "2 Client-Cert values",
+        ),
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert", school.clone()),
+            ],
+            "ambiguous_client_certificate",
+            "2 Client-Cert values",
+        ),
+        // Appended into one line.
+        (
+            vec![("client-cert", format!("{school}, {supplier}"))],
+            "ambiguous_client_certificate",
+            "2 Client-Cert values",
+        ),
+        // A chain without the certificate.
+        (
+            vec![("client-cert-chain", ca.clone())],
+            "ambiguous_client_certificate",
+            "no Client-Cert",
+        ),
+        // Malformed chains.
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert-chain", "not-a-byte-sequence".to_owned()),
+            ],
+            "bad_client_certificate_chain",
+            "member 1 is not a byte sequence",
+        ),
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert-chain", format!("{ca}, :AAAA:")),
+            ],
+            "bad_client_certificate_chain",
+            "member 2 is not one X.509 certificate",
+        ),
+        // A chain that belongs to another certificate.
+        (
+            vec![
+                ("client-cert", supplier.clone()),
+                ("client-cert-chain", school.clone()),
+            ],
+            "bad_client_certificate_chain",
+            "does not match Client-Cert",
+        ),
+    ];
+    for (headers, code, says) in refusals {
+        let shown = format!("{:?}", headers.iter().map(|(n, _)| n).collect::<Vec<_>>());
+        let (status, body) = call(headers).await;
+        assert_eq!(status, 400, "{shown}: {body}");
+        assert_eq!(body["error"], code, "{shown}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(says), "{shown}: {message}");
+    }
+    server.stop().await;
+}

@@ -168,9 +168,9 @@ pub struct LimitsConfig {
     pub rate_limit: Option<f64>,
     /// TLS handshake.
     pub handshake_timeout: f64,
-    /// Client request head.
+    /// Client request head, from its first byte (the first request: from the handshake).
     pub header_timeout: f64,
-    /// Idle keep-alive connection.
+    /// Idle keep-alive connection: how long it waits for its next request.
     pub idle_timeout: f64,
     /// Backend response head (504 beyond it).
     pub backend_timeout: f64,

@@ -13,6 +13,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use kontosynk_framework::response::{Body, BoxError, json_error};
+use kontosynk_framework::trusted_headers;
 use kontosynk_framework::{ClientCertificate, ConnectionInfo, RequestBody};
 
 use crate::backend::{BackendClients, BackendError};
@@ -38,17 +39,8 @@ pub mod names {
     /// The client certificate's SPKI pin.
     pub const PIN: &str = "x-fedtlsauth-pin";
     /// Every header starting with this is the proxy's alone.
-    pub const PREFIX: &str = "x-fedtlsauth-";
+    pub const PREFIX: &str = kontosynk_framework::trusted_headers::IDENTITY_PREFIX;
 }
-
-/// Headers a client could use to pose as someone else; removed from every request.
-const SPOOFABLE: [&str; 5] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-real-ip",
-];
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded as they are.
 const HOP_BY_HOP: [&str; 8] = [
@@ -389,7 +381,9 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Removes hop-by-hop headers, the headers `Connection` names, and every header a client
-/// could use to spoof an identity or an origin.
+/// could use to spoof an identity or an origin: the proxy's own headers in every spelling a
+/// backend folds into them (`X_FedTLSAuth_Entity_ID`, `Client_Cert`, `X_API_Key`: see
+/// [`trusted_headers`]).
 fn sanitize(
     headers: &mut HeaderMap,
     client_cert_header: &str,
@@ -400,12 +394,9 @@ fn sanitize(
     let unwanted = |name: &HeaderName| {
         let text = name.as_str();
         is_hop_by_hop(name)
-            || text.starts_with(names::PREFIX)
-            || SPOOFABLE.contains(&text)
-            || text == client_cert_header
-            || text == "client-cert"
-            || text == "client-cert-chain"
-            || api_key_header.is_some_and(|k| k == name)
+            || trusted_headers::is_trusted(text)
+            || trusted_headers::same_name(text, client_cert_header)
+            || api_key_header.is_some_and(|k| trusted_headers::same_name(text, k.as_str()))
             || named.contains(name)
     };
     remove_where(headers, unwanted);
@@ -588,6 +579,12 @@ mod tests {
             ("x-forwarded-for", "1.2.3.4"),
             ("client-cert", ":AAAA:"),
             ("x-api-key", "stolen"),
+            ("X_FedTLSAuth_Entity_ID", "https://evil"),
+            ("Client_Cert", ":AAAA:"),
+            ("client_cert_chain", ":AAAA:"),
+            ("X_API_Key", "stolen"),
+            ("x_forwarded_for", "1.2.3.4"),
+            ("x_request_id", "kept"),
             ("connection", "keep-alive, x-custom"),
             ("x-custom", "hop"),
             ("accept", "application/json"),
@@ -599,7 +596,8 @@ mod tests {
         }
         let api = HeaderName::from_static("x-api-key");
         sanitize(&mut headers, "client-cert", Some(&api));
-        let left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
-        assert_eq!(left, ["accept"]);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x_request_id"]);
     }
 }

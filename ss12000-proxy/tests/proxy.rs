@@ -74,6 +74,17 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
             )
         })
         .collect();
+    // Every header line as it came, repeated names included.
+    let header_list: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let path = request.uri().path_and_query().map(|p| p.to_string());
     let version = format!("{:?}", request.version());
     // Count the body as it streams; never hold it.
@@ -84,7 +95,7 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
             received += data.len() as u64;
         }
     }
-    let reply = json!({"headers": headers, "received": received, "path": path, "version": version});
+    let reply = json!({"headers": headers, "header_list": header_list, "received": received, "path": path, "version": version});
     Ok(Response::new(Full::new(Bytes::from(reply.to_string()))))
 }
 
@@ -849,4 +860,219 @@ async fn backend_connections_are_reused_and_closed_ones_replaced() {
     // Three requests per backend connection: reused until the backend closed it, then
     // replaced without an error reaching the client.
     assert_eq!(used, [1, 1, 1, 2, 2, 2, 3]);
+}
+
+/// Issue 13, item 5, through the real binary: a kept-alive client connection stays usable
+/// for `idle_timeout` (it was closed after `header_timeout`, failing the next request), and
+/// a request head that stalls, or a handshake followed by silence, is still cut after
+/// `header_timeout`.
+#[tokio::test]
+async fn keep_alive_lasts_the_idle_timeout_and_stalled_heads_are_cut() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "[limits]\nheader_timeout = 1.0\nidle_timeout = 30.0",
+        dir.path(),
+    );
+    let connector = connector(&fed, "supplier-client", b"http/1.1");
+    let mut sender = connect(proxy.addr, &connector).await.unwrap();
+    assert_eq!(
+        send(&mut sender, get("/a")).await.unwrap().0,
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, echo) = send(&mut sender, get("/b"))
+        .await
+        .expect("the kept-alive connection serves a request after an idle pause");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo["path"], "/b");
+
+    let within = Duration::from_secs(15);
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut stalled = connector
+        .connect(name.clone(), TcpStream::connect(proxy.addr).await.unwrap())
+        .await
+        .unwrap();
+    stalled
+        .write_all(b"GET / HTTP/1.1\r\nHost: prox")
+        .await
+        .unwrap();
+    let mut silent = connector
+        .connect(name, TcpStream::connect(proxy.addr).await.unwrap())
+        .await
+        .unwrap();
+    for (what, stream) in [("a stalled head", &mut stalled), ("silence", &mut silent)] {
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(within, async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{what} must be cut after header_timeout");
+    }
+}
+
+/// The spellings of the proxy's own headers with `_` for `-`, each with a value only the
+/// client chose, and a harmless underscore header that must still pass.
+const UNDERSCORE_SPOOFS: [(&str, &str); 8] = [
+    ("X_FedTLSAuth_Entity_ID", "https://evil-entity.example"),
+    ("X_FedTLSAuth_Organization_ID", "evil-SE0000000000"),
+    ("x_fedtlsauth_pin", "evil-pin"),
+    ("Client_Cert", ":ZXZpbA==:"),
+    ("Client_Cert_Chain", ":ZXZpbA==:"),
+    ("X_API_Key", "evil-key"),
+    ("X_Forwarded_For", "evil-203.0.113.9"),
+    ("x_real_ip", "evil-203.0.113.9"),
+];
+
+fn spoofed_get(path: &str) -> Request<http_body_util::combinators::BoxBody<Bytes, std::io::Error>> {
+    let mut request = Request::get(path)
+        .header("host", "proxy.example")
+        .header("X_Request_ID", "kept-1");
+    for (name, value) in UNDERSCORE_SPOOFS {
+        request = request.header(name, value);
+    }
+    request.body(body(b"")).unwrap()
+}
+
+const SPOOF_HEADERS: &str =
+    "[headers]\nclient_cert = \"rfc9440\"\napi_key_header = \"x-api-key\"\napi_key = \"s3cret\"";
+
+/// Issue 13, item 4: the underscore spellings of the proxy's own headers
+/// (`X_FedTLSAuth_Entity_ID`, `Client_Cert`, `X_API_Key`, …) passed through to the backend,
+/// where CGI/WSGI folding made them a second entity id, an attacker-chosen `Client-Cert`
+/// and API key. The real proxy in front of a backend that records every header line.
+#[tokio::test]
+async fn underscore_spellings_of_trusted_headers_never_reach_the_backend() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        SPOOF_HEADERS,
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, echo) = send(&mut sender, spoofed_get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    let lines: Vec<(String, String)> = serde_json::from_value(echo["header_list"].clone()).unwrap();
+    let folded = |name: &str| name.to_ascii_lowercase().replace('_', "-");
+    for (name, value) in &lines {
+        assert!(!value.contains("evil"), "the backend got {name}: {value}");
+    }
+    for (spoof, _) in UNDERSCORE_SPOOFS {
+        assert!(
+            lines
+                .iter()
+                .all(|(name, _)| !name.eq_ignore_ascii_case(spoof)),
+            "{spoof} reached the backend"
+        );
+        let same: Vec<_> = lines
+            .iter()
+            .filter(|(n, _)| folded(n) == folded(spoof))
+            .collect();
+        assert!(same.len() <= 1, "{spoof}: the backend got {same:?}");
+    }
+    let one = |name: &str| {
+        lines
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(
+        one("x-fedtlsauth-entity-id"),
+        Some("https://supplier.test.example/moa")
+    );
+    assert_eq!(one("x-api-key"), Some("s3cret"));
+    assert_eq!(
+        one("x_request_id"),
+        Some("kept-1"),
+        "other underscore headers pass"
+    );
+}
+
+/// The WSGI app: answers with the `HTTP_*` variables of its environ (wsgiref folds `_` and
+/// `-` together and joins repeated headers with commas), then the port on stdout.
+const WSGI_BACKEND: &str = r#"
+import json, sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+def app(environ, start_response):
+    body = json.dumps({k: v for k, v in environ.items() if k.startswith("HTTP_")}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+server = make_server("127.0.0.1", 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+/// Kills the WSGI backend when the test ends.
+struct Wsgi(Child);
+
+impl Drop for Wsgi {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The same attack against Python's wsgiref, the backend the issue names.
+#[tokio::test]
+async fn underscore_spellings_never_reach_a_wsgi_backend() {
+    let (dir, fed) = federation();
+    let mut child = Command::new(fedtls::testfed::require_program("python3", "python3"))
+        .arg("-c")
+        .arg(WSGI_BACKEND)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the wsgiref backend");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _wsgi = Wsgi(child);
+    let port: u16 = line.trim().parse().expect("wsgiref prints its port");
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://127.0.0.1:{port}"),
+        SPOOF_HEADERS,
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, environ) = send(&mut sender, spoofed_get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{environ}");
+    for (name, value) in environ.as_object().unwrap() {
+        assert!(
+            !value.as_str().unwrap().contains("evil"),
+            "the backend got {name}={value}"
+        );
+    }
+    assert_eq!(
+        environ["HTTP_X_FEDTLSAUTH_ENTITY_ID"],
+        "https://supplier.test.example/moa"
+    );
+    assert_eq!(environ["HTTP_X_API_KEY"], "s3cret");
+    assert_eq!(environ["HTTP_X_REQUEST_ID"], "kept-1");
+    let cert = environ["HTTP_CLIENT_CERT"].as_str().unwrap();
+    let der = kontosynk_framework::client_cert::parse_client_cert(cert).unwrap();
+    assert_eq!(
+        fedtls::Pin::of_certificate(&der).unwrap(),
+        fed.party("supplier-client").unwrap().pin
+    );
+    assert!(environ.get("HTTP_CLIENT_CERT_CHAIN").is_none());
 }

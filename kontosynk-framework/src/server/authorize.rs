@@ -8,21 +8,21 @@ use std::sync::atomic::Ordering;
 use fedtls::Pin;
 use fedtls::tls::PeerIdentity;
 use fedtls::verify::unix_now;
-use http::{HeaderValue, StatusCode};
-use rustls_pki_types::{CertificateDer, UnixTime};
+use http::StatusCode;
+use rustls_pki_types::UnixTime;
 
 use super::ClientCertificate;
 use super::builder::Shared;
 use super::connection::Connection;
 use super::error::Refusal;
-use crate::client_cert::parse_client_cert;
+use crate::client_cert::{ForwardedCertError, ForwardedCertificate};
 use crate::lock;
 
 /// Who is asking, decided against the metadata in force now, with their certificate.
 pub(super) fn authorize(
     shared: &Shared,
     connection: &Connection,
-    forwarded_cert: Option<HeaderValue>,
+    forwarded_cert: ForwardedCertificate,
 ) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
     if let (Some(pin), Some(certificate)) = (connection.pin, &connection.certificate) {
         let peer = connection_identity(shared, connection, pin, certificate)?;
@@ -101,7 +101,7 @@ fn connection_identity(
 fn terminator_identity(
     shared: &Shared,
     connection: &Connection,
-    forwarded_cert: Option<HeaderValue>,
+    forwarded_cert: ForwardedCertificate,
 ) -> Result<(PeerIdentity, ClientCertificate), Refusal> {
     let remote = connection.info.remote_addr.ip();
     if !shared.trusted.iter().any(|t| t.contains(remote)) {
@@ -118,16 +118,33 @@ fn terminator_identity(
             message,
         )
     };
-    let value = forwarded_cert
-        .ok_or_else(|| refuse("the terminator forwarded no Client-Cert header".into()))?;
-    let text = value
-        .to_str()
-        .map_err(|_| refuse("the Client-Cert header is not ASCII".into()))?;
-    let cert = parse_client_cert(text).map_err(|e| refuse(e.to_string()))?;
+    let forwarded = match forwarded_cert.read() {
+        Ok(Some(forwarded)) => forwarded,
+        Ok(None) => {
+            return Err(refuse(
+                "the terminator forwarded no Client-Cert header".into(),
+            ));
+        }
+        Err(e) if e.is_unusable_certificate() => return Err(refuse(e.to_string())),
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "refusing a request whose client-certificate headers cannot be trusted");
+            let code = match e {
+                ForwardedCertError::MalformedChain(_)
+                | ForwardedCertError::ChainMismatch { .. }
+                | ForwardedCertError::NotAscii(_) => "bad_client_certificate_chain",
+                _ => "ambiguous_client_certificate",
+            };
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, code, e.to_string()));
+        }
+    };
     // The same checks as the handshake (pin listed, validity, issuer chain when required).
     let verified = shared
         .verifier
-        .verify_client(&cert, &[] as &[CertificateDer<'_>], UnixTime::now())
+        .verify_client(
+            &forwarded.certificate,
+            &forwarded.intermediates,
+            UnixTime::now(),
+        )
         .map_err(|e| {
             Refusal::new(
                 StatusCode::FORBIDDEN,
@@ -135,5 +152,8 @@ fn terminator_identity(
                 format!("the forwarded client certificate was refused: {e}"),
             )
         })?;
-    Ok((verified.identity, ClientCertificate(Arc::new(cert))))
+    Ok((
+        verified.identity,
+        ClientCertificate(Arc::new(forwarded.certificate)),
+    ))
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 pub struct Limits {
     /// The TLS handshake must finish within this.
     pub handshake_timeout: Duration,
-    /// An HTTP/1 request head must arrive within this.
+    /// An HTTP/1 request head must be complete within this of its first byte, and a
+    /// connection's first request within this of the handshake (HTTP/1 and HTTP/2).
     pub header_read_timeout: Duration,
-    /// A connection without requests or traffic for this long is closed.
+    /// A connection without requests or traffic for this long is closed; a kept-alive
+    /// connection waits this long for its next request.
     pub idle_timeout: Duration,
     /// A handler must answer within this (503 otherwise).
     pub request_timeout: Duration,

@@ -2,9 +2,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use fedtls::Pin;
 use fedtls::tls::{PeerIdentity, PeerRejection, VerifiedClient};
@@ -22,8 +21,9 @@ use super::builder::Shared;
 use super::recorder::record;
 use super::request::handle;
 use super::{ClientCertificate, ConnectionInfo, Handler};
-use crate::io::ActivityIo;
+use crate::io::{Activity, ActivityIo};
 use crate::metrics::handshake;
+use crate::timeouts::{Action, HeadTimer, Requests, Supervisor, Watched};
 
 /// Per-connection state shared by its requests.
 pub(super) struct Connection {
@@ -34,7 +34,8 @@ pub(super) struct Connection {
     /// The identity as last resolved (its `generation` says against which metadata), and
     /// that metadata's `exp`: first the one the verifier resolved in the handshake.
     pub(super) identity: Mutex<Option<(PeerIdentity, i64)>>,
-    pub(super) in_flight: AtomicUsize,
+    /// Its requests, for the idle and first-request timeouts.
+    pub(super) requests: Requests,
     pub(super) close: AtomicBool,
 }
 
@@ -48,7 +49,7 @@ impl Connection {
             pin: verified.as_ref().map(|v| v.identity.pin),
             certificate,
             identity: Mutex::new(verified.map(|v| (v.identity, v.metadata_expires_at))),
-            in_flight: AtomicUsize::new(0),
+            requests: Requests::default(),
             close: AtomicBool::new(false),
         }
     }
@@ -62,9 +63,8 @@ pub(super) async fn serve_connection<H: Handler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let io = ActivityIo::new(stream, Arc::clone(&activity), started);
+    let activity = Activity::new();
+    let io = ActivityIo::new(stream, Arc::clone(&activity));
     let Some(acceptor) = &shared.acceptor else {
         let info = ConnectionInfo {
             remote_addr: remote,
@@ -73,20 +73,14 @@ pub(super) async fn serve_connection<H: Handler>(
         };
         let connection = Arc::new(Connection::new(info, None));
         let io = TokioIo::new(io);
-        drive(
-            shared, io, connection, handler, &activity, started, &mut stop,
-        )
-        .await;
+        drive(shared, io, connection, handler, activity, &mut stop).await;
         return;
     };
     let Some((tls, connection)) = accept_tls(shared, acceptor, io, remote).await else {
         return;
     };
     let io = TokioIo::new(tls);
-    drive(
-        shared, io, connection, handler, &activity, started, &mut stop,
-    )
-    .await;
+    drive(shared, io, connection, handler, activity, &mut stop).await;
 }
 
 /// The TLS handshake, counted in the metrics, and the connection it opens with the identity
@@ -165,14 +159,14 @@ fn attribute(
     }
 }
 
-/// Runs HTTP on an established connection until it ends, idles out or the server stops.
+/// Runs HTTP on an established connection until it ends, idles out, sends no first request
+/// in time or the server stops (the limits are described in [`crate::timeouts`]).
 async fn drive<I, H>(
     shared: &Arc<Shared>,
     io: I,
     connection: Arc<Connection>,
     handler: H,
-    activity: &AtomicU64,
-    started: Instant,
+    activity: Arc<Activity>,
     stop: &mut watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -181,7 +175,7 @@ async fn drive<I, H>(
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(HeadTimer::new(Arc::clone(&activity)))
         .header_read_timeout(shared.limits.header_read_timeout)
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
@@ -194,47 +188,39 @@ async fn drive<I, H>(
             let context = Arc::clone(&context);
             async move {
                 let (shared, connection, handler) = &*context;
-                connection.in_flight.fetch_add(1, Ordering::AcqRel);
+                let _in_flight = connection.requests.begin();
                 let response = handle(shared, connection, request, handler).await;
-                connection.in_flight.fetch_sub(1, Ordering::AcqRel);
                 Ok::<_, Infallible>(response)
             }
         })
     };
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let idle = shared.limits.idle_timeout;
-    let mut closing = false;
+    let watched = Watched {
+        header_read_timeout: shared.limits.header_read_timeout,
+        idle_timeout: shared.limits.idle_timeout,
+        activity: &activity,
+        requests: &connection.requests,
+        close: Some(&connection.close),
+        stop,
+    };
+    let mut supervisor = Supervisor::new(watched);
+    let remote = connection.info.remote_addr;
     loop {
-        let since_activity = Duration::from_millis(
-            (started.elapsed().as_millis() as u64).saturating_sub(activity.load(Ordering::Relaxed)),
-        );
-        let wake = idle
-            .saturating_sub(since_activity)
-            .max(Duration::from_millis(100));
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(err) = result {
-                    tracing::debug!(remote = %connection.info.remote_addr, error = %err, "connection ended with an error");
+                    tracing::debug!(%remote, error = %err, "connection ended with an error");
                 }
                 return;
             }
-            changed = stop.changed(), if !closing => {
-                if changed.is_err() || *stop.borrow() {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
+            action = supervisor.next() => match action {
+                Action::GracefulShutdown => conn.as_mut().graceful_shutdown(),
+                Action::Drop => {
+                    tracing::debug!(%remote, "no request within the header read timeout; connection closed");
+                    return;
                 }
-            }
-            () = tokio::time::sleep(wake), if !closing => {
-                let quiet = Duration::from_millis(
-                    (started.elapsed().as_millis() as u64).saturating_sub(activity.load(Ordering::Relaxed)),
-                );
-                let busy = connection.in_flight.load(Ordering::Acquire) > 0;
-                if (!busy && quiet >= idle) || connection.close.load(Ordering::Acquire) {
-                    closing = true;
-                    conn.as_mut().graceful_shutdown();
-                }
-            }
+            },
         }
     }
 }

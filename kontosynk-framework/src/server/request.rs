@@ -13,7 +13,7 @@ use super::authorize::authorize;
 use super::builder::Shared;
 use super::connection::Connection;
 use crate::access_log::AccessLog;
-use crate::client_cert::CLIENT_CERT_HEADER;
+use crate::client_cert::ForwardedCertificate;
 use crate::response::{Body, json_error};
 
 /// Authenticates (per request, against the current metadata), authorizes, rate-limits and
@@ -33,9 +33,12 @@ pub(super) async fn handle<H: Handler>(
             request.uri().path().to_owned(),
         )
     });
-    let forwarded_cert = request.headers_mut().remove(CLIENT_CERT_HEADER);
-    let anonymous =
-        shared.optional_client_certificates && connection.pin.is_none() && forwarded_cert.is_none();
+    // Every spelling of the client-certificate headers leaves the request here: the handler
+    // gets the certificate decided on (an extension), never a header.
+    let forwarded_cert = ForwardedCertificate::take(request.headers_mut());
+    let anonymous = shared.optional_client_certificates
+        && connection.pin.is_none()
+        && forwarded_cert.is_empty();
     let (mut response, peer) = if anonymous {
         // No certificate at all, and the server allows that: the handler authenticates.
         (

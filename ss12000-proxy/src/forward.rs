@@ -199,7 +199,7 @@ impl Forwarder {
                 );
             }
             Some(Err(err)) => {
-                tracing::warn!(error = %error_chain(err.as_ref()), "backend request failed");
+                tracing::warn!(error = %fedtls::error_chain(err.as_ref()), "backend request failed");
                 return json_error(
                     StatusCode::BAD_GATEWAY,
                     "backend_unavailable",
@@ -397,6 +397,9 @@ fn sanitize(
             || trusted_headers::is_trusted(text)
             || trusted_headers::same_name(text, client_cert_header)
             || api_key_header.is_some_and(|k| trusted_headers::same_name(text, k.as_str()))
+            // httpoxy: CGI backends turn `Proxy` into HTTP_PROXY, read as the proxy for
+            // their own outbound requests.
+            || trusted_headers::same_name(text, "proxy")
             || named.contains(name)
     };
     remove_where(headers, unwanted);
@@ -497,17 +500,6 @@ fn switch_protocols(
     Response::from_parts(parts, kontosynk_framework::response::empty())
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,6 +577,7 @@ mod tests {
             ("X_API_Key", "stolen"),
             ("x_forwarded_for", "1.2.3.4"),
             ("x_request_id", "kept"),
+            ("Proxy", "http://evil.example:3128"),
             ("connection", "keep-alive, x-custom"),
             ("x-custom", "hop"),
             ("accept", "application/json"),

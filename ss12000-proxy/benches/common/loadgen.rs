@@ -36,20 +36,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request still unanswered this long when the window closes counts as an error.
 const STUCK_AFTER: Duration = Duration::from_secs(1);
 
-/// An error with its sources, `outer: inner: innermost` (hyper's own messages are terse).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        if !text.ends_with(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text
-}
+pub use fedtls::error_chain;
 
 /// Where the requests go, parsed from an `http://` or `https://` URL.
 #[derive(Clone, Debug)]

@@ -39,24 +39,41 @@ pub struct ServeArgs {
     /// Serve /healthz, /readyz, /metrics and /metadata on this plain-HTTP address.
     #[arg(long, value_name = "ADDR", env = "KONTOSYNK_ADMIN")]
     pub admin: Option<SocketAddr>,
-    /// Allow only clients whose endpoint carries one of these tags (repeatable).
-    #[arg(long = "client-tag", value_name = "TAG")]
+    /// Allow only clients whose endpoint carries one of these tags (repeatable, or
+    /// comma-separated).
+    #[arg(
+        long = "client-tag",
+        value_name = "TAG",
+        env = "KONTOSYNK_CLIENT_TAGS",
+        value_delimiter = ','
+    )]
     pub client_tags: Vec<Tag>,
-    /// Allow only entities with one of these organization ids (repeatable).
-    #[arg(long = "organization-id", value_name = "ID")]
+    /// Allow only entities with one of these organization ids (repeatable, or
+    /// comma-separated).
+    #[arg(
+        long = "organization-id",
+        value_name = "ID",
+        env = "KONTOSYNK_ORGANIZATION_IDS",
+        value_delimiter = ','
+    )]
     pub organization_ids: Vec<OrganizationId>,
     /// Also require client certificates to chain to their entity's issuers.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_REQUIRE_ISSUER_CHAIN")]
     pub require_issuer_chain: bool,
     /// Per-entity rate limit in requests per second (burst = 2x, at least 1).
-    #[arg(long, value_name = "RPS")]
+    #[arg(long, value_name = "RPS", env = "KONTOSYNK_RATE_LIMIT")]
     pub rate_limit: Option<f64>,
     /// Largest request body in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 10 * 1024 * 1024, env = "KONTOSYNK_MAX_BODY")]
     pub max_body: u64,
     /// Plain HTTP behind a TLS terminator: take the client certificate from the Client-Cert
-    /// header, honoured only from these addresses/CIDR ranges (repeatable).
-    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    /// header, honoured only from these addresses/CIDR ranges (repeatable, or comma-separated).
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "KONTOSYNK_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<TrustedProxy>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "KONTOSYNK_LOG_FORMAT")]
@@ -74,6 +91,32 @@ pub fn parse_args<P: clap::Parser>() -> Result<P, std::process::ExitCode> {
             std::process::ExitCode::SUCCESS
         }
     })
+}
+
+/// The flags of `command` and its subcommands (as `subcommand --flag`) that have no
+/// environment variable. Every flag of the project's commands must have one (services are
+/// configured through their environment); each binary's tests call this on its command.
+pub fn flags_without_env(command: &clap::Command) -> Vec<String> {
+    let mut missing = Vec::new();
+    walk(command, command.get_name(), &mut missing);
+    missing
+}
+
+fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+    for arg in command.get_arguments() {
+        let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+        if arg.is_positional() || builtin || arg.get_env().is_some() {
+            continue;
+        }
+        let name = arg
+            .get_long()
+            .map(|l| format!("--{l}"))
+            .unwrap_or_else(|| arg.get_id().to_string());
+        missing.push(format!("{path} {name}"));
+    }
+    for sub in command.get_subcommands() {
+        walk(sub, &format!("{path} {}", sub.get_name()), missing);
+    }
 }
 
 /// How logs are written to stderr.

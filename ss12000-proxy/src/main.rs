@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long, value_name = "FILE", env = "SS12000_PROXY_CONFIG")]
     config: PathBuf,
     /// Check the configuration and exit.
-    #[arg(long)]
+    #[arg(long, env = "SS12000_PROXY_CHECK")]
     check: bool,
 }
 
@@ -77,3 +77,14 @@ fn main() -> ExitCode {
 /// short-lived allocations across threads); mimalloc much less.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let missing = kontosynk_framework::cli::flags_without_env(&super::Cli::command());
+        assert!(missing.is_empty(), "flags without env: {missing:?}");
+    }
+}

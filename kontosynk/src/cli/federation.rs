@@ -29,7 +29,7 @@ pub struct FederationArgs<const REQUIRED: bool> {
     #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS", required = REQUIRED)]
     jwks: Option<PathBuf>,
     /// Require this metadata issuer (`iss`).
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", env = "KONTOSYNK_METADATA_ISS")]
     iss: Option<String>,
     /// Your client certificate chain (PEM, leaf first), presented in every handshake.
     #[arg(long, value_name = "CLIENT_PEM", env = "KONTOSYNK_CLIENT_CERT", required = REQUIRED)]

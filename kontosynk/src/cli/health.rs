@@ -39,46 +39,46 @@ pub struct Args {
     #[command(flatten)]
     federation: RequiredFederation,
     /// Only servers carrying this tag (e.g. egilv1, gnapv1).
-    #[arg(long, value_name = "TAG")]
+    #[arg(long, value_name = "TAG", env = "KONTOSYNK_HEALTH_TAG")]
     tag: Option<String>,
     /// Only the servers of this entity.
-    #[arg(long, value_name = "ENTITY_ID")]
+    #[arg(long, value_name = "ENTITY_ID", env = "KONTOSYNK_HEALTH_ENTITY")]
     entity: Option<String>,
     /// Only the servers of entities with this organization id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", env = "KONTOSYNK_HEALTH_ORGANIZATION_ID")]
     organization_id: Option<OrganizationId>,
     /// Servers checked at once.
-    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..), env = "KONTOSYNK_HEALTH_CONCURRENCY")]
     concurrency: u16,
     /// Checks started per second, over all servers (0: no pacing, only --concurrency).
-    #[arg(long, value_name = "PER_SECOND", default_value_t = 50.0)]
+    #[arg(long, value_name = "PER_SECOND", default_value_t = 50.0, env = "KONTOSYNK_HEALTH_RATE")]
     rate: f64,
     /// Time allowed for each stage (DNS, TCP, TLS, HTTP), in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), env = "KONTOSYNK_HEALTH_TIMEOUT")]
     timeout: u64,
     /// Warn about certificates expiring within this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    #[arg(long, value_name = "DAYS", default_value_t = 30, env = "KONTOSYNK_HEALTH_EXPIRY_WARNING_DAYS")]
     expiry_warning_days: i64,
     /// Report a certificate that does not name the base_uri host as a warning, not a failure.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_HEALTH_HOSTNAME_WARN_ONLY")]
     hostname_warn_only: bool,
     /// Print a JSON array with one object per server instead of the text report.
-    #[arg(long, conflicts_with = "serve")]
+    #[arg(long, conflicts_with = "serve", env = "KONTOSYNK_HEALTH_JSON")]
     json: bool,
     /// Also write a self-contained HTML report to FILE.
-    #[arg(long, value_name = "FILE", conflicts_with = "serve")]
+    #[arg(long, value_name = "FILE", conflicts_with = "serve", env = "KONTOSYNK_HEALTH_HTML")]
     html: Option<PathBuf>,
     /// Keep checking and serve the live page, /metrics and /api/results on ADDR (plain HTTP).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "KONTOSYNK_HEALTH_SERVE")]
     serve: Option<SocketAddr>,
     /// With --serve: seconds between runs.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..), env = "KONTOSYNK_HEALTH_INTERVAL")]
     interval: u64,
     /// With --serve: the SQLite history file.
-    #[arg(long, value_name = "FILE", default_value = "kontosynk-health.sqlite")]
+    #[arg(long, value_name = "FILE", default_value = "kontosynk-health.sqlite", env = "KONTOSYNK_HEALTH_HISTORY")]
     history: PathBuf,
     /// With --serve: days of history to keep.
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    #[arg(long, value_name = "DAYS", default_value_t = 30, env = "KONTOSYNK_HEALTH_KEEP_DAYS")]
     keep_days: i64,
 }
 

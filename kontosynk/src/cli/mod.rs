@@ -120,3 +120,14 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .build()
         .map_err(|e| CliError::failed(format!("cannot start the async runtime: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let missing = kontosynk_framework::cli::flags_without_env(&super::Cli::command());
+        assert!(missing.is_empty(), "flags without env: {missing:?}");
+    }
+}

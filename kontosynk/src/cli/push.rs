@@ -43,29 +43,29 @@ pub struct Args {
     #[arg(long, env = "KONTOSYNK_PUSH_API", default_value = DEFAULT_API, value_name = "URL")]
     api_url: String,
     /// A bearer token file (from `kontosynk token`) instead of asking the authorization server.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "KONTOSYNK_PUSH_TOKEN_FILE")]
     token_file: Option<PathBuf>,
     /// An extra trusted root certificate (PEM) for the API (test environments, stand-ins).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "KONTOSYNK_PUSH_CA_FILE")]
     ca_file: Option<PathBuf>,
     /// Only these types (comma-separated: persons,duties,groups,activities).
-    #[arg(long, value_delimiter = ',', value_name = "TYPES")]
+    #[arg(long, value_delimiter = ',', value_name = "TYPES", env = "KONTOSYNK_PUSH_TYPES")]
     types: Vec<String>,
     /// Do not send deletions for objects deleted in the store.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_PUSH_NO_DELETIONS")]
     no_deletions: bool,
     /// Largest request body in bytes (the API allows 200 KB).
-    #[arg(long, default_value_t = kontosynk_client::push::pack::MAX_REQUEST_BYTES, value_name = "BYTES")]
+    #[arg(long, default_value_t = kontosynk_client::push::pack::MAX_REQUEST_BYTES, value_name = "BYTES", env = "KONTOSYNK_PUSH_MAX_REQUEST_BYTES")]
     max_request_bytes: usize,
     /// Seconds between job polls.
-    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 1.0, value_name = "SECS", env = "KONTOSYNK_PUSH_POLL_INTERVAL")]
     poll_interval: f64,
     /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_PUSH_JSON")]
     json: bool,
     /// Instead of pushing, POST {"modifiedEntities": [...]} to this URL (Skolverket's SS 12000
     /// client) with an `ss12000-client` token for it.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "KONTOSYNK_PUSH_WEBHOOK")]
     webhook: Option<String>,
     /// Entity types for --webhook (comma-separated).
     #[arg(
@@ -73,7 +73,7 @@ pub struct Args {
         value_delimiter = ',',
         default_value = "Organisation,Person,Group,Duty,Activity",
         value_name = "TYPES"
-    )]
+    , env = "KONTOSYNK_PUSH_ENTITIES")]
     entities: Vec<String>,
 }
 

@@ -34,7 +34,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(10..=1_000_000))]
     persons: u32,
     /// Print a JSON summary on stdout instead of the text walkthrough.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_QUICKSTART_JSON")]
     json: bool,
 }
 

@@ -38,19 +38,19 @@ pub struct Args {
     #[command(flatten)]
     federation: RequiredFederation,
     /// The school's entity id in the metadata.
-    #[arg(long, value_name = "ID", required_unless_present_any = ["server_tag", "organization_id", "url"])]
+    #[arg(long, value_name = "ID", required_unless_present_any = ["server_tag", "organization_id", "url"], env = "KONTOSYNK_SYNC_SERVER_ENTITY")]
     server_entity: Option<String>,
     /// Only servers with this tag (e.g. egilv1).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", env = "KONTOSYNK_SYNC_SERVER_TAG")]
     server_tag: Option<String>,
     /// Only servers of entities with this organization id.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", env = "KONTOSYNK_SYNC_ORGANIZATION_ID")]
     organization_id: Option<OrganizationId>,
     /// The server's base_uri as the metadata lists it (an alternative to the queries above).
-    #[arg(long, value_name = "URL", conflicts_with_all = ["server_entity", "server_tag", "organization_id"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["server_entity", "server_tag", "organization_id"], env = "KONTOSYNK_SYNC_URL")]
     url: Option<String>,
     /// With --url: require that the metadata lists this SPKI pin (base64 SHA-256) for it.
-    #[arg(long, value_name = "PIN", requires = "url")]
+    #[arg(long, value_name = "PIN", requires = "url", env = "KONTOSYNK_SYNC_PIN")]
     pin: Option<String>,
     /// The store: sqlite:PATH (created when missing) or a postgres:// URL.
     #[arg(
@@ -61,22 +61,22 @@ pub struct Args {
     )]
     db: String,
     /// List everything again, ignoring watermarks.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_SYNC_FULL")]
     full: bool,
     /// Also sync this collection after the standard five (repeatable), e.g. placements.
-    #[arg(long = "collection", value_name = "C")]
+    #[arg(long = "collection", value_name = "C", env = "KONTOSYNK_SYNC_COLLECTIONS", value_delimiter = ',')]
     collections: Vec<String>,
     /// Objects per page requested.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000), env = "KONTOSYNK_SYNC_LIMIT")]
     limit: u32,
     /// Seconds subtracted from a pass's start to make the next watermark.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, value_parser = clap::value_parser!(i64).range(0..), env = "KONTOSYNK_SYNC_OVERLAP")]
     overlap: i64,
     /// Do not fetch deletedEntities.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_SYNC_NO_DELETIONS")]
     no_deletions: bool,
     /// Seconds allowed for each request.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), env = "KONTOSYNK_SYNC_TIMEOUT")]
     timeout: u64,
     /// Most pages one listing (a collection, or deletedEntities) may take in one run. A server
     /// that keeps handing out new page tokens is stopped there; what was committed is kept.
@@ -96,10 +96,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..))]
     deadline: u64,
     /// Print the summary as JSON on stdout.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_SYNC_JSON")]
     json: bool,
     /// Afterwards, POST the counts to the server's /statistics and a summary to its /log.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_SYNC_REPORT")]
     report: bool,
 }
 

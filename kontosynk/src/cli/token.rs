@@ -19,14 +19,14 @@ pub struct AuthArgs {
     #[command(flatten)]
     pub federation: OptionalFederation,
     /// Our entity_id (`client.key`); default: the entity listing our certificate's pin.
-    #[arg(long, value_name = "URI")]
+    #[arg(long, value_name = "URI", env = "KONTOSYNK_ENTITY_ID")]
     pub entity_id: Option<String>,
     /// The authorization server, when not found by tag `gnapv1` in the metadata
     /// (e.g. https://nutid-auth.sunet.se/transaction); needs --as-pin.
-    #[arg(long, value_name = "URL", requires = "as_pin")]
+    #[arg(long, value_name = "URL", requires = "as_pin", env = "KONTOSYNK_AS_URL")]
     pub as_url: Option<String>,
     /// The authorization server's SPKI pin (sha256//BASE64 or BASE64).
-    #[arg(long, value_name = "PIN", requires = "as_url")]
+    #[arg(long, value_name = "PIN", requires = "as_url", env = "KONTOSYNK_AS_PIN")]
     pub as_pin: Option<String>,
 }
 
@@ -115,13 +115,13 @@ pub struct Args {
     #[command(flatten)]
     auth: AuthArgs,
     /// The access type (provisioning-api, ss12000-client, ss12000-api).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", env = "KONTOSYNK_TOKEN_ACCESS_TYPE")]
     access_type: String,
     /// A location (API base URL) the token is for; repeat for several.
-    #[arg(long, value_name = "URL", required = true)]
+    #[arg(long, value_name = "URL", required = true, env = "KONTOSYNK_TOKEN_LOCATION", value_delimiter = ',')]
     location: Vec<String>,
     /// Print JSON: {"access_token", "expires_at", "expires_in", "access_type", "locations"}.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_TOKEN_JSON")]
     json: bool,
 }
 

@@ -557,3 +557,45 @@ async fn the_cli_follows_no_redirect_off_the_pinned_origin_and_names_its_target(
         .unwrap();
     assert_eq!(store.count(&Collection::Organisations).await.unwrap(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_plain_text_off_a_terminal_and_json_lines_have_typed_values() {
+    let server_db = ss12000::testing::sqlite();
+    let server_store = server_db.open().await;
+    seed(&server_store, 5).await;
+    let school = school(server_store).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.sqlite");
+
+    let output = kontosynk(dir.path(), &school, &db, &[])
+        .env("RUST_LOG", "info")
+        .env_remove("KONTOSYNK_LOG_FORMAT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("metadata updated"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes off a terminal: {stderr}"
+    );
+
+    let output = kontosynk(dir.path(), &school, &db, &[])
+        .env("RUST_LOG", "info")
+        .env("KONTOSYNK_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let updated: Value = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .find(|line| line["fields"]["message"] == "metadata updated")
+        .unwrap_or_else(|| panic!("no metadata update logged: {stderr}"));
+    let fields = &updated["fields"];
+    assert!(fields["iat"].is_i64(), "{updated}");
+    assert!(fields["exp"].is_i64(), "{updated}");
+    assert!(
+        fields["next_refresh_secs"].is_u64() || fields.get("next_refresh_secs").is_none(),
+        "{updated}"
+    );
+}

@@ -267,16 +267,16 @@ impl Inner {
             generation = snapshot.generation(),
             entities = index.entities().len(),
             rejected = index.rejected().len(),
-            iat = ?snapshot.claims().iat(),
+            iat = snapshot.claims().iat(),
             exp = snapshot.expires_at(),
-            next_refresh_secs = ?next,
+            next_refresh_secs = next,
             "metadata updated"
         );
         for rejected in index.rejected().iter().take(20) {
             warn!(
                 source = %self.label,
                 index = rejected.index,
-                entity_id = ?rejected.entity_id,
+                entity_id = rejected.entity_id.as_deref(),
                 reason = %rejected.reason,
                 "entity left out of the metadata"
             );

@@ -225,10 +225,18 @@ async fn a_client_outside_the_metadata_is_refused_and_nothing_is_written() {
         .run(&NoProgress)
         .await
         .unwrap_err();
+    // Said before connecting, naming the pin and the fix, instead of the bare TLS alert the
+    // server would answer with.
+    let pin = school.fed.identity("unlisted-client").pin().unwrap();
+    let text = error.to_string();
+    assert!(text.contains("/ss12000/v2.0/organisations"), "{text}");
     assert!(
-        error.to_string().contains("/ss12000/v2.0/organisations"),
-        "{error}"
+        text.contains(&format!(
+            "your client certificate's pin {pin} is not listed as a client"
+        )),
+        "{text}"
     );
+    assert!(text.contains("fedtls entity"), "{text}");
     assert_eq!(store.count(&Collection::Organisations).await.unwrap(), 0);
 }
 

@@ -18,7 +18,9 @@
 //! What the client guarantees, whoever calls it:
 //! - the server must present a certificate whose SPKI pin the **current** metadata lists for
 //!   the chosen server (read again at every handshake, so pin rotations and removals apply);
-//! - no request is sent and no connection made while the metadata is missing or expired;
+//! - no request is sent and no connection made while the metadata is missing or expired, or
+//!   while it does not list the member's own client pin (or that certificate has expired):
+//!   the error says which pin and what to do, where a server would only close the connection;
 //! - the member's certificate chain is presented (mutual TLS), aws-lc-rs is the only crypto
 //!   provider, ALPN offers `h2` then `http/1.1`;
 //! - redirects are followed only within the server's own origin (its pins vouch for nothing
@@ -27,6 +29,7 @@
 //!   `x-ratelimit-reset`, and an optional client-side rate is kept.
 
 mod identity;
+mod own;
 pub mod ratelimit;
 mod redirect;
 pub mod retry;
@@ -44,6 +47,7 @@ use reqwest::Url;
 use crate::discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 
 pub use identity::{Identity, IdentityError};
+pub use own::{OwnCertificate, OwnCertificateProblem};
 pub use ratelimit::{Pacer, RateLimitInfo};
 pub use redirect::{MAX_SAME_ORIGIN_REDIRECTS, RedirectRefused};
 pub use retry::RetryPolicy;
@@ -98,6 +102,20 @@ pub enum ClientError {
         #[source]
         source: reqwest::Error,
     },
+    /// The request was not sent: the member's own certificate would be refused (not listed
+    /// in the metadata, expired, not yet valid).
+    #[error("{method} {url} not sent: {problem}")]
+    OwnCertificate {
+        /// The HTTP method.
+        method: String,
+        /// The URL.
+        url: String,
+        /// What is wrong with the certificate, and what to do.
+        problem: OwnCertificateProblem,
+    },
+    /// The own certificate cannot be read.
+    #[error("your client certificate cannot be read: {0}")]
+    OwnCertificateUnreadable(#[from] fedtls::tls::CertificateReadError),
     /// The request failed in transport (DNS, TCP, TLS, timeout, protocol), after retries.
     #[error("{method} {url} failed: {detail}")]
     Request {
@@ -229,9 +247,11 @@ impl ClientBuilder {
             http = http.http1_only();
         }
         let http = http.build().map_err(ClientError::Build)?;
+        let own = OwnCertificate::read(&self.identity.chain()[0])?;
         let mut sender = Sender::new(http)
             .with_retry(self.retry)
-            .with_metadata_guard(self.source);
+            .with_metadata_guard(self.source)
+            .with_own_certificate(own);
         if let Some(rate) = self.rate {
             sender = sender.with_rate_limit(rate);
         }

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use fedtls::snapshot::SnapshotSource;
+
+use super::own::OwnCertificate;
 use fedtls::verify::unix_now;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -23,6 +25,7 @@ pub struct Sender {
     retry: RetryPolicy,
     pacer: Arc<Pacer>,
     guard: Option<Arc<dyn SnapshotSource>>,
+    own: Option<OwnCertificate>,
     observed: Arc<Mutex<Option<RateLimitInfo>>>,
 }
 
@@ -34,6 +37,7 @@ impl Sender {
             retry: RetryPolicy::default(),
             pacer: Arc::new(Pacer::new(None)),
             guard: None,
+            own: None,
             observed: Arc::new(Mutex::new(None)),
         }
     }
@@ -54,6 +58,14 @@ impl Sender {
     /// Refuse every request while `source` has no valid (unexpired) metadata.
     pub fn with_metadata_guard(mut self, source: Arc<dyn SnapshotSource>) -> Self {
         self.guard = Some(source);
+        self
+    }
+
+    /// With a metadata guard: also refuse every request while the current metadata does not
+    /// list `own` as a client, or `own` is outside its validity (the server would refuse the
+    /// handshake with a bare TLS alert; this says why instead).
+    pub fn with_own_certificate(mut self, own: OwnCertificate) -> Self {
+        self.own = Some(own);
         self
     }
 
@@ -91,6 +103,23 @@ impl Sender {
         }
     }
 
+    /// The own-certificate check of [`Sender::with_own_certificate`] before sending
+    /// `method url`.
+    fn check_own_certificate(&self, method: &http::Method, url: &str) -> Result<(), ClientError> {
+        let (Some(own), Some(source)) = (&self.own, &self.guard) else {
+            return Ok(());
+        };
+        let Some(snapshot) = source.current() else {
+            return Ok(()); // check_metadata refuses first
+        };
+        own.check(snapshot.index(), unix_now())
+            .map_err(|problem| ClientError::OwnCertificate {
+                method: method.to_string(),
+                url: url.to_owned(),
+                problem,
+            })
+    }
+
     /// Builds and sends `builder` (see [`Sender::send`]).
     pub async fn send_builder(
         &self,
@@ -115,6 +144,7 @@ impl Sender {
         let mut retry = 0u32;
         loop {
             self.check_metadata()?;
+            self.check_own_certificate(&method, &url)?;
             self.pacer.acquire().await;
             let spare = if retry < self.retry.max_retries {
                 current.try_clone()

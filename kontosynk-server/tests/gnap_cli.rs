@@ -286,3 +286,46 @@ fn bad_keys_and_flags_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--previous-key"));
 }
+
+#[test]
+fn the_transaction_body_limit_is_set_by_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let key = write_key(&dir.path().join("k.jwk"), "k1");
+    let mut command = command(&fed);
+    command
+        .arg("--signing-key")
+        .arg(&key)
+        .env("KONTOSYNK_GNAP_MAX_TRANSACTION_BODY", "2048")
+        .env("RUST_LOG", "info");
+    let server = process::spawn(command, "gnap authorization server listening");
+    let entity = fed
+        .party("school-client")
+        .unwrap()
+        .entity_id
+        .clone()
+        .unwrap();
+    let (status, _, body) = curl(
+        &fed,
+        "school-client",
+        &server,
+        "/transaction",
+        Some(&grant(&entity)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut big = grant(&entity);
+    big["padding"] = Value::String("x".repeat(3000));
+    let (status, _, body) = curl(&fed, "school-client", &server, "/transaction", Some(&big));
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let description = body["error"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("larger than 2048 bytes"),
+        "{description}"
+    );
+    assert!(
+        description.contains("--max-transaction-body"),
+        "{description}"
+    );
+}

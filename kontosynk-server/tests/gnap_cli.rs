@@ -46,6 +46,18 @@ fn curl(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, String, Value) {
+    curl_with(fed, client, server, path, body, &[])
+}
+
+/// [`curl`] with extra curl arguments.
+fn curl_with(
+    fed: &TestFederation,
+    client: &str,
+    server: &Server,
+    path: &str,
+    body: Option<&Value>,
+    extra: &[&str],
+) -> (u16, String, Value) {
     let party = fed.party(client).unwrap();
     let pin = fed.party("authserver").unwrap().pin;
     let mut command = Command::new(fedtls::testfed::require_program("curl", "curl"));
@@ -57,7 +69,8 @@ fn curl(
         .arg("--key")
         .arg(&party.key)
         .arg("--pinnedpubkey")
-        .arg(pin.to_curl());
+        .arg(pin.to_curl())
+        .args(extra);
     if let Some(body) = body {
         command
             .args(["-H", "Content-Type: application/json", "--data-binary"])
@@ -316,7 +329,16 @@ fn the_transaction_body_limit_is_set_by_environment() {
     assert_eq!(status, 200, "{body}");
     let mut big = grant(&entity);
     big["padding"] = Value::String("x".repeat(3000));
-    let (status, _, body) = curl(&fed, "school-client", &server, "/transaction", Some(&big));
+    // HTTP/1.1: the server answers before reading the whole body, and curl 7.88 reports the
+    // HTTP/2 stream reset that follows such an early answer as an error instead of the answer.
+    let (status, _, body) = curl_with(
+        &fed,
+        "school-client",
+        &server,
+        "/transaction",
+        Some(&big),
+        &["--http1.1"],
+    );
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request");
     let description = body["error"]["description"].as_str().unwrap();

@@ -51,7 +51,7 @@ pub use fedtls::tls::PeerIdentity;
 
 /// Locks `mutex`; a panic while another holder had it never makes the state unusable
 /// (every value guarded here stays consistent between statements).
-pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -46,6 +46,18 @@ fn curl(
     path: &str,
     body: Option<&Value>,
 ) -> (u16, String, Value) {
+    curl_with(fed, client, server, path, body, &[])
+}
+
+/// [`curl`] with extra curl arguments.
+fn curl_with(
+    fed: &TestFederation,
+    client: &str,
+    server: &Server,
+    path: &str,
+    body: Option<&Value>,
+    extra: &[&str],
+) -> (u16, String, Value) {
     let party = fed.party(client).unwrap();
     let pin = fed.party("authserver").unwrap().pin;
     let mut command = Command::new(fedtls::testfed::require_program("curl", "curl"));
@@ -57,7 +69,8 @@ fn curl(
         .arg("--key")
         .arg(&party.key)
         .arg("--pinnedpubkey")
-        .arg(pin.to_curl());
+        .arg(pin.to_curl())
+        .args(extra);
     if let Some(body) = body {
         command
             .args(["-H", "Content-Type: application/json", "--data-binary"])
@@ -285,4 +298,56 @@ fn bad_keys_and_flags_are_one_line_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("--previous-key"));
+}
+
+#[test]
+fn the_transaction_body_limit_is_set_by_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let key = write_key(&dir.path().join("k.jwk"), "k1");
+    let mut command = command(&fed);
+    command
+        .arg("--signing-key")
+        .arg(&key)
+        .env("KONTOSYNK_GNAP_MAX_TRANSACTION_BODY", "2048")
+        .env("RUST_LOG", "info");
+    let server = process::spawn(command, "gnap authorization server listening");
+    let entity = fed
+        .party("school-client")
+        .unwrap()
+        .entity_id
+        .clone()
+        .unwrap();
+    let (status, _, body) = curl(
+        &fed,
+        "school-client",
+        &server,
+        "/transaction",
+        Some(&grant(&entity)),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut big = grant(&entity);
+    big["padding"] = Value::String("x".repeat(3000));
+    // HTTP/1.1: the server answers before reading the whole body, and curl 7.88 reports the
+    // HTTP/2 stream reset that follows such an early answer as an error instead of the answer.
+    let (status, _, body) = curl_with(
+        &fed,
+        "school-client",
+        &server,
+        "/transaction",
+        Some(&big),
+        &["--http1.1"],
+    );
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request");
+    let description = body["error"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("larger than 2048 bytes"),
+        "{description}"
+    );
+    assert!(
+        description.contains("--max-transaction-body"),
+        "{description}"
+    );
 }

@@ -145,3 +145,52 @@ fn configuration_mistakes_are_one_error_line_and_exit_1() {
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains("--jwt-location"));
 }
+
+/// Creates a subscription as `school-client` on the server at `addr`: the status.
+async fn subscribe(fed: &TestFederation, addr: &str, target: &str) -> (u16, Value) {
+    let port = addr.rsplit(':').next().unwrap();
+    let response = client(fed, Some("school-client"))
+        .post(format!("https://localhost:{port}/subscriptions"))
+        .json(&serde_json::json!({"name": "w", "target": target,
+                                  "resourceTypes": [{"resource": "Person"}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn internal_targets_need_the_opt_in_and_the_cap_is_configurable_by_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let db = format!("sqlite:{}", dir.path().join("s.sqlite").display());
+    let strict = start(&fed, &db, &[]);
+    let (status, body) = subscribe(&fed, &strict.addr, "https://127.0.0.1:9/hook").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("KONTOSYNK_WEBHOOK_ALLOW_PRIVATE_TARGETS"),
+        "{body}"
+    );
+    drop(strict);
+    let mut command = command(&fed, &db, &[]);
+    command
+        .env("KONTOSYNK_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        .env("KONTOSYNK_MAX_SUBSCRIPTIONS", "1");
+    let open = process::spawn(command, "SS 12000 API listening");
+    let (status, body) = subscribe(&fed, &open.addr, "https://127.0.0.1:9/hook").await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = subscribe(&fed, &open.addr, "https://127.0.0.1:9/hook").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("(1, the server's --max-subscriptions)"),
+        "{body}"
+    );
+}

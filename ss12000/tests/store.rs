@@ -47,6 +47,7 @@ suite!(
     state_and_prefixes,
     subscriptions_crud,
     records_append_and_page,
+    records_trimmed_per_key_and_expired,
     newer_schema_is_refused_and_data_survives_reopen,
     corrupt_rows_are_reported,
     json_text_survives_byte_for_byte,
@@ -751,6 +752,71 @@ async fn records_append_and_page(db: &TestDatabase) {
     assert!(store.records("log", 0, 0).await.unwrap().is_empty());
     let now = Timestamp::now();
     assert!(logs[0].1 <= now && logs[0].1 > now.add_seconds(-600));
+}
+
+async fn records_trimmed_per_key_and_expired(db: &TestDatabase) {
+    let store = db.open().await;
+    for i in 0..6 {
+        for key in ["a", "b"] {
+            store
+                .append_record("webhook", &serde_json::json!({"subscription": key, "n": i}))
+                .await
+                .unwrap();
+        }
+    }
+    store
+        .append_record("log", &serde_json::json!({"subscription": "a"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .trim_records("webhook", "subscription", "a", 2)
+            .await
+            .unwrap(),
+        4
+    );
+    let kept: Vec<(String, i64)> = store
+        .records("webhook", 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, r)| {
+            (
+                r["subscription"].as_str().unwrap().to_owned(),
+                r["n"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let of_a: Vec<i64> = kept.iter().filter(|k| k.0 == "a").map(|k| k.1).collect();
+    assert_eq!(of_a, [4, 5], "the newest two of a are kept");
+    assert_eq!(kept.iter().filter(|k| k.0 == "b").count(), 6, "b untouched");
+    assert_eq!(
+        store.records("log", 0, 10).await.unwrap().len(),
+        1,
+        "other kinds untouched"
+    );
+    assert!(
+        store
+            .trim_records("webhook", "x' OR 1=1 --", "a", 0)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .expire_records("webhook", Timestamp::now().add_seconds(-3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .expire_records("webhook", Timestamp::now().add_seconds(1))
+            .await
+            .unwrap(),
+        8
+    );
+    assert!(store.records("webhook", 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.records("log", 0, 10).await.unwrap().len(), 1);
 }
 
 async fn newer_schema_is_refused_and_data_survives_reopen(db: &TestDatabase) {

@@ -11,7 +11,9 @@ use fedtls::jwk::{Algorithm, Jwks, SigningKey};
 use fedtls::verify::unix_now;
 use kontosynk_framework::{Policy, ServerBuilder};
 use kontosynk_server::bearer::webpki_client_config;
-use kontosynk_server::ss12000::{ApiConfig, AuthMode, Ss12000Api, WebhookConfig, Webhooks};
+use kontosynk_server::ss12000::{
+    ApiConfig, AuthMode, Ss12000Api, TargetPolicy, WebhookConfig, Webhooks,
+};
 use serde_json::{Value, json};
 use ss12000::{Collection, Object, Store, Timestamp, WriteBatch};
 
@@ -31,7 +33,8 @@ pub struct Harness {
     _server: Running,
 }
 
-/// Fast retries for tests.
+/// Fast retries for tests, to local targets: `http://` and loopback allowed (the opt-in a
+/// private deployment would use).
 pub fn fast_webhooks() -> WebhookConfig {
     WebhookConfig {
         max_attempts: 4,
@@ -39,25 +42,47 @@ pub fn fast_webhooks() -> WebhookConfig {
         max_backoff: Duration::from_millis(100),
         timeout: Duration::from_secs(5),
         poll_interval: Duration::from_secs(3600),
+        targets: TargetPolicy {
+            allow_http: true,
+            allow_private: true,
+        },
+        ..WebhookConfig::default()
     }
 }
 
-/// Serves the API over `store` with `auth`; `configure` adjusts the settings.
+/// Serves the API over `store` with `auth`, webhooks per [`fast_webhooks`] but to public
+/// addresses only (as in production; `http://` allowed); `configure` adjusts the settings.
 pub async fn start(
     store: Store,
     auth: impl FnOnce(&std::path::Path) -> AuthMode,
     configure: impl FnOnce(&mut ApiConfig),
+) -> Harness {
+    let webhooks = WebhookConfig {
+        targets: TargetPolicy {
+            allow_http: true,
+            allow_private: false,
+        },
+        ..fast_webhooks()
+    };
+    start_with(store, auth, configure, webhooks).await
+}
+
+/// Like [`start`], with these webhook settings.
+pub async fn start_with(
+    store: Store,
+    auth: impl FnOnce(&std::path::Path) -> AuthMode,
+    configure: impl FnOnce(&mut ApiConfig),
+    webhook_config: WebhookConfig,
 ) -> Harness {
     let fed = Fed::new();
     let resolver = fed.resolver("school-server");
     let auth = auth(fed.dir.path());
     let optional = auth.needs_optional_client_certificates();
     let mut config = ApiConfig::new(auth);
-    config.allow_http_targets = true;
     configure(&mut config);
     let webhooks = Webhooks::new(
         store.clone(),
-        fast_webhooks(),
+        webhook_config,
         webpki_client_config(None).unwrap(),
     )
     .unwrap();

@@ -932,3 +932,117 @@ async fn behind_a_terminator_every_client_cert_format_works_and_spoofing_is_refu
             .contains("untrusted_proxy")
     );
 }
+
+/// A grant request for SCHOOL with `access`.
+fn access_request(access: Value) -> Request<Full<Bytes>> {
+    let token = json!({"access": access, "flags": ["bearer"]});
+    post(grant_body(token, SCHOOL), Some("application/json"), &[])
+}
+
+#[tokio::test]
+async fn access_beyond_the_limits_is_400_invalid_request_naming_the_limit() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let school = fed.connector("school-client");
+    let entry =
+        |locations: Vec<String>| json!({"type": "provisioning-api", "locations": locations});
+    let location = "https://api.skolverket.se/provtjanst/provisioning/v1".to_owned();
+    let cases = [
+        (
+            Value::Array((0..33).map(|_| entry(vec![location.clone()])).collect()),
+            "access_token.access has 33 entries; this server accepts at most 32",
+        ),
+        (
+            json!([entry(vec![location.clone(); 33])]),
+            "access_token.access[0].locations has 33 elements; this server accepts at most 32",
+        ),
+        (
+            json!([entry(vec![format!(
+                "https://a.example/{}",
+                "x".repeat(2100)
+            )])]),
+            "strings of at most 2048 bytes",
+        ),
+        (
+            json!([{"type": "t".repeat(2049)}]),
+            "access_token.access[0].type is 2049 bytes long",
+        ),
+        (
+            Value::Array(
+                (0..32)
+                    .map(|i| entry(vec![format!("https://a.example/{i}/{}", "x".repeat(1100))]))
+                    .collect(),
+            ),
+            "bytes as JSON; this server accepts at most 32768",
+        ),
+    ];
+    for (access, expected) in cases {
+        let reply = call(server.addr, Some(&school), access_request(access))
+            .await
+            .unwrap();
+        assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
+        let description = reply.body["error"]["description"].as_str().unwrap();
+        assert!(description.contains(expected), "{description}");
+    }
+    // A real request, and one far larger than any real one, still get their token.
+    let reply = call(
+        server.addr,
+        Some(&school),
+        access_request(provisioning_access()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let generous = Value::Array((0..8).map(|_| entry(vec![location.clone(); 8])).collect());
+    let reply = call(server.addr, Some(&school), access_request(generous))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_transaction_body_beyond_64_kib_is_413() {
+    let fed = federation();
+    let server = start_tls(&fed, fresh_keys("gnap-1")).await;
+    let school = fed.connector("school-client");
+    // Valid JSON, 100 KiB, one location padded: with Content-Length, and chunked (no length).
+    let padded = json!([{"type": "provisioning-api", "locations": [format!("https://a.example/{}", "x".repeat(100 * 1024))]}]);
+    let body = grant_body(json!({"access": padded, "flags": ["bearer"]}), SCHOOL);
+    for chunked in [false, true] {
+        let headers = if chunked {
+            vec![("transfer-encoding", "chunked".to_owned())]
+        } else {
+            vec![]
+        };
+        let request = post(body.clone(), Some("application/json"), &headers);
+        let reply = call(server.addr, Some(&school), request).await.unwrap();
+        assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request");
+        let description = reply.body["error"]["description"].as_str().unwrap();
+        assert!(
+            description.contains("larger than 65536 bytes")
+                && description.contains("--max-transaction-body"),
+            "chunked {chunked}: {description}"
+        );
+    }
+    // A smaller configured limit applies.
+    let mut config = GnapConfig::new(ISSUER);
+    config.max_body = 1024;
+    let small = start(
+        ServerBuilder::new(fed.cell.clone()).tls(fed.resolver()),
+        GnapService::new(
+            config,
+            Arc::new(KeyRing::new(fresh_keys("gnap-2"))),
+            fed.cell.clone(),
+        ),
+    )
+    .await;
+    let mut padded = json!({"access": provisioning_access(), "flags": ["bearer"]});
+    padded["padding"] = Value::String("p".repeat(1100));
+    let request = post(grant_body(padded, SCHOOL), Some("application/json"), &[]);
+    let reply = call(small.addr, Some(&school), request).await.unwrap();
+    assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request");
+    let reply = call(small.addr, Some(&school), request_for(SCHOOL))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}

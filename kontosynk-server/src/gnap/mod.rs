@@ -42,17 +42,18 @@ mod token;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fedtls::snapshot::{Snapshot, SnapshotSource};
 use fedtls::{CertThumbprint, Entity, Pin};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use kontosynk_framework::response::{self, Body};
 use kontosynk_framework::{ClientCertificate, Handler, RequestBody, ServerBuilder};
 
 pub use error::{ErrorCode, GnapError, refusal_response};
 pub use keys::{KeyError, KeyRing, TokenKeys};
-pub use request::{GrantRequest, check_content_type, parse as parse_grant_request};
+pub use request::{GrantLimits, GrantRequest, check_content_type, parse as parse_grant_request};
 pub use token::{
     AUTH_SOURCE, TOKEN_VERSION, TokenFacts, claims as token_claims, sign as sign_token,
 };
@@ -65,6 +66,9 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 pub const DISCOVERY_PATH: &str = "/.well-known/gnap-as-rs";
 /// The token lifetime Skolverket's server uses: 10 hours.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(10 * 3600);
+/// The default of [`GnapConfig::max_body`]: 64 KiB, far above a real grant request (~200
+/// bytes).
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
 /// What the authorization server says about itself and puts in tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,11 +81,15 @@ pub struct GnapConfig {
     pub lifetime: Duration,
     /// The absolute URL of `/transaction`, announced by discovery.
     pub grant_request_endpoint: String,
+    /// The largest `POST /transaction` body read, in bytes (413 beyond it).
+    pub max_body: usize,
+    /// How much `access` a grant request may carry.
+    pub limits: GrantLimits,
 }
 
 impl GnapConfig {
     /// Tokens issued by `issuer`, no audience, valid 10 hours; discovery announces
-    /// `{issuer}/transaction`.
+    /// `{issuer}/transaction`; bodies of at most 64 KiB, the default [`GrantLimits`].
     pub fn new(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         let grant_request_endpoint = format!("{}{TRANSACTION_PATH}", issuer.trim_end_matches('/'));
@@ -90,6 +98,8 @@ impl GnapConfig {
             audience: None,
             lifetime: DEFAULT_LIFETIME,
             grant_request_endpoint,
+            max_body: DEFAULT_MAX_BODY,
+            limits: GrantLimits::default(),
         }
     }
 }
@@ -194,14 +204,7 @@ impl GnapService {
     async fn grant(&self, request: Request<RequestBody>) -> Result<Response<Body>, GnapError> {
         check_content_type(request.headers())?;
         let certificate = request.extensions().get::<ClientCertificate>().cloned();
-        let body = request.into_body().collect().await.map_err(|e| {
-            GnapError::with_status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::InvalidRequest,
-                format!("the request body could not be read in full: {e}"),
-            )
-        })?;
-        let grant = request::parse(&body.to_bytes())?;
+        let grant = request::parse(&self.read_body(request).await?, &self.inner.config.limits)?;
         let Some(certificate) = certificate else {
             return Err(GnapError::denied(
                 "no client certificate: authenticate with mutual TLS",
@@ -256,6 +259,39 @@ impl GnapService {
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(response)
+    }
+
+    /// The request body, at most [`GnapConfig::max_body`] bytes (413 `invalid_request`
+    /// beyond it, before reading more).
+    async fn read_body(&self, request: Request<RequestBody>) -> Result<Bytes, GnapError> {
+        let max = self.inner.config.max_body;
+        let too_large = || {
+            GnapError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidRequest,
+                format!(
+                    "the grant request is larger than {max} bytes, the most this server reads \
+                     (--max-transaction-body); a grant request is a few hundred bytes"
+                ),
+            )
+        };
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > u64::try_from(max).unwrap_or(u64::MAX)) {
+            return Err(too_large());
+        }
+        match Limited::new(request.into_body(), max).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if is_length_limit(&*e) => Err(too_large()),
+            Err(e) => Err(GnapError::with_status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidRequest,
+                format!("the request body could not be read in full: {e}"),
+            )),
+        }
     }
 
     /// The RFC 9635 §9 discovery document.
@@ -327,6 +363,18 @@ pub fn authenticate<'a>(
         )));
     }
     Ok(entity)
+}
+
+/// Whether a body error is a length limit (this one's or the framework's, nested inside).
+fn is_length_limit(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {

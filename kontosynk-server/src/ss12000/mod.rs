@@ -6,7 +6,8 @@
 //!   `POST /{collection}/lookup` (`{"ids": [...]}`),
 //! - `GET /deletedEntities`,
 //! - `POST /subscriptions`, `PATCH|DELETE /subscriptions/{id}` with webhook delivery
-//!   ([`webhooks`]),
+//!   ([`webhooks`]) to public `https://` targets ([`targets`]); each client may hold
+//!   [`ApiConfig::max_subscriptions`] and create them at [`ApiConfig::subscription_creates`],
 //! - `POST /log`, `POST /statistics` (kept with [`ss12000::Store::append_record`]).
 //!
 //! Authentication ([`AuthMode`]): the FedTLS peer identity the framework established (its
@@ -19,6 +20,7 @@ pub mod query;
 mod records;
 mod routes;
 mod subscriptions;
+pub mod targets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -29,11 +31,13 @@ use http::{Request, Response};
 use ss12000::{Collection, Store};
 
 use crate::bearer::BearerVerifier;
+use kontosynk_framework::rate_limit::RateLimiter;
 use kontosynk_framework::response::Body;
-use kontosynk_framework::{Handler, RequestBody};
+use kontosynk_framework::{Handler, RateLimit, RequestBody};
 
 pub use error::ApiError;
 pub use paging::PageLimits;
+pub use targets::TargetPolicy;
 pub use webhooks::{Change, WebhookConfig, Webhooks};
 
 /// How clients authenticate to the API.
@@ -77,13 +81,30 @@ pub struct ApiConfig {
     pub subscription_lifetime: Duration,
     /// The most ids one `lookup` may ask for.
     pub max_lookup_ids: usize,
-    /// Accept `http://` webhook targets (tests and closed networks only).
-    pub allow_http_targets: bool,
+    /// The most live subscriptions one client (entity) may hold.
+    pub max_subscriptions: usize,
+    /// How fast one client (entity) may create subscriptions.
+    pub subscription_creates: RateLimit,
+}
+
+/// The default of [`ApiConfig::max_subscriptions`].
+pub const DEFAULT_MAX_SUBSCRIPTIONS: usize = 10;
+
+/// The default of [`ApiConfig::subscription_creates`] in subscriptions per minute (also the
+/// burst).
+pub const DEFAULT_SUBSCRIPTION_CREATES_PER_MINUTE: u32 = 10;
+
+/// Creating `per_minute` subscriptions a minute, up to `per_minute` at once.
+pub fn subscription_creates_per_minute(per_minute: u32) -> RateLimit {
+    RateLimit {
+        per_second: f64::from(per_minute.max(1)) / 60.0,
+        burst: per_minute.max(1),
+    }
 }
 
 impl ApiConfig {
     /// Defaults: mounted at `/`, 100/5,000 items per page, 30-day subscriptions, 1,000 ids per
-    /// lookup, `https://` webhook targets only.
+    /// lookup, 10 subscriptions per client created at most 10 a minute.
     pub fn new(auth: AuthMode) -> ApiConfig {
         ApiConfig {
             auth,
@@ -91,7 +112,10 @@ impl ApiConfig {
             pages: PageLimits::default(),
             subscription_lifetime: Duration::from_secs(30 * 86_400),
             max_lookup_ids: 1_000,
-            allow_http_targets: false,
+            max_subscriptions: DEFAULT_MAX_SUBSCRIPTIONS,
+            subscription_creates: subscription_creates_per_minute(
+                DEFAULT_SUBSCRIPTION_CREATES_PER_MINUTE,
+            ),
         }
     }
 }
@@ -106,6 +130,10 @@ struct Inner {
     store: Store,
     config: ApiConfig,
     webhooks: Webhooks,
+    /// Per-client buckets of subscription creation.
+    creates: RateLimiter,
+    /// Serialises subscription creation, so two concurrent creates cannot both pass the cap.
+    create_lock: tokio::sync::Mutex<()>,
 }
 
 impl Ss12000Api {
@@ -115,11 +143,14 @@ impl Ss12000Api {
         if !config.base_path.is_empty() && !config.base_path.starts_with('/') {
             config.base_path.insert(0, '/');
         }
+        let creates = RateLimiter::new(config.subscription_creates);
         Ss12000Api {
             inner: Arc::new(Inner {
                 store,
                 config,
                 webhooks,
+                creates,
+                create_lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -216,6 +247,7 @@ impl Ss12000Api {
                     code: err.code(),
                     challenge: Some(err.www_authenticate()),
                     message: err.to_string(),
+                    retry_after: None,
                 })
             }
         }

@@ -55,24 +55,74 @@ fn requested_expiry(
     }
 }
 
+/// The target, refused (400) unless the webhook policy allows it: `https://`, no
+/// credentials, not an internal address ([`super::targets`]). Names resolve later, on every
+/// delivery.
 fn check_target(api: &Ss12000Api, target: &str) -> Result<(), ApiError> {
-    let lower = target.to_ascii_lowercase();
-    let allowed = lower.starts_with("https://")
-        || (api.config().allow_http_targets && lower.starts_with("http://"));
-    if !allowed
-        || target.len() > 2048
-        || target.chars().any(|c| c.is_whitespace() || c.is_control())
+    api.webhooks()
+        .config()
+        .targets
+        .check_new(target)
+        .map(drop)
+        .map_err(|refusal| bad(refusal.to_string()))
+}
+
+/// Refuses a create beyond the caller's cap of live subscriptions (403, the only refusal the
+/// reference OpenAPI declares for `POST /subscriptions`) or rate (429), and drops the caller's
+/// lapsed subscriptions so they do not pile up.
+async fn check_quota(api: &Ss12000Api, caller: &Caller) -> Result<(), ApiError> {
+    let now = Timestamp::now();
+    let mut live = 0usize;
+    for subscription in api
+        .store()
+        .subscriptions()
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .into_iter()
+        .filter(|s| s.owner == caller.id)
     {
-        return Err(bad(format!(
-            "target must be an https:// URL without spaces (at most 2048 bytes); got {target:?}"
-        )));
+        if subscription.expires > now {
+            live += 1;
+        } else {
+            api.store()
+                .delete_subscription(&subscription.id)
+                .await
+                .map_err(|e| ApiError::store(&e))?;
+        }
     }
-    let host = target
-        .split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""))
-        .unwrap_or("");
-    if host.is_empty() {
-        return Err(bad(format!("target {target:?} has no host")));
+    let cap = api.config().max_subscriptions;
+    if live >= cap {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "too_many_subscriptions",
+            format!(
+                "{} already holds {live} live subscriptions, the most one client may hold \
+                 ({cap}, the server's --max-subscriptions); delete one with DELETE \
+                 /subscriptions/{{id}} or let one lapse",
+                caller.id
+            ),
+        ));
+    }
+    if let Err(wait) = api
+        .inner
+        .creates
+        .check(&caller.id, std::time::Instant::now())
+    {
+        let limit = api.config().subscription_creates;
+        let secs = wait.as_secs().max(1);
+        let mut error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "subscription_rate",
+            format!(
+                "{} creates subscriptions faster than {:.0} a minute (at most {} at once; the \
+                 server's --subscription-creates-per-minute); retry in {secs} s",
+                caller.id,
+                limit.per_second * 60.0,
+                limit.burst
+            ),
+        );
+        error.retry_after = Some(secs);
+        return Err(error);
     }
     Ok(())
 }
@@ -120,12 +170,16 @@ pub(super) async fn create(
     if resource_types.is_empty() {
         return Err(bad("resourceTypes must name at least one entity type"));
     }
+    let expires = requested_expiry(api, Some(&body))?;
+    // Held from the count to the write, so concurrent creates cannot overshoot the cap.
+    let _creating = api.inner.create_lock.lock().await;
+    check_quota(api, caller).await?;
     let subscription = Subscription {
         id: uuid::Uuid::new_v4().to_string(),
         name: name.to_owned(),
         target: target.to_owned(),
         resource_types,
-        expires: requested_expiry(api, Some(&body))?,
+        expires,
         owner: caller.id.clone(),
     };
     api.store()

@@ -497,6 +497,32 @@ impl Store {
         dispatch!(self.append_record(kind, Timestamp::now(), &text))
     }
 
+    /// Deletes the records of `kind` whose JSON body has `field` equal to the string `value`,
+    /// except the newest `keep` of them; returns how many were deleted. Bounds a per-key
+    /// history (e.g. the webhook records of one subscription).
+    pub async fn trim_records(
+        &self,
+        kind: &str,
+        field: &str,
+        value: &str,
+        keep: usize,
+    ) -> Result<u64, StoreError> {
+        check_key(kind, "record kind").map_err(StoreError::InvalidInput)?;
+        check_key(field, "record field").map_err(StoreError::InvalidInput)?;
+        if !field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::InvalidInput(format!(
+                "record field {field:?} must be letters, digits and underscores"
+            )));
+        }
+        dispatch!(self.trim_records(kind, field, value, keep))
+    }
+
+    /// Deletes the records of `kind` appended before `before`; returns how many.
+    pub async fn expire_records(&self, kind: &str, before: Timestamp) -> Result<u64, StoreError> {
+        check_key(kind, "record kind").map_err(StoreError::InvalidInput)?;
+        dispatch!(self.expire_records(kind, before))
+    }
+
     /// Records of a kind with sequence numbers greater than `after`, oldest first (at most
     /// [`MAX_PAGE`]).
     pub async fn records(

@@ -584,6 +584,43 @@ impl PgStore {
         Ok(seq)
     }
 
+    pub(crate) async fn trim_records(
+        &self,
+        kind: &str,
+        field: &str,
+        value: &str,
+        keep: usize,
+    ) -> Result<u64, StoreError> {
+        let op = format!("trim {kind} records");
+        let client = self.client(&op).await?;
+        let keep = limit_param(keep);
+        client
+            .execute(
+                "DELETE FROM records WHERE kind = $1 AND (body::jsonb ->> $2::text) = $3::text
+                 AND seq NOT IN (SELECT seq FROM records WHERE kind = $1
+                                 AND (body::jsonb ->> $2::text) = $3::text ORDER BY seq DESC LIMIT $4)",
+                &[&kind, &field, &value, &keep],
+            )
+            .await
+            .map_err(|e| query_error(&op, &e))
+    }
+
+    pub(crate) async fn expire_records(
+        &self,
+        kind: &str,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let op = format!("expire {kind} records");
+        let client = self.client(&op).await?;
+        client
+            .execute(
+                "DELETE FROM records WHERE kind = $1 AND at < $2",
+                &[&kind, &before.unix_micros()],
+            )
+            .await
+            .map_err(|e| query_error(&op, &e))
+    }
+
     pub(crate) async fn records(
         &self,
         kind: &str,

@@ -505,6 +505,49 @@ impl SqliteStore {
         .await
     }
 
+    pub(crate) async fn trim_records(
+        &self,
+        kind: &str,
+        field: &str,
+        value: &str,
+        keep: usize,
+    ) -> Result<u64, StoreError> {
+        let (kind, value) = (kind.to_owned(), value.to_owned());
+        // `field` is letters, digits and underscores (checked by the caller).
+        let path = format!("$.{field}");
+        self.write(format!("trim {kind} records"), move |conn| {
+            let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+            let n = conn
+                .execute(
+                    "DELETE FROM records WHERE kind = ?1 AND json_extract(body, ?2) = ?3
+                     AND seq NOT IN (SELECT seq FROM records WHERE kind = ?1
+                                     AND json_extract(body, ?2) = ?3 ORDER BY seq DESC LIMIT ?4)",
+                    params![kind, path, value, keep],
+                )
+                .map_err(|e| query_error(&format!("trim {kind} records"), e))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    pub(crate) async fn expire_records(
+        &self,
+        kind: &str,
+        before: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let kind = kind.to_owned();
+        self.write(format!("expire {kind} records"), move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM records WHERE kind = ?1 AND at < ?2",
+                    params![kind, before.unix_micros()],
+                )
+                .map_err(|e| query_error(&format!("expire {kind} records"), e))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     pub(crate) async fn records(
         &self,
         kind: &str,

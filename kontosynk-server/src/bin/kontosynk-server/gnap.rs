@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kontosynk_framework::cli::{ServeArgs, init_logging};
 use kontosynk_framework::shutdown;
-use kontosynk_server::gnap::{GnapConfig, GnapService, KeyRing, TokenKeys};
+use kontosynk_server::gnap::{DEFAULT_MAX_BODY, GnapConfig, GnapService, KeyRing, TokenKeys};
 
 /// Issue bearer access tokens (GNAP, RFC 9635) to federation clients: POST /transaction,
 /// GET /.well-known/jwks.json, OPTIONS /transaction (discovery).
@@ -50,6 +50,13 @@ pub struct GnapArgs {
     /// The grant endpoint URL announced by discovery [default: ISSUER/transaction].
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
+    /// The largest POST /transaction body read, in bytes (413 beyond it). A grant request is
+    /// a few hundred bytes.
+    #[arg(long, value_name = "BYTES", env = "KONTOSYNK_GNAP_MAX_TRANSACTION_BODY",
+          default_value_t = DEFAULT_MAX_BODY,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+              .range(1024..=10 * 1024 * 1024))]
+    max_transaction_body: usize,
 }
 
 /// Serves until SIGTERM or Ctrl-C.
@@ -61,6 +68,7 @@ pub async fn run(args: GnapArgs) -> Result<(), String> {
     let mut config = GnapConfig::new(args.issuer.clone());
     config.audience = args.audience.clone();
     config.lifetime = Duration::from_secs(args.lifetime);
+    config.max_body = args.max_transaction_body;
     if let Some(endpoint) = &args.endpoint {
         config.grant_request_endpoint = endpoint.clone();
     }

@@ -9,7 +9,8 @@ use kontosynk_framework::cli::{ServeArgs, init_logging};
 use kontosynk_framework::shutdown;
 use kontosynk_server::bearer::{BearerConfig, BearerVerifier, JwksSource, webpki_client_config};
 use kontosynk_server::ss12000::{
-    ApiConfig, AuthMode, PageLimits, Ss12000Api, WebhookConfig, Webhooks,
+    ApiConfig, AuthMode, DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_CREATES_PER_MINUTE,
+    PageLimits, Ss12000Api, TargetPolicy, WebhookConfig, Webhooks, subscription_creates_per_minute,
 };
 use ss12000::{Database, Store};
 
@@ -89,6 +90,28 @@ pub struct Ss12000Args {
     /// Seconds between polls of the store for changes to notify.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     poll_interval: u64,
+    /// Let webhooks go to loopback, private (RFC 1918, fc00::/7), link-local and other
+    /// internal addresses. Off by default: a subscriber could otherwise make this server
+    /// probe its own network. Only for tests and private deployments.
+    #[arg(long, env = "KONTOSYNK_WEBHOOK_ALLOW_PRIVATE_TARGETS")]
+    webhook_allow_private_targets: bool,
+    /// The most live subscriptions one client (entity) may hold.
+    #[arg(long, value_name = "N", env = "KONTOSYNK_MAX_SUBSCRIPTIONS",
+          default_value_t = DEFAULT_MAX_SUBSCRIPTIONS)]
+    max_subscriptions: usize,
+    /// How many subscriptions one client (entity) may create a minute (also at once).
+    #[arg(long, value_name = "N", env = "KONTOSYNK_SUBSCRIPTION_CREATES_PER_MINUTE",
+          default_value_t = DEFAULT_SUBSCRIPTION_CREATES_PER_MINUTE,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    subscription_creates_per_minute: u32,
+    /// Webhook delivery records kept per subscription (older ones are dropped).
+    #[arg(long, value_name = "N", env = "KONTOSYNK_WEBHOOK_RECORDS",
+          default_value_t = WebhookConfig::default().max_records)]
+    webhook_records: usize,
+    /// Days webhook delivery records are kept.
+    #[arg(long, value_name = "DAYS", env = "KONTOSYNK_WEBHOOK_RECORD_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    webhook_record_days: u64,
 }
 
 fn path_of(url: &str) -> String {
@@ -161,6 +184,12 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
         WebhookConfig {
             max_attempts: args.webhook_attempts.max(1),
             poll_interval: Duration::from_secs(args.poll_interval.max(1)),
+            targets: TargetPolicy {
+                allow_http: false,
+                allow_private: args.webhook_allow_private_targets,
+            },
+            max_records: args.webhook_records,
+            record_retention: Duration::from_secs(args.webhook_record_days * 86_400),
             ..WebhookConfig::default()
         },
         tls,
@@ -177,6 +206,14 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
         max: args.max_limit,
     };
     config.subscription_lifetime = Duration::from_secs(args.subscription_days.max(1) * 86_400);
+    config.max_subscriptions = args.max_subscriptions;
+    config.subscription_creates =
+        subscription_creates_per_minute(args.subscription_creates_per_minute);
+    if args.webhook_allow_private_targets {
+        tracing::warn!(
+            "--webhook-allow-private-targets: webhooks may reach loopback and private addresses"
+        );
+    }
     let optional = auth.needs_optional_client_certificates();
     let prepared = args
         .serve

@@ -35,7 +35,12 @@ pub struct GnapArgs {
     signing_key: PathBuf,
     /// A key that signed tokens before a rotation: public or private JWK, or a JWKS.
     /// Published in the JWKS so those tokens still verify (repeatable).
-    #[arg(long = "previous-key", value_name = "JWK")]
+    #[arg(
+        long = "previous-key",
+        value_name = "JWK",
+        env = "KONTOSYNK_GNAP_PREVIOUS_KEYS",
+        value_delimiter = ','
+    )]
     previous_keys: Vec<PathBuf>,
     /// `iss` of issued tokens (this server's URL).
     #[arg(long, value_name = "URI", env = "KONTOSYNK_GNAP_ISSUER")]
@@ -45,10 +50,10 @@ pub struct GnapArgs {
     audience: Option<String>,
     /// Token lifetime in seconds.
     #[arg(long, value_name = "SECONDS", default_value_t = 36_000,
-          value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+          value_parser = clap::value_parser!(u64).range(1..=31_536_000), env = "KONTOSYNK_GNAP_LIFETIME")]
     lifetime: u64,
     /// The grant endpoint URL announced by discovery [default: ISSUER/transaction].
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "KONTOSYNK_GNAP_ENDPOINT")]
     endpoint: Option<String>,
     /// The largest POST /transaction body read, in bytes (413 beyond it). A grant request is
     /// a few hundred bytes.

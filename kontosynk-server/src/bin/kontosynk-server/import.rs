@@ -39,17 +39,17 @@ pub struct ImportArgs {
     #[arg(required = true, value_name = "FILE.json")]
     files: Vec<PathBuf>,
     /// Skip bad objects (reported) instead of refusing their file.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_IMPORT_KEEP_GOING")]
     keep_going: bool,
     /// Each collection in a file is complete: delete stored objects of it that the file lacks.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_IMPORT_REPLACE")]
     replace: bool,
     /// Objects per transaction.
     #[arg(long, default_value_t = 1000, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+          value_parser = clap::value_parser!(u32).range(1..=100_000), env = "KONTOSYNK_IMPORT_BATCH_SIZE")]
     batch_size: u32,
     /// Print the summary as JSON on stdout.
-    #[arg(long)]
+    #[arg(long, env = "KONTOSYNK_IMPORT_JSON")]
     json: bool,
 }
 
@@ -196,10 +196,10 @@ pub struct ExportArgs {
     #[arg(long, env = "KONTOSYNK_DB", value_name = "DB")]
     db: Database,
     /// Only this collection (repeatable); default every collection in the store.
-    #[arg(long = "collection", value_name = "C", value_parser = parse_collection)]
+    #[arg(long = "collection", value_name = "C", value_parser = parse_collection, env = "KONTOSYNK_EXPORT_COLLECTIONS", value_delimiter = ',')]
     collections: Vec<Collection>,
     /// Write here instead of stdout (replaced only when the export succeeds).
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", env = "KONTOSYNK_EXPORT_OUTPUT")]
     output: Option<PathBuf>,
 }
 

@@ -68,3 +68,14 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        let missing = kontosynk_framework::cli::flags_without_env(&super::Cli::command());
+        assert!(missing.is_empty(), "flags without env: {missing:?}");
+    }
+}

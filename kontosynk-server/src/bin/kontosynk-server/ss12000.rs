@@ -51,7 +51,7 @@ pub struct Ss12000Args {
     #[arg(long, value_name = "DB", env = "KONTOSYNK_DB")]
     db: String,
     /// Which credentials are accepted (default: both when --jwt-jwks is given, else mtls).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "KONTOSYNK_AUTH")]
     auth: Option<Auth>,
     /// The authorization server's JWKS (https URL or file) for bearer JWTs.
     #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_JWT_JWKS")]
@@ -64,31 +64,41 @@ pub struct Ss12000Args {
     #[arg(long, value_name = "URL", env = "KONTOSYNK_JWT_LOCATION")]
     jwt_location: Option<String>,
     /// Also require this token issuer (iss).
-    #[arg(long, value_name = "ISS")]
+    #[arg(long, value_name = "ISS", env = "KONTOSYNK_JWT_ISSUER")]
     jwt_issuer: Option<String>,
     /// Also require this token audience (aud).
-    #[arg(long, value_name = "AUD")]
+    #[arg(long, value_name = "AUD", env = "KONTOSYNK_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
     /// Serve the API under this path (default: the path of --jwt-location, else /).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "KONTOSYNK_BASE_PATH")]
     base_path: Option<String>,
     /// Items per page when the client gives no limit.
-    #[arg(long, value_name = "N", default_value_t = PageLimits::default().default)]
+    #[arg(long, value_name = "N", default_value_t = PageLimits::default().default, env = "KONTOSYNK_DEFAULT_LIMIT")]
     default_limit: usize,
     /// The most items per page.
-    #[arg(long, value_name = "N", default_value_t = PageLimits::default().max)]
+    #[arg(long, value_name = "N", default_value_t = PageLimits::default().max, env = "KONTOSYNK_MAX_LIMIT")]
     max_limit: usize,
     /// Longest subscription lifetime in days (clients extend with PATCH).
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = 30,
+        env = "KONTOSYNK_SUBSCRIPTION_DAYS"
+    )]
     subscription_days: u64,
     /// Extra CA certificates (PEM) trusted for webhook targets, besides the webpki roots.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", env = "KONTOSYNK_WEBHOOK_CA")]
     webhook_ca: Option<PathBuf>,
     /// Attempts per webhook delivery.
-    #[arg(long, value_name = "N", default_value_t = WebhookConfig::default().max_attempts)]
+    #[arg(long, value_name = "N", default_value_t = WebhookConfig::default().max_attempts, env = "KONTOSYNK_WEBHOOK_ATTEMPTS")]
     webhook_attempts: u32,
     /// Seconds between polls of the store for changes to notify.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        env = "KONTOSYNK_POLL_INTERVAL"
+    )]
     poll_interval: u64,
     /// Let webhooks go to loopback, private (RFC 1918, fc00::/7), link-local and other
     /// internal addresses. Off by default: a subscriber could otherwise make this server

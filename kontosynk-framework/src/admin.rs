@@ -3,8 +3,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use fedtls::index::Role;
 use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataStore;
+use fedtls::tls::{OwnCertificate, ReloadableCertResolver};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -13,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::io::{Activity, ActivityIo};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OwnCertificateGauges};
 use crate::response::{Body, full, json, json_error};
 use crate::server::Limits;
 use crate::timeouts::{Action, HeadTimer, Requests, Supervisor, Watched};
@@ -24,8 +26,24 @@ pub(crate) struct AdminState {
     pub(crate) store: Option<MetadataStore>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) own_metadata: Option<serde_json::Value>,
+    /// The server's certificate, when it terminates TLS itself.
+    pub(crate) own_certificate: Option<Arc<ReloadableCertResolver>>,
     /// The server's limits; the admin listener keeps its header and idle timeouts.
     pub(crate) limits: Limits,
+}
+
+/// The gauges of the certificate handshakes use now, against the metadata in use.
+fn own_certificate_gauges(state: &AdminState) -> Option<OwnCertificateGauges> {
+    let current = state.own_certificate.as_ref()?.current();
+    let own = OwnCertificate::read(current.cert.first()?, Role::Server).ok()?;
+    let listed = state
+        .source
+        .current()
+        .is_some_and(|snapshot| snapshot.index().server_by_pin(&own.pin()).is_some());
+    Some(OwnCertificateGauges {
+        expires_in_seconds: own.not_after() - fedtls::verify::unix_now(),
+        listed,
+    })
 }
 
 pub(crate) async fn serve(
@@ -94,7 +112,9 @@ fn route(state: &AdminState, request: &Request<Incoming>) -> Response<Body> {
             let status = state.store.as_ref().map(MetadataStore::status);
             text(
                 StatusCode::OK,
-                &state.metrics.render(status.as_ref()),
+                &state
+                    .metrics
+                    .render(status.as_ref(), own_certificate_gauges(state)),
                 "text/plain; version=0.0.4",
             )
         }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fedtls::jwk::Jwks;
+use fedtls::snapshot::SnapshotSource;
 use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
 use fedtls::tls::{ReloadableCertResolver, load_cert_chain, load_private_key};
 use fedtls::{OrganizationId, Tag};
@@ -75,6 +76,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// Refuse to start (and, on SIGHUP, keep the current certificate) when the metadata does
+    /// not list this server's certificate pin as a server; without it, a warning says so.
+    #[arg(long, env = "KONTOSYNK_REQUIRE_LISTED")]
+    pub require_listed: bool,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "KONTOSYNK_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -175,6 +180,15 @@ pub enum ServeError {
         #[source]
         source: rustls::Error,
     },
+    /// The metadata does not list the server's certificate, or it is not valid now, and
+    /// `--require-listed` is set.
+    #[error("{}: {problem} (started with --require-listed)", cert.display())]
+    OwnCertificate {
+        /// The certificate file.
+        cert: PathBuf,
+        /// What is wrong, and what to do.
+        problem: fedtls::tls::OwnCertificateProblem,
+    },
     /// The rate limit is not a positive number.
     #[error("the rate limit must be a positive number of requests per second, not {0}")]
     RateLimit(f64),
@@ -222,6 +236,8 @@ pub struct ServeSettings {
     pub limits: Limits,
     /// Serve plain HTTP behind these terminators instead of mutual TLS.
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// Refuse a server certificate the metadata does not list (at start and on reload).
+    pub require_listed: bool,
 }
 
 impl ServeArgs {
@@ -248,6 +264,7 @@ impl ServeArgs {
                 ..Limits::default()
             },
             trusted_proxies: self.trusted_proxies.clone(),
+            require_listed: self.require_listed,
         }
     }
 
@@ -302,6 +319,14 @@ impl ServeSettings {
         store.spawn();
         let chain = load_cert_chain(&self.cert)?;
         let key = load_private_key(&self.key)?;
+        let own_check = OwnCheck {
+            store: store.clone(),
+            cert: self.cert.clone(),
+            require_listed: self.require_listed,
+        };
+        if self.trusted_proxies.is_empty() {
+            own_check.judge(&chain)?;
+        }
         let resolver = Arc::new(ReloadableCertResolver::new(chain, key).map_err(|source| {
             ServeError::Identity {
                 cert: self.cert.clone(),
@@ -334,7 +359,12 @@ impl ServeSettings {
         if let Some(admin) = server.admin_addr() {
             tracing::info!(admin_addr = %admin, "admin endpoints: /healthz /readyz /metrics");
         }
-        spawn_reload_on_sighup(Arc::clone(&resolver), self.cert.clone(), self.key.clone());
+        spawn_reload_on_sighup(
+            Arc::clone(&resolver),
+            self.cert.clone(),
+            self.key.clone(),
+            self.trusted_proxies.is_empty().then_some(own_check),
+        );
         Ok(Prepared {
             server,
             store,
@@ -343,12 +373,68 @@ impl ServeSettings {
     }
 }
 
-/// Reloads the certificate and key on SIGHUP; a bad pair keeps the current one.
-fn spawn_reload_on_sighup(resolver: Arc<ReloadableCertResolver>, cert: PathBuf, key: PathBuf) {
+/// The server's own certificate against the metadata (see [`fedtls::tls::OwnCertificate`]):
+/// at start and on every reload, a certificate peers would refuse is named with the fix,
+/// and refused under `--require-listed`.
+struct OwnCheck {
+    store: MetadataStore,
+    cert: PathBuf,
+    require_listed: bool,
+}
+
+impl OwnCheck {
+    /// Warns about (or, with `require_listed`, refuses) a chain whose leaf the current
+    /// metadata does not list as a server, or that is not valid now.
+    fn judge(&self, chain: &[rustls_pki_types::CertificateDer<'_>]) -> Result<(), ServeError> {
+        let Some(leaf) = chain.first() else {
+            return Ok(());
+        };
+        let own = match fedtls::tls::OwnCertificate::read(leaf, fedtls::index::Role::Server) {
+            Ok(own) => own,
+            Err(e) => {
+                tracing::warn!(cert = %self.cert.display(), error = %e, "cannot read the server certificate to check it against the metadata");
+                return Ok(());
+            }
+        };
+        let Some(snapshot) = self.store.current() else {
+            return Ok(());
+        };
+        match own.check(snapshot.index(), fedtls::verify::unix_now()) {
+            Ok(()) => {
+                tracing::info!(cert = %self.cert.display(), pin = %own.pin(), "the metadata lists this server's certificate");
+                Ok(())
+            }
+            Err(problem) if self.require_listed => Err(ServeError::OwnCertificate {
+                cert: self.cert.clone(),
+                problem,
+            }),
+            Err(problem) => {
+                tracing::warn!(cert = %self.cert.display(), pin = %own.pin(), "{problem}");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Reloads the certificate and key on SIGHUP; a bad pair (or, with `--require-listed`, one
+/// the metadata does not list) keeps the current one.
+fn spawn_reload_on_sighup(
+    resolver: Arc<ReloadableCertResolver>,
+    cert: PathBuf,
+    key: PathBuf,
+    own_check: Option<OwnCheck>,
+) {
     crate::shutdown::on_hangup(move || {
         let loaded = load_cert_chain(&cert)
             .map_err(|e| e.to_string())
             .and_then(|chain| Ok((chain, load_private_key(&key).map_err(|e| e.to_string())?)))
+            .and_then(|(chain, key)| match &own_check {
+                Some(check) => check
+                    .judge(&chain)
+                    .map(|()| (chain, key))
+                    .map_err(|e| e.to_string()),
+                None => Ok((chain, key)),
+            })
             .and_then(|(chain, key)| resolver.reload(chain, key).map_err(|e| e.to_string()));
         match loaded {
             Ok(()) => tracing::info!(cert = %cert.display(), "server certificate reloaded"),

@@ -78,8 +78,13 @@ impl Metrics {
         lock(&self.handshakes).get(outcome).copied().unwrap_or(0)
     }
 
-    /// The text exposition, with the metadata gauges when a store status is given.
-    pub fn render(&self, metadata: Option<&StoreStatus>) -> String {
+    /// The text exposition, with the metadata gauges when a store status is given and the
+    /// own certificate's when the server terminates TLS itself.
+    pub fn render(
+        &self,
+        metadata: Option<&StoreStatus>,
+        own_certificate: Option<OwnCertificateGauges>,
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP kontosynk_tls_handshakes_total TLS handshakes by outcome.\n");
         out.push_str("# TYPE kontosynk_tls_handshakes_total counter\n");
@@ -121,8 +126,30 @@ impl Metrics {
         if let Some(status) = metadata {
             render_metadata(&mut out, status);
         }
+        if let Some(own) = own_certificate {
+            let _ = writeln!(
+                out,
+                "# HELP kontosynk_own_certificate_expires_in_seconds Seconds until this server's certificate expires.\n\
+                 # TYPE kontosynk_own_certificate_expires_in_seconds gauge\n\
+                 kontosynk_own_certificate_expires_in_seconds {}\n\
+                 # HELP kontosynk_own_certificate_listed 1 when the metadata in use lists this server's certificate pin as a server, else 0.\n\
+                 # TYPE kontosynk_own_certificate_listed gauge\n\
+                 kontosynk_own_certificate_listed {}",
+                own.expires_in_seconds,
+                u8::from(own.listed)
+            );
+        }
         out
     }
+}
+
+/// The gauges of the server's own certificate (see [`Metrics::render`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnCertificateGauges {
+    /// Seconds until `notAfter` (negative once expired).
+    pub expires_in_seconds: i64,
+    /// Whether the metadata in use lists its pin as a server pin.
+    pub listed: bool,
 }
 
 fn render_metadata(out: &mut String, status: &StoreStatus) {
@@ -196,7 +223,7 @@ mod tests {
         metrics.handshake(handshake::UNKNOWN_CLIENT);
         metrics.request(200, "https://a.example/\"x\"");
         metrics.connections(1);
-        let text = metrics.render(None);
+        let text = metrics.render(None, None);
         assert!(
             text.contains("kontosynk_tls_handshakes_total{outcome=\"ok\"} 2\n"),
             "{text}"
@@ -223,7 +250,7 @@ mod tests {
                 });
             }
         });
-        let text = metrics.render(None);
+        let text = metrics.render(None, None);
         let line = |status: u16, entity: &str, count: usize| {
             format!(
                 "kontosynk_http_requests_total{{status=\"{status}\",entity_id=\"{entity}\"}} {count}\n"
@@ -242,6 +269,27 @@ mod tests {
             text.matches("status=\"200\"").count(),
             1,
             "one line per entity and status"
+        );
+    }
+
+    #[test]
+    fn own_certificate_gauges_are_rendered_when_given() {
+        let metrics = Metrics::default();
+        assert!(!metrics.render(None, None).contains("own_certificate"));
+        let text = metrics.render(
+            None,
+            Some(OwnCertificateGauges {
+                expires_in_seconds: -5,
+                listed: true,
+            }),
+        );
+        assert!(
+            text.contains("\nkontosynk_own_certificate_expires_in_seconds -5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nkontosynk_own_certificate_listed 1\n"),
+            "{text}"
         );
     }
 }

@@ -68,6 +68,10 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// Private key.
     pub key: PathBuf,
+    /// Refuse to start (and, on SIGHUP, keep the current certificate) when the metadata does
+    /// not list the certificate's pin as a server; without it, a warning says so.
+    #[serde(default)]
+    pub require_listed: bool,
 }
 
 /// The federation's metadata and trust anchor.

@@ -80,6 +80,7 @@ pub async fn serve(
             ..Limits::default()
         },
         trusted_proxies: config.trusted_proxies.clone(),
+        require_listed: config.tls.require_listed,
     };
     let threads = config.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

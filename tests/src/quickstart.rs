@@ -475,6 +475,7 @@ fn serve_settings(federation: &TestFederation, party: &Party, listen: SocketAddr
         rate_limit: None,
         limits: kontosynk_framework::Limits::default(),
         trusted_proxies: Vec::new(),
+        require_listed: true,
     }
 }
 

@@ -29,7 +29,8 @@
 //!   `x-ratelimit-reset`, and an optional client-side rate is kept.
 
 mod identity;
-mod own;
+#[cfg(test)]
+mod own_tests;
 pub mod ratelimit;
 mod redirect;
 pub mod retry;
@@ -46,8 +47,8 @@ use reqwest::Url;
 
 use crate::discovery::{Choice, DiscoveryError, ServerQuery, ServerTarget};
 
+pub use fedtls::tls::{OwnCertificate, OwnCertificateProblem};
 pub use identity::{Identity, IdentityError};
-pub use own::{OwnCertificate, OwnCertificateProblem};
 pub use ratelimit::{Pacer, RateLimitInfo};
 pub use redirect::{MAX_SAME_ORIGIN_REDIRECTS, RedirectRefused};
 pub use retry::RetryPolicy;
@@ -247,7 +248,7 @@ impl ClientBuilder {
             http = http.http1_only();
         }
         let http = http.build().map_err(ClientError::Build)?;
-        let own = OwnCertificate::read(&self.identity.chain()[0])?;
+        let own = OwnCertificate::read(&self.identity.chain()[0], fedtls::index::Role::Client)?;
         let mut sender = Sender::new(http)
             .with_retry(self.retry)
             .with_metadata_guard(self.source)

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use fedtls::snapshot::SnapshotSource;
 
-use super::own::OwnCertificate;
+use fedtls::tls::OwnCertificate;
 use fedtls::verify::unix_now;
 use tokio::time::Instant;
 use tracing::{debug, warn};

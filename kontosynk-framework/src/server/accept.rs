@@ -52,6 +52,7 @@ impl BoundServer {
                 store: self.shared.store.clone(),
                 metrics: Arc::clone(&self.shared.metrics),
                 own_metadata: own,
+                own_certificate: self.shared.own_certificate.clone(),
                 limits: self.shared.limits.clone(),
             };
             tokio::spawn(admin::serve(listener, Arc::new(state), stop_rx.clone()))

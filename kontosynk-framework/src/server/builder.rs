@@ -174,9 +174,9 @@ impl ServerBuilder {
             }
             Transport::BehindTerminator(_) => None,
         };
-        let trusted = match transport {
-            Transport::BehindTerminator(list) => list,
-            Transport::MutualTls(_) => Vec::new(),
+        let (trusted, own_certificate) = match transport {
+            Transport::BehindTerminator(list) => (list, None),
+            Transport::MutualTls(resolver) => (Vec::new(), Some(resolver)),
         };
         let listener = TcpListener::bind(addr)
             .await
@@ -211,6 +211,7 @@ impl ServerBuilder {
                 rate_limiter: self.rate_limit.map(RateLimiter::new),
                 limits: self.limits,
                 metrics,
+                own_certificate,
             }),
         })
     }
@@ -229,4 +230,6 @@ pub(super) struct Shared {
     pub(super) rate_limiter: Option<RateLimiter>,
     pub(super) limits: Limits,
     pub(super) metrics: Arc<Metrics>,
+    /// The server certificate, when it terminates TLS itself (for `/metrics`).
+    pub(super) own_certificate: Option<Arc<ReloadableCertResolver>>,
 }

@@ -289,12 +289,43 @@ impl ServeSettings {
         self.prepare_with(|builder| builder).await
     }
 
-    /// Like [`prepare`](Self::prepare), letting the caller set further server options
-    /// (after these settings' options, before binding).
-    pub async fn prepare_with(
-        &self,
-        customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
-    ) -> Result<Prepared, ServeError> {
+    /// Checks the settings without serving (`--check`): the trust anchor, the metadata (fetched
+    /// and verified once), the certificate and key (readable, matching), and that the metadata
+    /// lists the certificate's pin as a server. Returns what was checked, one line each; the
+    /// first problem is the error.
+    pub async fn check(&self) -> Result<Vec<String>, ServeError> {
+        let store = self.load_metadata().await?;
+        let mut report = Vec::new();
+        if let Some(snapshot) = store.current() {
+            report.push(format!(
+                "metadata {}: verified with {}, {} entities, valid until {}",
+                self.metadata,
+                self.jwks.display(),
+                snapshot.index().entities().len(),
+                fedtls::claims::Rfc3339(snapshot.expires_at())
+            ));
+        }
+        let strict = OwnCheck {
+            store,
+            cert: self.cert.clone(),
+            require_listed: true,
+        };
+        let resolver = self.load_identity(Some(&strict))?;
+        report.push(format!(
+            "certificate {} and key {}: readable and matching",
+            self.cert.display(),
+            self.key.display()
+        ));
+        if let Some(pin) = resolver.pin() {
+            report.push(format!(
+                "certificate pin {pin}: listed as a server in the metadata"
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Reads the trust anchor and loads the metadata once (not yet refreshed).
+    async fn load_metadata(&self) -> Result<MetadataStore, ServeError> {
         let jwks = Jwks::from_file(&self.jwks)?;
         for note in jwks.skipped() {
             tracing::warn!(jwks = %self.jwks.display(), "{note}");
@@ -316,24 +347,41 @@ impl ServeSettings {
             expires = %fedtls::claims::Rfc3339(snapshot.expires_at()),
             "metadata loaded"
         );
-        store.spawn();
+        Ok(store)
+    }
+
+    /// Reads the certificate and key (which must match), judged by `own_check` when given.
+    fn load_identity(
+        &self,
+        own_check: Option<&OwnCheck>,
+    ) -> Result<ReloadableCertResolver, ServeError> {
         let chain = load_cert_chain(&self.cert)?;
         let key = load_private_key(&self.key)?;
+        if let Some(check) = own_check {
+            check.judge(&chain)?;
+        }
+        ReloadableCertResolver::new(chain, key).map_err(|source| ServeError::Identity {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            source,
+        })
+    }
+
+    /// Like [`prepare`](Self::prepare), letting the caller set further server options
+    /// (after these settings' options, before binding).
+    pub async fn prepare_with(
+        &self,
+        customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
+    ) -> Result<Prepared, ServeError> {
+        let store = self.load_metadata().await?;
+        store.spawn();
         let own_check = OwnCheck {
             store: store.clone(),
             cert: self.cert.clone(),
             require_listed: self.require_listed,
         };
-        if self.trusted_proxies.is_empty() {
-            own_check.judge(&chain)?;
-        }
-        let resolver = Arc::new(ReloadableCertResolver::new(chain, key).map_err(|source| {
-            ServeError::Identity {
-                cert: self.cert.clone(),
-                key: self.key.clone(),
-                source,
-            }
-        })?);
+        let resolver =
+            Arc::new(self.load_identity(self.trusted_proxies.is_empty().then_some(&own_check))?);
         let mut builder = ServerBuilder::with_store(store.clone())
             .require_issuer_chain(self.require_issuer_chain)
             .policy(self.policy.clone())

@@ -53,7 +53,29 @@ pub async fn serve(
         )
         .map_err(ProxyError::Backend)?,
     );
-    let settings = ServeSettings {
+    let settings = serve_settings(config);
+    let threads = config.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let prepared = settings
+        .prepare_with(|builder| builder.worker_threads(threads))
+        .await?;
+    let addr = prepared.server.local_addr().map_err(ProxyError::Listener)?;
+    tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
+    prepared
+        .server
+        .serve(
+            move |request| Arc::clone(&forwarder).forward(request),
+            shutdown,
+        )
+        .await;
+    Ok(())
+}
+
+/// The server settings `config` describes.
+fn serve_settings(config: &Config) -> ServeSettings {
+    let limits = &config.limits;
+    ServeSettings {
         listen: config.listen,
         cert: config.tls.cert.clone(),
         key: config.tls.key.clone(),
@@ -81,23 +103,23 @@ pub async fn serve(
         },
         trusted_proxies: config.trusted_proxies.clone(),
         require_listed: config.tls.require_listed,
-    };
-    let threads = config.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    let prepared = settings
-        .prepare_with(|builder| builder.worker_threads(threads))
-        .await?;
-    let addr = prepared.server.local_addr().map_err(ProxyError::Listener)?;
-    tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
-    prepared
-        .server
-        .serve(
-            move |request| Arc::clone(&forwarder).forward(request),
-            shutdown,
-        )
-        .await;
-    Ok(())
+    }
+}
+
+/// `--check`: the backend settings, the trust anchor, the metadata (fetched and verified
+/// once), the certificate and key (matching), and that the metadata lists the certificate's
+/// pin as a server. Returns what was checked, one line each; the first problem is the error.
+pub async fn check(config: &Config) -> Result<Vec<String>, ProxyError> {
+    let limits = &config.limits;
+    crate::backend::clients(
+        &config.backend_tls,
+        config.backend_h2c,
+        seconds(limits.backend_timeout),
+    )
+    .map_err(ProxyError::Backend)?;
+    let mut report = vec![format!("backend {}: settings usable", config.backend)];
+    report.extend(serve_settings(config).check().await?);
+    Ok(report)
 }
 
 fn seconds(value: f64) -> Duration {

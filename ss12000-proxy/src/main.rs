@@ -27,7 +27,9 @@ struct Cli {
     /// The TOML configuration file.
     #[arg(long, value_name = "FILE", env = "SS12000_PROXY_CONFIG")]
     config: PathBuf,
-    /// Check the configuration and exit.
+    /// Check everything and exit (0 when all is well, 1 naming the first problem): the
+    /// configuration, the backend settings, the JWKS, the metadata (fetched and verified),
+    /// that the key matches the certificate, and that the metadata lists its pin.
     #[arg(long, env = "SS12000_PROXY_CHECK")]
     check: bool,
 }
@@ -44,10 +46,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if cli.check {
-        println!("{}: configuration OK", cli.config.display());
-        return ExitCode::SUCCESS;
-    }
     // Connections are served on their own threads (`threads`); this one accepts them and
     // keeps the metadata fresh.
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -60,6 +58,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if cli.check {
+        println!("{}: configuration readable", cli.config.display());
+        return match runtime.block_on(ss12000_proxy::check(&config)) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::from(1)
+            }
+        };
+    }
     init_logging(match config.log_format {
         LogFormat::Text => ServerLogFormat::Text,
         LogFormat::Json => ServerLogFormat::Json,

@@ -636,6 +636,70 @@ fn config_errors_are_one_line_and_exit_1() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `ss12000-proxy --check` with `cert`/`key` (and the federation's metadata and JWKS).
+fn check(fed: &TestFederation, dir: &Path, cert: &Path, key: &Path) -> std::process::Output {
+    let path = dir.join(format!("check-{}.toml", rand_suffix()));
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\nbackend = \"http://127.0.0.1:9\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n[federation]\nmetadata = \"{}\"\njwks = \"{}\"\n",
+            cert.display(),
+            key.display(),
+            fed.metadata_jws.display(),
+            fed.jwks.display()
+        ),
+    )
+    .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .env_remove("SS12000_PROXY_CHECK")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_opens_everything_and_names_an_unlisted_certificate_or_a_wrong_key() {
+    let (dir, fed) = federation();
+    let server = fed.party("school-server").unwrap();
+    let out = check(&fed, dir.path(), &server.cert, &server.key);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("readable and matching"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "certificate pin {}: listed as a server",
+            server.pin
+        )),
+        "{stdout}"
+    );
+
+    // A certificate the metadata does not list.
+    let unlisted = fed.party("unlisted-client").unwrap();
+    let out = check(&fed, dir.path(), &unlisted.cert, &unlisted.key);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&unlisted.pin.to_string()), "{stderr}");
+    assert!(stderr.contains("is not listed as a server"), "{stderr}");
+
+    // A key that is not the certificate's.
+    let out = check(&fed, dir.path(), &server.cert, &unlisted.key);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(
+        stderr.contains(&server.key.display().to_string())
+            || stderr.contains(&unlisted.key.display().to_string()),
+        "{stderr}"
+    );
+}
+
 /// Body frames fed from a channel, so a test can upload slowly.
 struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
 

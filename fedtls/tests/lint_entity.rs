@@ -827,7 +827,7 @@ fn endpoint_rules() {
         ),
         (
             set(&doc, &format!("{server}/pins/0/alg"), json!("SHA-256")),
-            vec![(Warning, p(".pins[0].alg"))],
+            vec![(Error, p(".pins[0].alg"))],
         ),
         (
             remove(&doc, &format!("{server}/pins/0/alg")),
@@ -921,7 +921,8 @@ fn endpoint_rules() {
         assert_problems(&lint_value(&input, Profile::Matf), &expected);
     }
 
-    // Unpadded or base64url digests are understood, with a warning giving the canonical form.
+    // Unpadded or base64url digests are understood (verify reads them), but lint refuses them,
+    // as the official schema does, and gives the canonical form.
     let digest = doc["entities"][0]["servers"][0]["pins"][0]["digest"]
         .as_str()
         .unwrap()
@@ -932,18 +933,20 @@ fn endpoint_rules() {
         json!(digest.trim_end_matches('=')),
     );
     let report = lint_value(&unpadded, Profile::Matf);
-    assert_problems(&report, &[(Warning, &p(".pins[0].digest"))]);
+    assert_problems(&report, &[(Error, &p(".pins[0].digest"))]);
     assert!(message_at(&report, &p(".pins[0].digest")).contains(&digest));
+    assert!(message_at(&report, &p(".pins[0].digest")).contains("official MATF schema"));
 
-    // The legacy {name, value} form: accepted with a warning.
+    // The legacy {name, value} form: verify reads it, lint refuses it.
     let legacy = set(
         &doc,
         &format!("{server}/pins/0"),
         json!({ "name": "sha256", "value": digest }),
     );
     let report = lint_value(&legacy, Profile::Matf);
-    assert_problems(&report, &[(Warning, &p(".pins[0]"))]);
+    assert_problems(&report, &[(Error, &p(".pins[0]"))]);
     assert!(message_at(&report, &p(".pins[0]")).contains("\"alg\""));
+    assert!(message_at(&report, &p(".pins[0]")).contains("official MATF schema"));
     let legacy_bad = set(
         &doc,
         &format!("{server}/pins/0"),
@@ -952,7 +955,7 @@ fn endpoint_rules() {
     assert_problems(
         &lint_value(&legacy_bad, Profile::Matf),
         &[
-            (Warning, &p(".pins[0]")),
+            (Error, &p(".pins[0]")),
             (Error, &p(".pins[0].name")),
             (Error, &p(".pins[0].value")),
         ],

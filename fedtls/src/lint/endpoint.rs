@@ -119,9 +119,9 @@ impl Linter<'_> {
         let (alg_key, digest_key) = if modern {
             ("alg", "digest")
         } else if legacy {
-            self.warn(
+            self.error(
                 &path,
-                "legacy pin form {\"name\", \"value\"}: write {\"alg\": \"sha256\", \"digest\": \"...\"} instead",
+                "legacy pin form {\"name\", \"value\"} (verifiers still read it, the schema does not allow it): write {\"alg\": \"sha256\", \"digest\": \"...\"} instead",
             );
             ("name", "value")
         } else {
@@ -139,7 +139,10 @@ impl Linter<'_> {
             Some(Value::String(alg))
                 if alg.eq_ignore_ascii_case("sha256") || alg.eq_ignore_ascii_case("sha-256") =>
             {
-                self.warn(&alg_path, format!("write {alg_key} as \"sha256\""));
+                self.error(
+                    &alg_path,
+                    format!("write {alg_key} as \"sha256\" (lowercase, no dash)"),
+                );
             }
             Some(Value::String(alg)) => self.error(
                 &alg_path,
@@ -169,7 +172,7 @@ impl Linter<'_> {
                 Ok(pin) => {
                     let canonical = pin.to_string();
                     if *text != canonical {
-                        self.warn(
+                        self.error(
                             &digest_path,
                             format!(
                                 "write the digest as standard base64 with padding, as RFC 7469 does: \"{canonical}\""

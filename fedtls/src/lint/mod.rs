@@ -24,7 +24,10 @@ mod cross;
 mod document;
 mod endpoint;
 mod entity;
+mod schema;
 mod uri;
+
+pub use schema::{SCHEMA_VERSIONS, SchemaLoadError, SchemaVersion, check_embedded_schemas};
 
 pub(crate) use uri::{is_lowercase_dns_name, parse_absolute_uri};
 
@@ -200,6 +203,7 @@ pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
             linter.top(&value);
             linter.cross_checks();
             linter.certificate_checks();
+            linter.schema_checks(&value);
             Some(value)
         }
         Err(e) => {

@@ -6,11 +6,14 @@ use crate::json::{Path, kind as type_name};
 use crate::pin::{Pin, truncate_for_message};
 
 use super::uri::parse_absolute_uri;
-use super::{ENDPOINT_MEMBERS, Linter, PIN_MEMBERS, PinSite, Role};
+use super::{ENDPOINT_MEMBERS, Linter, PIN_MEMBERS, PinSite, Role, ServerSite};
 
 impl Linter<'_> {
     pub(super) fn endpoint(&mut self, value: &Value, path: Path, entity: usize, role: Role) {
         let Value::Object(map) = value else {
+            if let Some(facts) = self.entities.get_mut(entity) {
+                facts.pins_incomplete = true;
+            }
             self.error(
                 &path,
                 format!(
@@ -50,7 +53,15 @@ impl Linter<'_> {
                         truncate_for_message(uri)
                     ),
                 ),
-                Ok(u) if u.scheme == "https" => {}
+                Ok(u) if u.scheme == "https" => {
+                    if let (Role::Server, Some(host)) = (role, u.host) {
+                        self.servers.push(ServerSite {
+                            entity,
+                            endpoint: path.clone(),
+                            host,
+                        });
+                    }
+                }
                 Ok(u) if u.scheme == "http" => self.warn(
                     &uri_path,
                     "base_uri uses http: FedTLS peers authenticate with TLS, use https",
@@ -73,6 +84,21 @@ impl Linter<'_> {
         }
 
         let pins_path = path.key("pins");
+        let usable = map
+            .get("pins")
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                !items.is_empty()
+                    && items.iter().all(|p| {
+                        let digest = p.get("digest").or_else(|| p.get("value"));
+                        digest
+                            .and_then(Value::as_str)
+                            .is_some_and(|d| Pin::parse_digest(d).is_ok())
+                    })
+            });
+        if !usable && let Some(facts) = self.entities.get_mut(entity) {
+            facts.pins_incomplete = true;
+        }
         match map.get("pins") {
             None => self.error(
                 &pins_path,

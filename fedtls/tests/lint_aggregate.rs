@@ -451,3 +451,101 @@ fn cli_lint_aggregate_flag() {
         "{stdout}"
     );
 }
+
+#[test]
+fn cli_sign_refuses_a_broken_aggregate_unless_allowed_and_compact_has_no_newline() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("op.jwk");
+    let jwks = dir.path().join("op.jwks");
+    let out = fedtls(&[
+        "keygen",
+        "--kid",
+        "op-1",
+        "--out-private",
+        key.to_str().unwrap(),
+        "--out-jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let key = key.to_str().unwrap();
+
+    let (members, doc) = federation();
+    let mut broken = doc.clone();
+    broken["entities"][2]["entity_id"] = json!(members[0].id);
+    let digest = pin(&members[1].client.1);
+    broken["entities"][1]["clients"][0]["pins"][0]["digest"] = json!(
+        digest
+            .replace('+', "-")
+            .replace('/', "_")
+            .trim_end_matches('=')
+    );
+    let broken = write(dir.path(), "broken.json", &broken.to_string());
+    let broken = broken.to_str().unwrap();
+    let sign = |extra: &[&str], file: &str| {
+        let mut args = vec!["sign", "--key", key, "--iss", "https://fed.example"];
+        args.extend_from_slice(extra);
+        args.push(file);
+        fedtls(&args)
+    };
+
+    // Refused: nothing on stdout, every error on stderr with its path.
+    let out = sign(&[], broken);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.contains("error: $.entities[2].entity_id: duplicate entity_id"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: $.entities[1].clients[0].pins[0].digest: ")
+            && stderr.contains("official MATF schema"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("nothing signed") && stderr.contains("--allow-invalid"),
+        "{stderr}"
+    );
+
+    // --allow-invalid signs and says what it let through.
+    let out = sign(&["--allow-invalid"], broken);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("signed with --allow-invalid despite 2 lint errors")
+            && stderr.contains("$.entities[2].entity_id")
+            && stderr.contains("$.entities[1].clients[0].pins[0].digest"),
+        "{stderr}"
+    );
+    let signed = write(dir.path(), "broken.jws", &text(&out.stdout));
+    let verified = fedtls(&[
+        "verify",
+        "--jwks",
+        jwks.to_str().unwrap(),
+        signed.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
+
+    // A clean aggregate signs without a word; compact output ends without a newline, JSON with one.
+    let clean = write(dir.path(), "clean.json", &doc.to_string());
+    let clean = clean.to_str().unwrap();
+    let out = sign(&["--format", "compact"], clean);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(out.stdout.iter().filter(|&&b| b == b'.').count(), 2);
+    assert!(
+        !out.stdout.ends_with(b"\n") && !out.stdout.ends_with(b"\r"),
+        "compact JWS ends with a newline"
+    );
+    let out = sign(&[], clean);
+    assert!(out.stdout.ends_with(b"}\n"));
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

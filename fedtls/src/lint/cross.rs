@@ -210,11 +210,17 @@ impl Linter<'_> {
             })
     }
 
-    /// A self-signed end-entity certificate listed as an issuer is the endpoint's own
-    /// certificate: one of the entity's pins should be its pin.
+    /// A self-signed end-entity certificate listed as an issuer (no CA, or named like one of
+    /// the entity's servers) is an endpoint's own certificate: some pin should be its pin.
     fn self_signed_leaves_match_pins(&self, problems: &mut Vec<(Path, Severity, String)>) {
         for issuer in &self.issuers {
-            if issuer.info.is_ca
+            // A self-signed CA (openssl req -x509 makes one by default) is taken for an
+            // endpoint's certificate only when it names one of the entity's server hosts.
+            let names_a_server = self.servers.iter().any(|s| {
+                s.entity == issuer.entity
+                    && !matches!(names_host(&issuer.info, &s.host), HostMatch::No)
+            });
+            if (issuer.info.is_ca && !names_a_server)
                 || !issuer.info.self_signed
                 || self
                     .entities
@@ -228,8 +234,14 @@ impl Linter<'_> {
                     issuer.path.clone(),
                     Severity::Warning,
                     format!(
-                        "this self-signed certificate ({}) is no CA, so it can only be an endpoint's own certificate, but no pin in the file is its pin {}: add the pin to the endpoint that uses it, or remove the certificate if it is no longer used",
-                        issuer.subject, issuer.info.pin
+                        "this self-signed certificate ({}) is {}, so it is an endpoint's own certificate, but no pin in the file is its pin {}: add the pin to the endpoint that uses it, or remove the certificate if it is no longer used",
+                        issuer.subject,
+                        if names_a_server {
+                            "named like one of the entity's servers"
+                        } else {
+                            "no CA"
+                        },
+                        issuer.info.pin
                     ),
                 ));
             }

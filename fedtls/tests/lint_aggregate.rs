@@ -14,9 +14,17 @@ use serde_json::{Value, json};
 
 /// A self-signed leaf: (PEM, DER) with subject `CN=<cn>, O=Test AB` and the given DNS names.
 fn self_signed(cn: &str, dns: &[&str]) -> (String, Vec<u8>) {
+    self_signed_with(cn, dns, false)
+}
+
+/// Like `openssl req -x509` makes them: self-signed, basicConstraints cA when `ca`.
+fn self_signed_with(cn: &str, dns: &[&str], ca: bool) -> (String, Vec<u8>) {
     let key = KeyPair::generate().unwrap();
     let names: Vec<String> = dns.iter().map(|s| (*s).to_owned()).collect();
     let mut params = CertificateParams::new(names).unwrap();
+    if ca {
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    }
     params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
     params
@@ -277,9 +285,16 @@ fn host_names_match_san_and_wildcards_and_given_certificates() {
 
 #[test]
 fn several_certificates_per_endpoint_and_a_renewed_same_subject_certificate() {
+    // Plain self-signed leaves, and cA ones as `openssl req -x509` makes by default.
+    for ca in [false, true] {
+        renewal(ca);
+    }
+}
+
+fn renewal(ca: bool) {
     // The old and the renewed self-signed certificate: same subject, new key.
-    let (old_pem, old_der) = self_signed("api.a.example", &["api.a.example"]);
-    let (new_pem, new_der) = self_signed("api.a.example", &["api.a.example"]);
+    let (old_pem, old_der) = self_signed_with("api.a.example", &["api.a.example"], ca);
+    let (new_pem, new_der) = self_signed_with("api.a.example", &["api.a.example"], ca);
     let (client_pem, client_der) = self_signed("a client", &[]);
     let (client2_pem, client2_der) = self_signed("a client 2026", &[]);
     let spec = EntitySpec {

@@ -196,11 +196,12 @@ impl Linter<'_> {
         }
     }
 
-    /// Whether both certificates are self-signed leaves whose pins one endpoint lists.
+    /// Whether both certificates are self-signed and one endpoint lists both their pins (so
+    /// both are its own certificates, whatever basicConstraints says: `openssl req -x509`
+    /// marks its certificates cA by default).
     fn one_endpoint_pins_both(&self, a: &CertInfo, b: &CertInfo) -> bool {
-        let leaf = |i: &CertInfo| i.self_signed && !i.is_ca;
-        leaf(a)
-            && leaf(b)
+        a.self_signed
+            && b.self_signed
             && self.pins.iter().any(|x| {
                 x.pin == a.pin
                     && self

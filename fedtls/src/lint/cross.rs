@@ -278,7 +278,7 @@ impl Linter<'_> {
                 let Some(site) = pins.iter().find(|s| s.pin == info.pin) else {
                     continue;
                 };
-                seen.push(info.thumbprint.clone());
+                seen.push(info.thumbprint);
                 match names_host(info, &server.host) {
                     HostMatch::Yes => {}
                     HostMatch::OnlyCommonName => problems.push((

@@ -16,6 +16,11 @@ pub struct EndpointSpec {
     /// PEM of the endpoint's certificate: a leaf file, or a chain file with the leaf first
     /// and the root last.
     pub certificate_pem: Vec<u8>,
+    /// Further certificates the endpoint uses or is about to use, each like
+    /// `certificate_pem`: during a renewal the new certificate beside the old one, so that
+    /// peers learn the new pin before the switch. Each adds its pin (and issuer); a renewed
+    /// self-signed certificate may keep the subject of the one it replaces.
+    pub more_certificates_pem: Vec<Vec<u8>>,
     /// The URL clients connect to (required for servers).
     pub base_uri: Option<String>,
     /// Discovery and authorization tags.
@@ -133,9 +138,10 @@ pub enum EntityError {
         /// The PEM problem.
         source: PinError,
     },
-    /// Two different issuer certificates have the same subject name.
+    /// Two different issuer certificates of different endpoints (or extra issuers) have the
+    /// same subject name. (Certificates of one endpoint may: that is a renewal.)
     #[error(
-        "two different issuer certificates have the same subject {0}: every issuer needs a distinct X.509 subject; reissue one with a unique name"
+        "two different issuer certificates have the same subject {0}: every issuer needs a distinct X.509 subject; reissue one with a unique name (a renewed certificate is given beside the old one of the same endpoint: cert=OLD,cert=NEW)"
     )]
     DuplicateIssuerSubject(String),
     /// A scope that is not a DNS domain name.
@@ -147,7 +153,8 @@ pub enum EntityError {
 /// `servers`, `clients`, `extensions` (only with scopes), in that order; empty server or
 /// client lists are left out.
 ///
-/// Each endpoint's pin is the SPKI pin of its first certificate. Issuers: the last
+/// Each endpoint's pins are the SPKI pins of the first certificate of each of its certificate
+/// files (one, or several while a certificate is renewed). Issuers: the last
 /// certificate of a chain file; a self-signed single leaf itself; a single leaf signed by
 /// one of the extra issuers needs nothing more; any other single leaf is an error. The extra
 /// issuers are listed too. Issuers are deduplicated by DER.
@@ -186,7 +193,9 @@ pub fn build_entity(spec: &EntitySpec) -> Result<Value, EntityError> {
         extra_issuers.extend(certs);
     }
 
-    let mut issuers: Vec<CertificateDer<'static>> = Vec::new();
+    // Each issuer with the endpoint it came from: same-subject issuers of one endpoint are
+    // generations of one certificate (a renewal), of two endpoints a clash.
+    let mut issuers: Vec<(CertificateDer<'static>, String)> = Vec::new();
     let mut servers = Vec::new();
     let mut clients = Vec::new();
     for (role, specs, out) in [
@@ -195,18 +204,21 @@ pub fn build_entity(spec: &EntitySpec) -> Result<Value, EntityError> {
     ] {
         for (i, endpoint) in specs.iter().enumerate() {
             let name = format!("{role} {}", i + 1);
-            let (value, issuer) =
+            let (value, implied) =
                 build_endpoint(endpoint, &name, role == "server", &extra_issuers)?;
-            if let Some(issuer) = issuer {
-                issuers.push(issuer);
-            }
+            issuers.extend(implied.into_iter().map(|issuer| (issuer, name.clone())));
             out.push(value);
         }
     }
-    issuers.extend(extra_issuers);
+    issuers.extend(
+        extra_issuers
+            .into_iter()
+            .enumerate()
+            .map(|(i, issuer)| (issuer, format!("issuer {}", i + 1))),
+    );
     let mut unique: Vec<CertificateDer<'static>> = Vec::new();
-    let mut subjects: Vec<Vec<u8>> = Vec::new();
-    for issuer in issuers {
+    let mut subjects: Vec<(Vec<u8>, String)> = Vec::new();
+    for (issuer, source) in issuers {
         if unique.contains(&issuer) {
             continue;
         }
@@ -216,10 +228,13 @@ pub fn build_entity(spec: &EntitySpec) -> Result<Value, EntityError> {
             position: unique.len() + 1,
             source,
         })?;
-        if subjects.contains(&info.subject_der) {
+        if subjects
+            .iter()
+            .any(|(subject, from)| *subject == info.subject_der && *from != source)
+        {
             return Err(EntityError::DuplicateIssuerSubject(info.subject));
         }
-        subjects.push(info.subject_der);
+        subjects.push((info.subject_der, source));
         unique.push(issuer);
     }
 
@@ -265,18 +280,85 @@ pub fn build_entity(spec: &EntitySpec) -> Result<Value, EntityError> {
     Ok(Value::Object(entity))
 }
 
-/// Builds one endpoint object and returns the issuer its certificate file implies, if any.
+/// Builds one endpoint object and returns the issuers its certificate files imply.
 fn build_endpoint(
     spec: &EndpointSpec,
     name: &str,
     is_server: bool,
     extra_issuers: &[CertificateDer<'static>],
-) -> Result<(Value, Option<CertificateDer<'static>>), EntityError> {
-    let chain =
-        pem_certificates(&spec.certificate_pem).map_err(|source| EntityError::NoCertificate {
-            endpoint: name.to_owned(),
-            source,
-        })?;
+) -> Result<(Value, Vec<CertificateDer<'static>>), EntityError> {
+    let files: Vec<&Vec<u8>> = std::iter::once(&spec.certificate_pem)
+        .chain(&spec.more_certificates_pem)
+        .collect();
+    let mut pins: Vec<String> = Vec::new();
+    let mut issuers = Vec::new();
+    for (i, pem) in files.iter().enumerate() {
+        let file_name = if files.len() > 1 {
+            format!("{name} (certificate {})", i + 1)
+        } else {
+            name.to_owned()
+        };
+        let (pin, issuer) = certificate_file(pem, &file_name, extra_issuers)?;
+        if !pins.contains(&pin) {
+            pins.push(pin);
+        }
+        issuers.extend(issuer);
+    }
+
+    let mut endpoint = Map::new();
+    if let Some(description) = &spec.description {
+        endpoint.insert("description".into(), Value::String(description.clone()));
+    }
+    match &spec.base_uri {
+        None if is_server => {
+            return Err(EntityError::MissingBaseUri {
+                endpoint: name.to_owned(),
+            });
+        }
+        None => {}
+        Some(uri) => {
+            let bad = |why: &str| EntityError::BadBaseUri {
+                endpoint: name.to_owned(),
+                uri: truncate_for_message(uri),
+                why: why.to_owned(),
+            };
+            let parsed = parse_absolute_uri(uri).map_err(bad)?;
+            if !matches!(parsed.scheme.as_str(), "https" | "http") {
+                return Err(bad("the scheme must be https"));
+            }
+            endpoint.insert("base_uri".into(), Value::String(uri.clone()));
+        }
+    }
+    endpoint.insert(
+        "pins".into(),
+        Value::Array(
+            pins.into_iter()
+                .map(|digest| json!({ "alg": "sha256", "digest": digest }))
+                .collect(),
+        ),
+    );
+    let mut tags: Vec<&str> = Vec::new();
+    for tag in &spec.tags {
+        if !tags.contains(&tag.as_str()) {
+            tags.push(tag.as_str());
+        }
+    }
+    if !tags.is_empty() {
+        endpoint.insert("tags".into(), json!(tags));
+    }
+    Ok((Value::Object(endpoint), issuers))
+}
+
+/// One certificate file of an endpoint: the pin of its leaf and the issuer it implies.
+fn certificate_file(
+    pem: &[u8],
+    name: &str,
+    extra_issuers: &[CertificateDer<'static>],
+) -> Result<(String, Option<CertificateDer<'static>>), EntityError> {
+    let chain = pem_certificates(pem).map_err(|source| EntityError::NoCertificate {
+        endpoint: name.to_owned(),
+        source,
+    })?;
     let mut infos = Vec::with_capacity(chain.len());
     for (position, cert) in chain.iter().enumerate() {
         infos.push(
@@ -324,44 +406,7 @@ fn build_endpoint(
         });
     };
 
-    let mut endpoint = Map::new();
-    if let Some(description) = &spec.description {
-        endpoint.insert("description".into(), Value::String(description.clone()));
-    }
-    match &spec.base_uri {
-        None if is_server => {
-            return Err(EntityError::MissingBaseUri {
-                endpoint: name.to_owned(),
-            });
-        }
-        None => {}
-        Some(uri) => {
-            let bad = |why: &str| EntityError::BadBaseUri {
-                endpoint: name.to_owned(),
-                uri: truncate_for_message(uri),
-                why: why.to_owned(),
-            };
-            let parsed = parse_absolute_uri(uri).map_err(bad)?;
-            if !matches!(parsed.scheme.as_str(), "https" | "http") {
-                return Err(bad("the scheme must be https"));
-            }
-            endpoint.insert("base_uri".into(), Value::String(uri.clone()));
-        }
-    }
-    endpoint.insert(
-        "pins".into(),
-        json!([{ "alg": "sha256", "digest": leaf_info.pin.to_string() }]),
-    );
-    let mut tags: Vec<&str> = Vec::new();
-    for tag in &spec.tags {
-        if !tags.contains(&tag.as_str()) {
-            tags.push(tag.as_str());
-        }
-    }
-    if !tags.is_empty() {
-        endpoint.insert("tags".into(), json!(tags));
-    }
-    Ok((Value::Object(endpoint), issuer))
+    Ok((leaf_info.pin.to_string(), issuer))
 }
 
 #[cfg(test)]
@@ -385,7 +430,7 @@ mod tests {
 
     #[test]
     fn self_signed_endpoints_list_themselves() {
-        let server_pem = self_signed_pem("server.example");
+        let server_pem = self_signed_pem("api.skola.example");
         let client_pem = self_signed_pem("client.example");
         let spec = EntitySpec {
             entity_id: "https://skola.example/md".into(),
@@ -396,6 +441,7 @@ mod tests {
                 base_uri: Some("https://api.skola.example/".into()),
                 tags: tags(&["egilv1"]),
                 description: Some("SS 12000".into()),
+                ..Default::default()
             }],
             clients: vec![EndpointSpec {
                 certificate_pem: client_pem.clone().into_bytes(),

@@ -172,6 +172,7 @@ fn tags(list: &[&str]) -> Vec<Tag> {
 fn endpoint(pem: &str, base_uri: Option<&str>, tag_list: &[&str]) -> EndpointSpec {
     EndpointSpec {
         certificate_pem: pem.as_bytes().to_vec(),
+        more_certificates_pem: Vec::new(),
         base_uri: base_uri.map(str::to_owned),
         tags: tags(tag_list),
         description: None,
@@ -201,7 +202,7 @@ fn fed() -> Fed {
             description: Some("SS 12000 API".into()),
             ..endpoint(
                 &a_server.pem,
-                Some("https://api.a.example/ss12000/"),
+                Some("https://a-server.example/ss12000/"),
                 &["egilv1"],
             )
         }],
@@ -285,21 +286,41 @@ fn fixture_lints_clean_under_matf() {
 }
 
 #[test]
-fn fixture_under_moa_only_warns_about_differing_organizations() {
-    // The fixture aggregates four members; Moa expects one member's file to carry one
-    // organization name, so every entity after the first is warned about, nothing else.
+fn fixture_under_moa_is_an_aggregate_without_organization_warnings() {
+    // The fixture aggregates four members with four organization_ids: lint sees an aggregate
+    // and does not warn that their organization names differ (that was a false alarm).
     let report = lint(&fixture("metadata.json"), &opts(Profile::Moa));
+    assert!(report.aggregate);
+    assert_problems(&report, &[]);
+    // One member's file (one organization_id) is still held to one organization name.
+    let mut doc: Value = serde_json::from_slice(&fixture("metadata.json")).unwrap();
+    let id = doc["entities"][0]["organization_id"].clone();
+    for entity in doc["entities"].as_array_mut().unwrap() {
+        entity["organization_id"] = id.clone();
+    }
+    let report = lint_value(&doc, Profile::Moa);
+    assert!(!report.aggregate);
+    // One organization_id with four names: an error at each name after the first, once.
     assert_problems(
         &report,
         &[
-            (Warning, "$.entities[1].organization"),
-            (Warning, "$.entities[2].organization"),
-            (Warning, "$.entities[3].organization"),
+            (Error, "$.entities[1].organization"),
+            (Error, "$.entities[2].organization"),
+            (Error, "$.entities[3].organization"),
         ],
     );
-    assert!(!report.has_errors());
     assert!(
-        message_at(&report, "$.entities[3].organization").contains("Ängelholms kommun"),
+        message_at(&report, "$.entities[3].organization").contains("organization_id"),
+        "{:#?}",
+        report.problems
+    );
+    // Without organization_ids (MATF), one member's file still gets the Moa-style warning.
+    for entity in doc["entities"].as_array_mut().unwrap() {
+        entity.as_object_mut().unwrap().remove("organization_id");
+    }
+    let report = lint_value(&doc, Profile::Moa);
+    assert!(
+        message_at(&report, "$.entities[3].organization").contains("differs"),
         "{:#?}",
         report.problems
     );
@@ -827,7 +848,7 @@ fn endpoint_rules() {
         ),
         (
             set(&doc, &format!("{server}/pins/0/alg"), json!("SHA-256")),
-            vec![(Warning, p(".pins[0].alg"))],
+            vec![(Error, p(".pins[0].alg"))],
         ),
         (
             remove(&doc, &format!("{server}/pins/0/alg")),
@@ -921,7 +942,8 @@ fn endpoint_rules() {
         assert_problems(&lint_value(&input, Profile::Matf), &expected);
     }
 
-    // Unpadded or base64url digests are understood, with a warning giving the canonical form.
+    // Unpadded or base64url digests are understood (verify reads them), but lint refuses them,
+    // as the official schema does, and gives the canonical form.
     let digest = doc["entities"][0]["servers"][0]["pins"][0]["digest"]
         .as_str()
         .unwrap()
@@ -932,18 +954,20 @@ fn endpoint_rules() {
         json!(digest.trim_end_matches('=')),
     );
     let report = lint_value(&unpadded, Profile::Matf);
-    assert_problems(&report, &[(Warning, &p(".pins[0].digest"))]);
+    assert_problems(&report, &[(Error, &p(".pins[0].digest"))]);
     assert!(message_at(&report, &p(".pins[0].digest")).contains(&digest));
+    assert!(message_at(&report, &p(".pins[0].digest")).contains("official MATF schema"));
 
-    // The legacy {name, value} form: accepted with a warning.
+    // The legacy {name, value} form: verify reads it, lint refuses it.
     let legacy = set(
         &doc,
         &format!("{server}/pins/0"),
         json!({ "name": "sha256", "value": digest }),
     );
     let report = lint_value(&legacy, Profile::Matf);
-    assert_problems(&report, &[(Warning, &p(".pins[0]"))]);
+    assert_problems(&report, &[(Error, &p(".pins[0]"))]);
     assert!(message_at(&report, &p(".pins[0]")).contains("\"alg\""));
+    assert!(message_at(&report, &p(".pins[0]")).contains("official MATF schema"));
     let legacy_bad = set(
         &doc,
         &format!("{server}/pins/0"),
@@ -952,7 +976,7 @@ fn endpoint_rules() {
     assert_problems(
         &lint_value(&legacy_bad, Profile::Matf),
         &[
-            (Warning, &p(".pins[0]")),
+            (Error, &p(".pins[0]")),
             (Error, &p(".pins[0].name")),
             (Error, &p(".pins[0].value")),
         ],
@@ -1118,10 +1142,6 @@ fn moa_rules() {
             vec![(Error, "$.entities[1].organization_id".into())],
         ),
         (
-            set(&doc, "/entities/1/organization", json!("Konsult AB")),
-            vec![(Warning, "$.entities[1].organization".into())],
-        ),
-        (
             set(&doc, &scope_ptr, json!("a.example")),
             vec![(Error, scope.clone())],
         ),
@@ -1155,6 +1175,14 @@ fn moa_rules() {
             vec![],
         ),
     ];
+    // A contractor's name under the member's organization_id: one organization_id goes with
+    // one legal name, an error under every profile (once, not also the Moa warning).
+    let contractor = set(&doc, "/entities/1/organization", json!("Konsult AB"));
+    for profile in [Profile::Moa, Profile::Matf] {
+        let report = lint_value(&contractor, profile);
+        assert_problems(&report, &[(Error, "$.entities[1].organization")]);
+        assert!(message_at(&report, "$.entities[1].organization").contains("SE2120001234"));
+    }
     for (input, expected) in cases {
         let expected: Vec<(Severity, &str)> =
             expected.iter().map(|(s, p)| (*s, p.as_str())).collect();
@@ -1507,10 +1535,10 @@ fn entity_generation() {
         servers: vec![
             endpoint(
                 &leaf.pem,
-                Some("https://gen.example/egil/"),
+                Some("https://solo.example/egil/"),
                 &["egilv1", "userlistv1"],
             ),
-            endpoint(&leaf.pem, Some("https://gen.example/bol/"), &["bolv1"]),
+            endpoint(&leaf.pem, Some("https://solo.example/bol/"), &["bolv1"]),
         ],
         clients: vec![endpoint(
             &format!("{}{}", child.pem, ca.pem),
@@ -1568,15 +1596,15 @@ fn cli_lint() {
     );
     assert!(text.contains("no problems"), "{text}");
 
-    // Moa (the default): warnings only, still exit 0.
+    // Moa (the default): four members' organization_ids make it an aggregate, and an
+    // aggregate's members differ by design: no problems, exit 0.
     let out = fedtls(&["lint", NOW_ARG, &metadata]);
     assert_eq!(out.status.code(), Some(0));
     let text = stdout(&out);
     assert!(
-        text.starts_with("warning: $.entities[1].organization: "),
+        text.contains("no problems (moa profile, aggregate)"),
         "{text}"
     );
-    assert!(text.contains("0 errors, 3 warnings"), "{text}");
 
     // Certificates: the fixture's match; the unlisted one is an error (exit 1).
     let mut args = vec![
@@ -1607,7 +1635,8 @@ fn cli_lint() {
     assert_eq!(out.status.code(), Some(1));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["errors"], 1);
-    assert_eq!(json["warnings"], 10);
+    // Seven pins without a given certificate (no "organization differs" between members).
+    assert_eq!(json["warnings"], 7);
     assert_eq!(json["sha1"], report.sha1_hex.as_str());
     assert_eq!(json["sha256"], report.sha256_hex.as_str());
     assert_eq!(json["problems"][0]["severity"], "error");
@@ -1646,7 +1675,7 @@ fn cli_entity_output_lints_clean() {
     let ca_pem = write(dir.path(), "ca.pem", &ca.pem);
 
     let server_spec = format!(
-        "cert={},base_uri=https://api.cli.example/ss12000/,tags=egilv1+userlistv1,description=\"SS 12000, EGIL\"",
+        "cert={},base_uri=https://cli-server.example/ss12000/,tags=egilv1+userlistv1,description=\"SS 12000, EGIL\"",
         server_pem.display()
     );
     let client_spec = format!("cert={},tags=egilv1", chain.display());

@@ -10,11 +10,12 @@ use fedtls::entity::{EndpointSpec, EntitySpec, build_entity};
 
 use super::{CliError, CliResult, read_file};
 
-/// An endpoint as given on the command line: `cert=FILE,base_uri=URL,tags=a+b,description=TEXT`.
+/// An endpoint as given on the command line: `cert=FILE,base_uri=URL,tags=a+b,description=TEXT`;
+/// `cert=` may repeat (old and new certificate side by side while renewing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointArg {
-    /// The certificate (or chain) file.
-    pub cert: PathBuf,
+    /// The certificate (or chain) files, at least one.
+    pub certs: Vec<PathBuf>,
     /// `base_uri`, if given.
     pub base_uri: Option<String>,
     /// Tags, validated.
@@ -27,7 +28,7 @@ impl FromStr for EndpointArg {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let mut cert = None;
+        let mut certs = Vec::new();
         let mut base_uri = None;
         let mut tags = None;
         let mut description = None;
@@ -41,11 +42,14 @@ impl FromStr for EndpointArg {
             };
             match key.as_str() {
                 "cert" => {
-                    slot_taken(cert.is_some())?;
                     if value.is_empty() {
                         return Err("cert= needs a file name".to_owned());
                     }
-                    cert = Some(PathBuf::from(value));
+                    let path = PathBuf::from(value);
+                    if certs.contains(&path) {
+                        return Err(format!("cert={} is given twice", path.display()));
+                    }
+                    certs.push(path);
                 }
                 "base_uri" => {
                     slot_taken(base_uri.is_some())?;
@@ -71,8 +75,11 @@ impl FromStr for EndpointArg {
                 }
             }
         }
+        if certs.is_empty() {
+            return Err("cert=FILE is required".to_owned());
+        }
         Ok(Self {
-            cert: cert.ok_or("cert=FILE is required")?,
+            certs,
             base_uri,
             tags: tags.unwrap_or_default(),
             description,
@@ -155,7 +162,8 @@ computed from its certificate, and the issuers are derived (the last certificate
 self-signed certificate itself, plus every --issuer). Prints the entity as JSON; check the result with \
 `fedtls lint` before upload.\n\n\
 An endpoint SPEC is comma-separated key=value pairs:\n  \
-cert=FILE         PEM certificate, or a chain file: leaf first, root last (required)\n  \
+cert=FILE         PEM certificate, or a chain file: leaf first, root last (required); repeat it\n                    \
+to list old and new certificate side by side while renewing (cert=old.pem,cert=new.pem)\n  \
 base_uri=URL      the https URL clients connect to (required for --server)\n  \
 tags=T1+T2        tags joined with '+' (each 1-64 characters of a-z and 0-9)\n  \
 description=TEXT  free text; double-quote it if it has commas (inside: \\\" and \\\\)\n\n\
@@ -177,10 +185,10 @@ pub struct EntityArgs {
     /// The Moa organization id, LLYYMMDDXXXX (e.g. SE2021004185).
     #[arg(long, value_name = "ID")]
     pub organization_id: Option<String>,
-    /// A server endpoint: cert=FILE,base_uri=URL[,tags=a+b][,description=TEXT]; repeatable.
+    /// A server endpoint: cert=FILE[,cert=NEW_FILE],base_uri=URL[,tags=a+b][,description=TEXT]; repeatable.
     #[arg(long = "server", value_name = "SPEC")]
     pub servers: Vec<EndpointArg>,
-    /// A client endpoint: cert=FILE[,tags=a+b][,description=TEXT]; repeatable.
+    /// A client endpoint: cert=FILE[,cert=NEW_FILE][,tags=a+b][,description=TEXT]; repeatable.
     #[arg(long = "client", value_name = "SPEC")]
     pub clients: Vec<EndpointArg>,
     /// An extra issuer certificate (PEM) to list, e.g. the root CA of a leaf given alone; repeatable.
@@ -202,8 +210,16 @@ pub fn run(args: EntityArgs) -> CliResult {
         ));
     }
     let endpoint = |arg: &EndpointArg| -> Result<EndpointSpec, CliError> {
+        let (first, more) = arg
+            .certs
+            .split_first()
+            .ok_or_else(|| CliError::usage("an endpoint needs cert=FILE"))?;
         Ok(EndpointSpec {
-            certificate_pem: read_file(&arg.cert)?,
+            certificate_pem: read_file(first)?,
+            more_certificates_pem: more
+                .iter()
+                .map(|p| read_file(p))
+                .collect::<Result<_, _>>()?,
             base_uri: arg.base_uri.clone(),
             tags: arg.tags.clone(),
             description: arg.description.clone(),
@@ -231,6 +247,18 @@ pub fn run(args: EntityArgs) -> CliResult {
         scopes: args.scopes,
     };
     let entity = build_entity(&spec).map_err(CliError::failed)?;
+    for (role, list) in [("server", &args.servers), ("client", &args.clients)] {
+        for (i, arg) in list.iter().enumerate() {
+            if arg.certs.len() > 1 {
+                eprintln!(
+                    "note: {role} {} lists {} certificates: {}",
+                    i + 1,
+                    arg.certs.len(),
+                    when_peers_see_it(None, super::unix_now())
+                );
+            }
+        }
+    }
     let out = if args.document {
         serde_json::json!({ "version": "1.0.0", "cache_ttl": 3600, "entities": [entity] })
     } else {
@@ -240,6 +268,23 @@ pub fn run(args: EntityArgs) -> CliResult {
         .map_err(|e| CliError::failed(format!("cannot encode the entity: {e}")))?;
     println!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// When peers see a pin that is published now, honestly: at the latest one `cache_ttl` after
+/// the federation publishes the metadata (a peer honours min(HTTP expiry, cache_ttl)), plus the
+/// operator's review before publication, and later for a peer that cannot fetch (it keeps its
+/// copy until that copy's `exp`).
+pub fn when_peers_see_it(cache_ttl: Option<u64>, now: i64) -> String {
+    let when = match cache_ttl {
+        Some(ttl) => format!(
+            "peers see the new pin at the latest at {} if this is published now (cache_ttl {ttl} s after publication)",
+            super::rfc3339(now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)))
+        ),
+        None => "peers see the new pin at the latest one cache_ttl after the federation publishes it (`fedtls verify` shows the federation's cache_ttl; `fedtls lint` on the published aggregate prints the time)".to_owned(),
+    };
+    format!(
+        "{when}; the operator's review before publication comes on top, and a peer that cannot fetch keeps its old copy until that copy's exp. Switch the endpoint to the new certificate after that, then remove the old pin"
+    )
 }
 
 #[cfg(test)]
@@ -252,14 +297,20 @@ mod tests {
             "cert=a.pem,base_uri=https://x.example/,tags=egilv1+bolv1,description=Plain text"
                 .parse()
                 .unwrap();
-        assert_eq!(arg.cert, PathBuf::from("a.pem"));
+        assert_eq!(arg.certs, vec![PathBuf::from("a.pem")]);
         assert_eq!(arg.base_uri.as_deref(), Some("https://x.example/"));
         assert_eq!(arg.tags.len(), 2);
         assert_eq!(arg.description.as_deref(), Some("Plain text"));
 
         let quoted: EndpointArg = r#"description="EGIL, SCIM \"v2\"",cert=b.pem"#.parse().unwrap();
         assert_eq!(quoted.description.as_deref(), Some(r#"EGIL, SCIM "v2""#));
-        assert_eq!(quoted.cert, PathBuf::from("b.pem"));
+        assert_eq!(quoted.certs, vec![PathBuf::from("b.pem")]);
+
+        let renewing: EndpointArg = "cert=old.pem,cert=new.pem,tags=egilv1".parse().unwrap();
+        assert_eq!(
+            renewing.certs,
+            vec![PathBuf::from("old.pem"), PathBuf::from("new.pem")]
+        );
     }
 
     #[test]
@@ -268,7 +319,7 @@ mod tests {
             "",
             "base_uri=https://x/",
             "cert=",
-            "cert=a.pem,cert=b.pem",
+            "cert=a.pem,cert=a.pem",
             "cert=a.pem,colour=blue",
             "cert=a.pem,tags=EGIL",
             "cert=a.pem,description=\"open",

@@ -10,8 +10,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::Args;
 use fedtls::jwk::{Algorithm, Jwks, PublicJwk, SigningKey};
 use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
+use fedtls::lint::{LintOptions, Severity, lint};
 use serde_json::{Map, Value};
 
+use super::lint::ProfileArg;
 use super::{CliError, CliResult, read_file};
 
 /// Arguments of `fedtls keygen`.
@@ -49,10 +51,15 @@ pub struct KeygenArgs {
 #[command(
     about = "Sign federation metadata as a JWS (General JSON by default)",
     long_about = "Sign a federation metadata JSON document with one or more private JWKs.\n\n\
+The document is linted first as a whole aggregate (`fedtls lint --aggregate`: the official MATF \
+schema and the federation-wide rules, with --profile moa also Moa's): on any error nothing is \
+signed, the problems are listed on stderr and the exit code is 1. --allow-invalid signs anyway \
+and lists on stderr what it let through.\n\n\
 Sets iat (now), exp (now + --lifetime) and iss in the payload and in each protected header, adds \
 cache_ttl if the document has none, and writes the JWS to stdout. Several --key options produce \
 one signature per key in General JSON (key rollover: members trusting either key accept the \
-document). Flattened and compact output take exactly one key.",
+document). Flattened and compact output take exactly one key. Compact output ends without a \
+newline (the SUNET authorization server refuses one); JSON output ends with one.",
     after_help = "Examples:\n  fedtls sign --key fed-1.jwk --iss https://fed.example metadata.json > metadata.jws\n  \
 fedtls sign --key old.jwk --key new.jwk --iss https://fed.example --lifetime 604800 metadata.json\n  \
 cat metadata.json | fedtls sign --key fed-1.jwk --iss https://fed.example --format compact -"
@@ -73,6 +80,12 @@ pub struct SignArgs {
     /// cache_ttl to add when the metadata has none (peers reject documents without it).
     #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
     cache_ttl: u64,
+    /// The rule set the document is linted with before signing.
+    #[arg(long, value_enum, default_value_t = ProfileArg::Matf)]
+    profile: ProfileArg,
+    /// Sign even if lint finds errors (they are listed on stderr).
+    #[arg(long)]
+    allow_invalid: bool,
     /// The metadata JSON object to sign; `-` reads stdin.
     #[arg(value_name = "METADATA_JSON")]
     metadata: PathBuf,
@@ -206,6 +219,41 @@ pub fn sign(args: SignArgs) -> CliResult {
             read_file(&args.metadata)?,
         )
     };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .ok_or_else(|| CliError::failed("the system clock is before 1970"))?;
+
+    // Strict in what is published: lint the whole aggregate before signing it.
+    let mut lint_options = LintOptions::new(args.profile.into(), now);
+    lint_options.aggregate = true;
+    let report = lint(&bytes, &lint_options);
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    if report.has_errors() {
+        let errors = report.errors();
+        let plural = if errors == 1 { "" } else { "s" };
+        if !args.allow_invalid {
+            return Err(CliError::failed(format!(
+                "{name}: lint found {errors} error{plural} ({} profile, listed above): nothing signed; fix them, or sign anyway with --allow-invalid",
+                lint_options.profile
+            )));
+        }
+        eprintln!(
+            "warning: {name}: signed with --allow-invalid despite {errors} lint error{plural} ({} profile): {}",
+            lint_options.profile,
+            report
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .map(|p| p.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+
     let payload: Map<String, Value> = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => map,
         Ok(_) => {
@@ -216,11 +264,6 @@ pub fn sign(args: SignArgs) -> CliResult {
         Err(e) => return Err(CliError::failed(format!("{name}: not JSON: {e}"))),
     };
 
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| i64::try_from(d.as_secs()).ok())
-        .ok_or_else(|| CliError::failed("the system clock is before 1970"))?;
     let options = SignOptions {
         iss: args.iss,
         lifetime_secs: args.lifetime,
@@ -230,10 +273,16 @@ pub fn sign(args: SignArgs) -> CliResult {
     };
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
     let jws = sign_metadata(&payload, &key_refs, &options).map_err(CliError::failed)?;
+    // The SUNET authorization server refuses a compact JWS followed by a newline.
+    let end: &[u8] = if args.format == JwsFormat::Compact {
+        b""
+    } else {
+        b"\n"
+    };
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(jws.as_bytes())
-        .and_then(|()| stdout.write_all(b"\n"))
+        .write_all(jws.trim_end().as_bytes())
+        .and_then(|()| stdout.write_all(end))
         .and_then(|()| stdout.flush())
         .map_err(|e| CliError::failed(format!("cannot write the JWS: {e}")))?;
     Ok(ExitCode::SUCCESS)

@@ -42,6 +42,12 @@ contact by phone: keep the printed SHA-1 at hand, and upload exactly the file yo
 With --cert, each certificate must match a pin in the file and be issued by that entity's issuers \
 (or be listed as an issuer itself); pins matching none of the given certificates are warned about. \
 A chain file may be given: CA certificates that match no pin are used as intermediates.\n\n\
+Every violation of the official MATF JSON Schema (both embedded versions: Moa production 712c5bf \
+and HEAD c4134bc) is an error, under every profile.\n\n\
+Operators lint a whole aggregate with --aggregate (automatic when the file holds two or more \
+organization_ids): duplicate entity_ids, client pins shared between entities, issuer subjects \
+used twice, one organization_id with two names, and server certificates that do not name their \
+base_uri host, without \"organization differs\" warnings between members.\n\n\
 Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 usage error.",
     after_help = "Example:\n  fedtls lint --profile moa --cert client.pem --cert server-chain.pem metadata.json"
 )]
@@ -58,6 +64,11 @@ pub struct LintArgs {
     /// Warn about certificates expiring within this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub expiry_warning_days: i64,
+    /// Lint a whole federation aggregate (operators): federation-wide rules only, no
+    /// "organization differs" between members. On by itself when the file holds two or more
+    /// organization_ids.
+    #[arg(long)]
+    pub aggregate: bool,
     /// Check certificate validity at this Unix time instead of now (for tests and what-if checks).
     #[arg(long, value_name = "UNIX_SECONDS", hide = true)]
     pub now: Option<i64>,
@@ -101,8 +112,10 @@ pub fn run(args: LintArgs) -> CliResult {
         now,
         certificates,
         expiry_warning_days: args.expiry_warning_days,
+        aggregate: args.aggregate,
     };
     let report = lint(&input, &opts);
+    let notes = rotation_notes(&report, now);
 
     if args.json {
         let out = serde_json::json!({
@@ -111,6 +124,8 @@ pub fn run(args: LintArgs) -> CliResult {
             "warnings": report.warnings(),
             "sha1": report.sha1_hex,
             "sha256": report.sha256_hex,
+            "aggregate": report.aggregate,
+            "notes": notes,
         });
         let text = serde_json::to_string_pretty(&out)
             .map_err(|e| CliError::failed(format!("cannot encode the report: {e}")))?;
@@ -119,20 +134,25 @@ pub fn run(args: LintArgs) -> CliResult {
         for problem in &report.problems {
             println!("{problem}");
         }
+        for note in &notes {
+            println!("note: {note}");
+        }
         let (errors, warnings) = (report.errors(), report.warnings());
         if errors == 0 && warnings == 0 {
             println!(
-                "{}: no problems ({} profile)",
+                "{}: no problems ({} profile{})",
                 args.file.display(),
-                opts.profile
+                opts.profile,
+                if report.aggregate { ", aggregate" } else { "" }
             );
         } else {
             println!(
-                "{}: {errors} error{}, {warnings} warning{} ({} profile)",
+                "{}: {errors} error{}, {warnings} warning{} ({} profile{})",
                 args.file.display(),
                 if errors == 1 { "" } else { "s" },
                 if warnings == 1 { "" } else { "s" },
-                opts.profile
+                opts.profile,
+                if report.aggregate { ", aggregate" } else { "" }
             );
         }
         println!("SHA-1: {}", report.sha1_hex);
@@ -143,4 +163,19 @@ pub fn run(args: LintArgs) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// For each endpoint that lists several pins (a certificate being renewed): when peers see the
+/// new pin, so the member knows when it may switch.
+fn rotation_notes(report: &fedtls::lint::LintReport, now: i64) -> Vec<String> {
+    report
+        .rotating
+        .iter()
+        .map(|(path, pins)| {
+            format!(
+                "{path} lists {pins} pins (a certificate being renewed?): {}",
+                super::entity::when_peers_see_it(report.cache_ttl, now)
+            )
+        })
+        .collect()
 }

@@ -117,6 +117,11 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The current time in Unix seconds (0 if the clock is before 1970).
+pub fn unix_now() -> i64 {
+    fedtls::verify::unix_now()
+}
+
 /// Formats Unix seconds as RFC 3339 UTC (`2026-11-21T20:51:09Z`).
 pub fn rfc3339(unix: i64) -> String {
     fedtls::claims::Rfc3339(unix).to_string()

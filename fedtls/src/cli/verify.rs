@@ -62,8 +62,28 @@ fn summary_json(verified: &Snapshot) -> serde_json::Value {
         "entities": verified.index().entities().len(),
         "rejected": verified.index().rejected(),
         "ambiguous_pins": verified.index().ambiguities(),
-        "warnings": md.warnings,
+        "warnings": document_warnings(verified),
     })
+}
+
+/// Warnings about the document as a whole: the parser's, plus members that are optional in
+/// the schema but that peers rely on (verify accepts the document all the same).
+fn document_warnings(verified: &Snapshot) -> Vec<String> {
+    let md = verified.index().metadata();
+    let mut warnings = md.warnings.clone();
+    if md.cache_ttl.is_none() {
+        warnings.push(
+            "the document has no cache_ttl: the SUNET authorization server drops such a document, and peers cannot tell how long to cache it; the operator should publish one (fedtls sign adds it)"
+                .to_owned(),
+        );
+    }
+    if verified.claims().iss().is_none() {
+        warnings.push(
+            "the document names no issuer (iss, in the payload or the protected header): peers cannot check who published it, and --iss cannot be enforced; the operator should sign with an iss"
+                .to_owned(),
+        );
+    }
+    warnings
 }
 
 fn print_summary(verified: &Snapshot) {
@@ -112,8 +132,8 @@ fn print_summary(verified: &Snapshot) {
             ambiguity.entity_ids[0]
         );
     }
-    for warning in &verified.index().metadata().warnings {
-        println!("warning: {warning}");
+    for warning in document_warnings(verified) {
+        eprintln!("warning: {warning}");
     }
 }
 

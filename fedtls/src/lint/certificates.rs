@@ -100,8 +100,9 @@ impl Linter<'_> {
             entity,
             path,
             der: cert.to_vec(),
-            subject_der: info.subject_der,
-            subject: info.subject,
+            subject_der: info.subject_der.clone(),
+            subject: info.subject.clone(),
+            info,
         });
     }
 

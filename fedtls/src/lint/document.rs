@@ -6,9 +6,51 @@ use serde_json::{Map, Value};
 use crate::json::{Path, kind as type_name};
 use crate::pin::truncate_for_message;
 
-use super::{DOCUMENT_MEMBERS, Linter};
+use super::schema::{Shape, violations};
+use super::{DOCUMENT_MEMBERS, Linter, Severity};
+
+/// What the input is: a whole document, one entity or an array of entities (None: neither).
+pub(super) fn shape_of(value: &Value) -> Option<Shape> {
+    match value {
+        Value::Array(_) => Some(Shape::Entities),
+        Value::Object(map)
+            if map.contains_key("entities")
+                || (!map.contains_key("entity_id")
+                    && (map.contains_key("version") || map.contains_key("cache_ttl"))) =>
+        {
+            Some(Shape::Document)
+        }
+        Value::Object(_) => Some(Shape::Entity),
+        _ => None,
+    }
+}
 
 impl Linter<'_> {
+    /// Every violation of the official schema versions is an error. One at a path where lint
+    /// already reports an error is added to that error's message instead of repeating it.
+    pub(super) fn schema_checks(&mut self, value: &Value) {
+        let Some(shape) = shape_of(value) else {
+            return;
+        };
+        match violations(value, shape) {
+            Ok(found) => {
+                for violation in found {
+                    let described = violation.describe();
+                    if let Some(existing) = self
+                        .found
+                        .iter_mut()
+                        .find(|f| f.severity == Severity::Error && f.path == violation.path)
+                    {
+                        existing.message.push_str(&format!(" [{described}]"));
+                    } else {
+                        self.error(&violation.path, described);
+                    }
+                }
+            }
+            Err(e) => self.error(&Path::default(), e.to_string()),
+        }
+    }
+
     pub(super) fn top(&mut self, value: &Value) {
         let root = Path::default();
         match value {

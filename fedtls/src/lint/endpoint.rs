@@ -6,11 +6,14 @@ use crate::json::{Path, kind as type_name};
 use crate::pin::{Pin, truncate_for_message};
 
 use super::uri::parse_absolute_uri;
-use super::{ENDPOINT_MEMBERS, Linter, PIN_MEMBERS, PinSite, Role};
+use super::{ENDPOINT_MEMBERS, Linter, PIN_MEMBERS, PinSite, Role, ServerSite};
 
 impl Linter<'_> {
     pub(super) fn endpoint(&mut self, value: &Value, path: Path, entity: usize, role: Role) {
         let Value::Object(map) = value else {
+            if let Some(facts) = self.entities.get_mut(entity) {
+                facts.pins_incomplete = true;
+            }
             self.error(
                 &path,
                 format!(
@@ -50,7 +53,15 @@ impl Linter<'_> {
                         truncate_for_message(uri)
                     ),
                 ),
-                Ok(u) if u.scheme == "https" => {}
+                Ok(u) if u.scheme == "https" => {
+                    if let (Role::Server, Some(host)) = (role, u.host) {
+                        self.servers.push(ServerSite {
+                            entity,
+                            endpoint: path.clone(),
+                            host,
+                        });
+                    }
+                }
                 Ok(u) if u.scheme == "http" => self.warn(
                     &uri_path,
                     "base_uri uses http: FedTLS peers authenticate with TLS, use https",
@@ -73,6 +84,21 @@ impl Linter<'_> {
         }
 
         let pins_path = path.key("pins");
+        let usable = map
+            .get("pins")
+            .and_then(Value::as_array)
+            .is_some_and(|items| {
+                !items.is_empty()
+                    && items.iter().all(|p| {
+                        let digest = p.get("digest").or_else(|| p.get("value"));
+                        digest
+                            .and_then(Value::as_str)
+                            .is_some_and(|d| Pin::parse_digest(d).is_ok())
+                    })
+            });
+        if !usable && let Some(facts) = self.entities.get_mut(entity) {
+            facts.pins_incomplete = true;
+        }
         match map.get("pins") {
             None => self.error(
                 &pins_path,
@@ -119,9 +145,9 @@ impl Linter<'_> {
         let (alg_key, digest_key) = if modern {
             ("alg", "digest")
         } else if legacy {
-            self.warn(
+            self.error(
                 &path,
-                "legacy pin form {\"name\", \"value\"}: write {\"alg\": \"sha256\", \"digest\": \"...\"} instead",
+                "legacy pin form {\"name\", \"value\"} (verifiers still read it, the schema does not allow it): write {\"alg\": \"sha256\", \"digest\": \"...\"} instead",
             );
             ("name", "value")
         } else {
@@ -139,7 +165,10 @@ impl Linter<'_> {
             Some(Value::String(alg))
                 if alg.eq_ignore_ascii_case("sha256") || alg.eq_ignore_ascii_case("sha-256") =>
             {
-                self.warn(&alg_path, format!("write {alg_key} as \"sha256\""));
+                self.error(
+                    &alg_path,
+                    format!("write {alg_key} as \"sha256\" (lowercase, no dash)"),
+                );
             }
             Some(Value::String(alg)) => self.error(
                 &alg_path,
@@ -169,7 +198,7 @@ impl Linter<'_> {
                 Ok(pin) => {
                     let canonical = pin.to_string();
                     if *text != canonical {
-                        self.warn(
+                        self.error(
                             &digest_path,
                             format!(
                                 "write the digest as standard base64 with padding, as RFC 7469 does: \"{canonical}\""

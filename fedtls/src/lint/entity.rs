@@ -17,6 +17,8 @@ impl Linter<'_> {
         self.entities.push(EntityFacts {
             entity_id: None,
             organization: None,
+            organization_id: None,
+            pins_incomplete: false,
             issuers: Vec::new(),
         });
         let Value::Object(map) = value else {
@@ -201,7 +203,11 @@ impl Linter<'_> {
                     truncate_for_message(id)
                 ),
             ),
-            Some(Value::String(_)) => {}
+            Some(Value::String(id)) => {
+                if let Some(facts) = self.entities.get_mut(index) {
+                    facts.organization_id = Some((id.clone(), id_path.clone()));
+                }
+            }
             Some(other) => self.error(
                 &id_path,
                 format!(

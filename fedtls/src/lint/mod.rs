@@ -24,7 +24,10 @@ mod cross;
 mod document;
 mod endpoint;
 mod entity;
+mod schema;
 mod uri;
+
+pub use schema::{SCHEMA_VERSIONS, SchemaLoadError, SchemaVersion, check_embedded_schemas};
 
 pub(crate) use uri::{is_lowercase_dns_name, parse_absolute_uri};
 
@@ -119,6 +122,10 @@ pub struct LintOptions {
     pub certificates: Vec<CertificateDer<'static>>,
     /// Warn about certificates that expire within this many days.
     pub expiry_warning_days: i64,
+    /// Lint a whole federation aggregate (the operator's view): no "organization differs"
+    /// warnings between members. Also on automatically when the input holds entities of two or
+    /// more `organization_id`s.
+    pub aggregate: bool,
 }
 
 impl LintOptions {
@@ -129,6 +136,7 @@ impl LintOptions {
             now,
             certificates: Vec::new(),
             expiry_warning_days: 30,
+            aggregate: false,
         }
     }
 }
@@ -142,6 +150,14 @@ pub struct LintReport {
     pub sha1_hex: String,
     /// SHA-256 of the exact input bytes, lowercase hex.
     pub sha256_hex: String,
+    /// Whether the input was linted as a whole aggregate ([`LintOptions::aggregate`], or
+    /// because it holds several organizations).
+    pub aggregate: bool,
+    /// Endpoints that list more than one pin (a certificate being renewed): JSON path of the
+    /// endpoint and the number of pins.
+    pub rotating: Vec<(String, usize)>,
+    /// The document's `cache_ttl`, when the input is a whole document that has a valid one.
+    pub cache_ttl: Option<u64>,
 }
 
 impl LintReport {
@@ -200,6 +216,7 @@ pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
             linter.top(&value);
             linter.cross_checks();
             linter.certificate_checks();
+            linter.schema_checks(&value);
             Some(value)
         }
         Err(e) => {
@@ -208,6 +225,13 @@ pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
         }
     };
 
+    let aggregate = linter.aggregate();
+    let rotating = linter.rotating();
+    let cache_ttl = value
+        .as_ref()
+        .and_then(|v| v.get("cache_ttl"))
+        .and_then(Value::as_u64)
+        .filter(|_| value.as_ref().is_some_and(|v| v.get("entities").is_some()));
     let mut found = linter.found;
     if let Some(value) = &value {
         let mut keyed: Vec<_> = found
@@ -228,6 +252,9 @@ pub fn lint(input: &[u8], opts: &LintOptions) -> LintReport {
             .collect(),
         sha1_hex,
         sha256_hex,
+        aggregate,
+        rotating,
+        cache_ttl,
     }
 }
 
@@ -306,6 +333,10 @@ struct Found {
 struct EntityFacts {
     entity_id: Option<String>,
     organization: Option<(String, Path)>,
+    organization_id: Option<(String, Path)>,
+    /// Some endpoint's pins are missing or unreadable (checks that compare certificates with
+    /// the pins stay quiet then: the pin error is the one to fix).
+    pins_incomplete: bool,
     /// DER of every issuer certificate that parsed.
     issuers: Vec<Vec<u8>>,
 }
@@ -316,6 +347,15 @@ struct IssuerFacts {
     der: Vec<u8>,
     subject_der: Vec<u8>,
     subject: String,
+    info: crate::x509::CertInfo,
+}
+
+/// A server with a usable `base_uri` host (for the host-name check).
+struct ServerSite {
+    entity: usize,
+    /// Path of the endpoint.
+    endpoint: Path,
+    host: String,
 }
 
 struct PinSite {
@@ -335,6 +375,7 @@ struct Linter<'o> {
     entity_ids: HashMap<String, Path>,
     issuers: Vec<IssuerFacts>,
     pins: Vec<PinSite>,
+    servers: Vec<ServerSite>,
 }
 
 impl<'o> Linter<'o> {
@@ -346,6 +387,7 @@ impl<'o> Linter<'o> {
             entity_ids: HashMap::new(),
             issuers: Vec::new(),
             pins: Vec::new(),
+            servers: Vec::new(),
         }
     }
 

@@ -150,7 +150,8 @@ fn configuration_mistakes_are_one_error_line_and_exit_1() {
 async fn subscribe(fed: &TestFederation, addr: &str, target: &str) -> (u16, Value) {
     let port = addr.rsplit(':').next().unwrap();
     let response = client(fed, Some("school-client"))
-        .post(format!("https://localhost:{port}/subscriptions"))
+        // The school server's base_uri in the metadata, where it serves by default.
+        .post(format!("https://localhost:{port}/ss12000/v2.0/subscriptions"))
         .json(&serde_json::json!({"name": "w", "target": target,
                                   "resourceTypes": [{"resource": "Person"}]}))
         .send()
@@ -193,4 +194,22 @@ async fn internal_targets_need_the_opt_in_and_the_cap_is_configurable_by_environ
             .contains("(1, the server's --max-subscriptions)"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn without_a_base_path_it_serves_under_its_own_base_uri_in_the_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let db = format!("sqlite:{}", dir.path().join("school.sqlite").display());
+    // The school server's base_uri in the test federation ends in /ss12000/v2.0/.
+    let server = start(&fed, &db, &[]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    let get = |path: &str| {
+        client(&fed, Some("school-client"))
+            .get(format!("https://localhost:{port}{path}"))
+            .send()
+    };
+    assert_eq!(get("/ss12000/v2.0/persons").await.unwrap().status(), 200);
+    assert_eq!(get("/persons").await.unwrap().status(), 404);
 }

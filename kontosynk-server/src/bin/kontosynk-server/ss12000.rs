@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fedtls::snapshot::SnapshotSource;
 use kontosynk_framework::cli::{ServeArgs, init_logging};
 use kontosynk_framework::shutdown;
 use kontosynk_server::bearer::{BearerConfig, BearerVerifier, JwksSource, webpki_client_config};
@@ -69,7 +70,8 @@ pub struct Ss12000Args {
     /// Also require this token audience (aud).
     #[arg(long, value_name = "AUD", env = "KONTOSYNK_JWT_AUDIENCE")]
     jwt_audience: Option<String>,
-    /// Serve the API under this path (default: the path of --jwt-location, else /).
+    /// Serve the API under this path (default: the path of --jwt-location, else of this
+    /// server's base_uri in the metadata, found by its certificate's pin, else /).
     #[arg(long, value_name = "PATH", env = "KONTOSYNK_BASE_PATH")]
     base_path: Option<String>,
     /// Items per page when the client gives no limit.
@@ -130,6 +132,17 @@ fn path_of(url: &str) -> String {
         .unwrap_or("")
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// The path of this server's own `base_uri` in the metadata, found by its certificate's pin,
+/// so the API answers where members are told to call it.
+fn own_base_path(prepared: &kontosynk_framework::cli::Prepared) -> Option<String> {
+    let pin = prepared.resolver.pin()?;
+    let snapshot = prepared.store.current()?;
+    let found = snapshot.index().server_by_pin(&pin)?;
+    let base_uri = found.endpoint.base_uri.as_deref()?;
+    tracing::info!(entity_id = %found.entity.entity_id, base_uri, "serving under the path of this server's base_uri in the metadata");
+    Some(path_of(base_uri))
 }
 
 async fn bearer(args: &Ss12000Args) -> Result<Option<Arc<BearerVerifier>>, String> {
@@ -206,11 +219,6 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let mut config = ApiConfig::new(auth.clone());
-    config.base_path = args
-        .base_path
-        .clone()
-        .or_else(|| args.jwt_location.as_deref().map(path_of))
-        .unwrap_or_default();
     config.pages = PageLimits {
         default: args.default_limit,
         max: args.max_limit,
@@ -230,6 +238,11 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
         .prepare_with(|builder| builder.optional_client_certificates(optional))
         .await
         .map_err(|e| e.to_string())?;
+    config.base_path = match (&args.base_path, &args.jwt_location) {
+        (Some(path), _) => path.clone(),
+        (None, Some(location)) => path_of(location),
+        (None, None) => own_base_path(&prepared).unwrap_or_default(),
+    };
     let api = Ss12000Api::new(store, config, webhooks.clone());
     let poller = webhooks.spawn_poller();
     let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;

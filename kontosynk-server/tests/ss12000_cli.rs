@@ -151,7 +151,9 @@ async fn subscribe(fed: &TestFederation, addr: &str, target: &str) -> (u16, Valu
     let port = addr.rsplit(':').next().unwrap();
     let response = client(fed, Some("school-client"))
         // The school server's base_uri in the metadata, where it serves by default.
-        .post(format!("https://localhost:{port}/ss12000/v2.0/subscriptions"))
+        .post(format!(
+            "https://localhost:{port}/ss12000/v2.0/subscriptions"
+        ))
         .json(&serde_json::json!({"name": "w", "target": target,
                                   "resourceTypes": [{"resource": "Person"}]}))
         .send()

@@ -325,58 +325,7 @@ async fn import_file(
     };
     // First pass: check every object, so a bad one (or a repeated id) stops the file before
     // any write.
-    let mut bad: Vec<HashSet<usize>> = vec![HashSet::new(); sections.len()];
-    // (collection, id) → (section, index) of its first copy.
-    let mut seen: HashMap<(Collection, String), (usize, usize)> = HashMap::new();
-    let mut reject = |bad: &mut Vec<HashSet<usize>>, at: (usize, usize), reason: String| {
-        if bad[at.0].insert(at.1) {
-            report.rejected.push(Rejected {
-                path: path.to_owned(),
-                collection: sections[at.0].collection.clone(),
-                index: at.1,
-                reason,
-            });
-        }
-    };
-    for (number, section) in sections.iter().enumerate() {
-        for (index, raw) in section.objects.iter().enumerate() {
-            let id = match Object::from_json(raw.get()) {
-                Ok(object) => object.id().to_owned(),
-                Err(e) if !options.keep_going => {
-                    return Err(ImportError::BadObject {
-                        path: path.to_owned(),
-                        collection: section.collection.clone(),
-                        index,
-                        reason: e.to_string(),
-                    });
-                }
-                Err(e) => {
-                    reject(&mut bad, (number, index), e.to_string());
-                    continue;
-                }
-            };
-            let key = (section.collection.clone(), id);
-            let Some(&(first_section, first)) = seen.get(&key) else {
-                seen.insert(key, (number, index));
-                continue;
-            };
-            let (collection, id) = key;
-            if !options.keep_going {
-                return Err(ImportError::DuplicateId {
-                    path: path.to_owned(),
-                    collection,
-                    id,
-                    first,
-                    index,
-                });
-            }
-            let reason = |other: usize| {
-                format!("the id `{id}` is also at {collection}[{other}]; every copy is skipped")
-            };
-            reject(&mut bad, (first_section, first), reason(index));
-            reject(&mut bad, (number, index), reason(first));
-        }
-    }
+    let bad = check_objects(path, &sections, options, &mut report.rejected)?;
     let store_error = |source| ImportError::Store {
         path: path.to_owned(),
         source,
@@ -436,6 +385,70 @@ async fn import_file(
     }
     tracing::info!(file = %path.display(), rejected = report.rejected.len(), "imported");
     Ok(report)
+}
+
+/// Checks every object of a file's sections: a bad object or an id repeated within a
+/// collection is an error, or (with `keep_going`) rejected and listed. Returns, per section,
+/// the positions to skip.
+fn check_objects(
+    path: &Path,
+    sections: &[Section<'_>],
+    options: &ImportOptions,
+    rejected: &mut Vec<Rejected>,
+) -> Result<Vec<HashSet<usize>>, ImportError> {
+    let mut bad: Vec<HashSet<usize>> = vec![HashSet::new(); sections.len()];
+    // (collection, id) → (section, index) of its first copy.
+    let mut seen: HashMap<(Collection, String), (usize, usize)> = HashMap::new();
+    let mut reject = |bad: &mut Vec<HashSet<usize>>, at: (usize, usize), reason: String| {
+        if bad[at.0].insert(at.1) {
+            rejected.push(Rejected {
+                path: path.to_owned(),
+                collection: sections[at.0].collection.clone(),
+                index: at.1,
+                reason,
+            });
+        }
+    };
+    for (number, section) in sections.iter().enumerate() {
+        for (index, raw) in section.objects.iter().enumerate() {
+            let id = match Object::from_json(raw.get()) {
+                Ok(object) => object.id().to_owned(),
+                Err(e) if !options.keep_going => {
+                    return Err(ImportError::BadObject {
+                        path: path.to_owned(),
+                        collection: section.collection.clone(),
+                        index,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => {
+                    reject(&mut bad, (number, index), e.to_string());
+                    continue;
+                }
+            };
+            let key = (section.collection.clone(), id);
+            let Some(&(first_section, first)) = seen.get(&key) else {
+                seen.insert(key, (number, index));
+                continue;
+            };
+            let (collection, id) = key;
+            if !options.keep_going {
+                return Err(ImportError::DuplicateId {
+                    path: path.to_owned(),
+                    collection,
+                    id,
+                    first,
+                    index,
+                });
+            }
+            let reason = |other: usize| {
+                format!("the id `{id}` is also at {collection}[{other}]; every copy is skipped")
+            };
+            reject(&mut bad, (first_section, first), reason(index));
+            reject(&mut bad, (number, index), reason(first));
+        }
+    }
+    Ok(bad)
 }
 
 /// Deletes the live objects of a collection whose ids are not in `keep`.

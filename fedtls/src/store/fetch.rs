@@ -112,65 +112,7 @@ async fn fetch_inner(
     validators: Option<&Validators>,
     max_body: u64,
 ) -> Result<Fetched, Failure> {
-    // Redirects are followed here rather than by reqwest, so that every error can name the
-    // URL that failed (reqwest reports errors after a redirect against the first URL).
-    let mut current = reqwest::Url::parse(url).map_err(|e| StoreError::Fetch {
-        url: url.to_owned(),
-        reason: format!("not a URL: {e}"),
-    })?;
-    let mut redirects = 0;
-    let mut response = loop {
-        let mut request = client.get(current.clone());
-        if let Some(v) = validators.filter(|v| !v.is_empty()) {
-            if let Some(etag) = &v.etag {
-                request = request.header(header::IF_NONE_MATCH, etag.clone());
-            }
-            if let Some(modified) = &v.last_modified {
-                request = request.header(header::IF_MODIFIED_SINCE, modified.clone());
-            }
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| fetch_error(&shown(url, &current), "request failed", &e))?;
-        let status = response.status();
-        let location = response.headers().get(header::LOCATION);
-        let (true, Some(location)) = (
-            status.is_redirection() && status != StatusCode::NOT_MODIFIED,
-            location,
-        ) else {
-            break response;
-        };
-        let refused = |reason: String| StoreError::Fetch {
-            url: shown(url, &current),
-            reason,
-        };
-        let target = location
-            .to_str()
-            .ok()
-            .and_then(|text| current.join(text).ok())
-            .ok_or_else(|| {
-                refused(format!(
-                    "HTTP {status} with an unreadable Location: {location:?}"
-                ))
-            })?;
-        if target.scheme() != "https" {
-            return Err(refused(format!(
-                "the redirect to {target} was not followed: metadata redirects are followed to \
-                 https URLs only; configure the document's final URL"
-            ))
-            .into());
-        }
-        redirects += 1;
-        if redirects > MAX_REDIRECTS {
-            return Err(refused(format!(
-                "more than {MAX_REDIRECTS} redirects (the last to {target}); configure the \
-                 document's final URL"
-            ))
-            .into());
-        }
-        current = target;
-    };
+    let (mut response, current) = send_following_redirects(client, url, validators).await?;
     let status = response.status();
     let now = crate::verify::unix_now();
     let url = &shown(url, &current);
@@ -235,6 +177,74 @@ async fn fetch_inner(
         validators,
         freshness,
     })
+}
+
+/// GETs `url` (conditional on `validators`), following at most [`MAX_REDIRECTS`] redirects,
+/// each to an `https` URL. Redirects are followed here rather than by reqwest so that every
+/// error can name the URL that failed (reqwest reports errors after a redirect against the
+/// first URL). Returns the final response and its URL.
+async fn send_following_redirects(
+    client: &reqwest::Client,
+    url: &str,
+    validators: Option<&Validators>,
+) -> Result<(reqwest::Response, reqwest::Url), Failure> {
+    let mut current = reqwest::Url::parse(url).map_err(|e| StoreError::Fetch {
+        url: url.to_owned(),
+        reason: format!("not a URL: {e}"),
+    })?;
+    let mut redirects = 0;
+    loop {
+        let mut request = client.get(current.clone());
+        if let Some(v) = validators.filter(|v| !v.is_empty()) {
+            if let Some(etag) = &v.etag {
+                request = request.header(header::IF_NONE_MATCH, etag.clone());
+            }
+            if let Some(modified) = &v.last_modified {
+                request = request.header(header::IF_MODIFIED_SINCE, modified.clone());
+            }
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fetch_error(&shown(url, &current), "request failed", &e))?;
+        let status = response.status();
+        let location = response.headers().get(header::LOCATION);
+        let (true, Some(location)) = (
+            status.is_redirection() && status != StatusCode::NOT_MODIFIED,
+            location,
+        ) else {
+            return Ok((response, current));
+        };
+        let refused = |reason: String| StoreError::Fetch {
+            url: shown(url, &current),
+            reason,
+        };
+        let target = location
+            .to_str()
+            .ok()
+            .and_then(|text| current.join(text).ok())
+            .ok_or_else(|| {
+                refused(format!(
+                    "HTTP {status} with an unreadable Location: {location:?}"
+                ))
+            })?;
+        if target.scheme() != "https" {
+            return Err(refused(format!(
+                "the redirect to {target} was not followed: metadata redirects are followed to \
+                 https URLs only; configure the document's final URL"
+            ))
+            .into());
+        }
+        redirects += 1;
+        if redirects > MAX_REDIRECTS {
+            return Err(refused(format!(
+                "more than {MAX_REDIRECTS} redirects (the last to {target}); configure the \
+                 document's final URL"
+            ))
+            .into());
+        }
+        current = target;
+    }
 }
 
 /// A fetch error with the whole chain of causes (reqwest's top level alone says little).

@@ -84,10 +84,12 @@ impl Quickstart {
 
         // 1. The federation.
         let step = Instant::now();
+        // Every port at once, so no two servers are given the same one.
+        let [school_port, supplier_port, auth_port, gnap_port] = free_ports()?;
         let ports = ServerPorts {
-            school: free_port()?,
-            supplier: free_port()?,
-            auth: free_port()?,
+            school: school_port,
+            supplier: supplier_port,
+            auth: auth_port,
         };
         let federation = fedtls::testfed::init(
             &self.dir.join("federation"),
@@ -141,7 +143,7 @@ impl Quickstart {
         // 3. The servers.
         let step = Instant::now();
         let (stop, stopped) = watch::channel(false);
-        let servers = Servers::start(&federation, school_store, ports, stopped).await?;
+        let servers = Servers::start(&federation, school_store, ports, gnap_port, stopped).await?;
         out.step("servers", &servers.describe(), step);
 
         let result = self.exercise(&federation, &mut out).await;
@@ -320,6 +322,7 @@ impl Servers {
         federation: &TestFederation,
         school_store: Store,
         ports: ServerPorts,
+        gnap_port: u16,
         stopped: watch::Receiver<bool>,
     ) -> Result<Servers, CliError> {
         let mut servers = Servers {
@@ -354,7 +357,6 @@ impl Servers {
 
         // The authorization server, plain HTTP behind ss12000-proxy, which terminates mutual
         // TLS and passes the client certificate in Client-Cert.
-        let gnap_port = free_port()?;
         let authserver = party(federation, "authserver")?;
         let mut settings = serve_settings(federation, authserver, loopback(gnap_port));
         settings.trusted_proxies = vec![
@@ -566,11 +568,22 @@ fn sync_counts(report: &SyncReport) -> String {
 
 /// A port on 127.0.0.1 nobody listens on right now (the metadata must name the ports before
 /// the servers bind them).
-fn free_port() -> Result<u16, CliError> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| CliError::failed(format!("no free port on 127.0.0.1: {e}")))
+/// `N` distinct free ports on 127.0.0.1: all listeners are held until every port is known,
+/// so the system cannot hand out one port twice (a port freed early was given to the next
+/// server, and the proxy then found its own taken).
+fn free_ports<const N: usize>() -> Result<[u16; N], CliError> {
+    let mut held = Vec::with_capacity(N);
+    let mut ports = [0; N];
+    for port in &mut ports {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .map_err(|e| CliError::failed(format!("no free port on 127.0.0.1: {e}")))?;
+        *port = listener
+            .local_addr()
+            .map_err(|e| CliError::failed(format!("no free port on 127.0.0.1: {e}")))?
+            .port();
+        held.push(listener);
+    }
+    Ok(ports)
 }
 
 async fn wait_for_port(addr: SocketAddr) -> Result<(), CliError> {

@@ -281,8 +281,32 @@ async fn bad_paging_requests_are_400_with_json() {
     assert_eq!(body["data"].as_array().unwrap().len(), 5);
     let (status, _) = get_json(&client, &h.url("/nope/a/b")).await;
     assert_eq!(status, 404);
-    let response = client.delete(h.url("/persons")).send().await.unwrap();
-    assert_eq!(response.status(), 405);
+    // 405 always says what the path accepts (RFC 9110 §15.5.6).
+    for (method, path, allow) in [
+        (http::Method::DELETE, "/persons", "GET"),
+        (http::Method::PUT, "/persons/p1", "GET"),
+        (http::Method::PUT, "/persons/lookup", "GET, POST"),
+        (http::Method::GET, "/subscriptions", "POST"),
+        (http::Method::GET, "/subscriptions/s1", "PATCH, DELETE"),
+        (http::Method::POST, "/deletedEntities", "GET"),
+        (http::Method::GET, "/log", "POST"),
+        (http::Method::DELETE, "/statistics", "POST"),
+    ] {
+        let response = client
+            .request(method.clone(), h.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{method} {path}");
+        assert_eq!(
+            response
+                .headers()
+                .get(http::header::ALLOW)
+                .map(|v| v.to_str().unwrap()),
+            Some(allow),
+            "{method} {path}"
+        );
+    }
 }
 
 #[tokio::test]

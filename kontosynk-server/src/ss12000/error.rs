@@ -20,6 +20,8 @@ pub struct ApiError {
     pub challenge: Option<String>,
     /// Seconds for `Retry-After` (429).
     pub retry_after: Option<u64>,
+    /// The methods for `Allow` (405, which RFC 9110 §15.5.6 says must carry it).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             message: message.into(),
             challenge: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -64,6 +67,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if let Some(secs) = self.retry_after {
             response

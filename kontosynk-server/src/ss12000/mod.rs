@@ -248,6 +248,7 @@ impl Ss12000Api {
                     challenge: Some(err.www_authenticate()),
                     message: err.to_string(),
                     retry_after: None,
+                    allow: None,
                 })
             }
         }

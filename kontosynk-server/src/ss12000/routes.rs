@@ -50,13 +50,18 @@ pub(super) async fn route(
             let body = read_json(request).await?;
             records::statistics(api, caller, body).await
         }
+        (["deletedEntities"], _) => Err(method_not_allowed(&method, path, "GET")),
+        (["subscriptions"] | ["log"] | ["statistics"], _) => {
+            Err(method_not_allowed(&method, path, "POST"))
+        }
+        (["subscriptions", _], _) => Err(method_not_allowed(&method, path, "PATCH, DELETE")),
         (
             [
                 "deletedEntities" | "subscriptions" | "log" | "statistics",
                 ..,
             ],
             _,
-        ) => Err(method_not_allowed(&method, path)),
+        ) => Err(ApiError::not_found(format!("no endpoint {path}"))),
         ([collection], &Method::GET) => list(api, &collection_of(collection)?, &request).await,
         ([collection, "lookup"], &Method::POST) => {
             let collection = collection_of(collection)?;
@@ -64,17 +69,23 @@ pub(super) async fn route(
             lookup(api, &collection, body).await
         }
         ([collection, id], &Method::GET) => get(api, &collection_of(collection)?, id).await,
-        ([_] | [_, _], _) => Err(method_not_allowed(&method, path)),
+        // GET reads the object whose id is `lookup`.
+        ([_, "lookup"], _) => Err(method_not_allowed(&method, path, "GET, POST")),
+        ([_] | [_, _], _) => Err(method_not_allowed(&method, path, "GET")),
         _ => Err(ApiError::not_found(format!("no endpoint {path}"))),
     }
 }
 
-fn method_not_allowed(method: &Method, path: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not supported on {path}"),
-    )
+/// 405 with the `Allow` header listing what `path` accepts.
+fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> ApiError {
+    ApiError {
+        allow: Some(allow),
+        ..ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not supported on {path}; it accepts {allow}"),
+        )
+    }
 }
 
 fn collection_of(segment: &str) -> Result<Collection, ApiError> {

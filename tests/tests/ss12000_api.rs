@@ -471,6 +471,35 @@ async fn log_and_statistics_are_kept() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    // What the spec does not allow is refused with the member named, never stored.
+    for (path, body, member) in [
+        (
+            "/statistics",
+            json!({"resourceType": "Bogus", "newCount": 1, "updatedCount": 0, "deletedCount": 0}),
+            "resourceType",
+        ),
+        (
+            "/statistics",
+            json!({"resourceType": "Person", "newCount": -5, "updatedCount": 0, "deletedCount": 0}),
+            "newCount",
+        ),
+        (
+            "/log",
+            json!({"message": "x", "severityLevel": "Info", "resourceId": "not-a-uuid"}),
+            "resourceId",
+        ),
+    ] {
+        let response = client.post(h.url(path)).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("`{member}`")),
+            "{answer}"
+        );
+    }
 
     let logs = h.api.store().records("log", 0, 10).await.unwrap();
     assert_eq!(logs.len(), 1);

@@ -155,12 +155,17 @@ pub struct LogEntry {
     pub time_of_occurance: Timestamp,
 }
 
-/// The statistics entries of a report, one per collection.
+/// The statistics entries of a report, one per collection the reference API names in its
+/// `resourceType` enum (organisations, persons, groups, duties, activities); extra collections
+/// have no value there, and a server that follows the spec refuses them.
 pub fn statistics(report: &SyncReport, at: Timestamp) -> Vec<StatisticsEntry> {
     let base = report.server.trim_end_matches('/');
     report
         .collections
         .iter()
+        // The reference API's `resourceType` (EndPointsEnum) names only these five; a server
+        // that follows it refuses any other.
+        .filter(|c| Collection::SYNC_ORDER.contains(&c.collection))
         .map(|c| StatisticsEntry {
             resource_type: c.collection.entity_type(),
             new_count: c.new,

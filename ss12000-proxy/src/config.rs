@@ -138,6 +138,18 @@ pub enum ClientCertFormat {
     Base64Der,
 }
 
+/// Which `Host` the backend sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostHeader {
+    /// The client's, as bowness (Go's reverse proxy) passes it: a backend that builds URLs
+    /// from its `Host` (the SUNET auth server's discovery) names the public address.
+    #[default]
+    Client,
+    /// The backend's own address from `backend`.
+    Backend,
+}
+
 /// Headers added for the backend. Every one of them is removed from client requests first.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,6 +172,10 @@ pub struct HeadersConfig {
     pub api_key_header: Option<String>,
     /// The API key's value (prefer `SS12000_PROXY_HEADERS__API_KEY` over the file).
     pub api_key: Option<String>,
+    /// `client` (default, as bowness): the backend sees the `Host` the client sent;
+    /// `backend`: the backend's own address.
+    #[serde(default)]
+    pub host: HostHeader,
 }
 
 /// Limits; every timeout is in seconds.

@@ -17,7 +17,7 @@ use kontosynk_framework::trusted_headers;
 use kontosynk_framework::{ClientCertificate, ConnectionInfo, RequestBody};
 
 use crate::backend::{BackendClients, BackendError};
-use crate::config::{ClientCertFormat, Encoding, HeadersConfig};
+use crate::config::{ClientCertFormat, Encoding, HeadersConfig, HostHeader};
 use crate::h1pool::{Checkin, H1Pool, ReturningBody};
 use crate::per_thread::PerThread;
 
@@ -165,6 +165,9 @@ impl Forwarder {
             parts.headers.insert(header::UPGRADE, protocol);
         }
         self.add_identity(&mut parts.headers, &peer, certificate.as_ref());
+        if let (HostHeader::Client, Some(host)) = (self.headers.host, &original_host) {
+            parts.headers.insert(header::HOST, host.clone());
+        }
         add_forwarded(
             &mut parts.headers,
             info.map(|i| i.remote_addr),

@@ -123,12 +123,13 @@ impl H1Pool {
         Ok((response, self.checkin(sender)))
     }
 
-    /// The request as an origin server expects it: `Host` names the backend, and the
-    /// request target is the path and query only.
+    /// The request as an origin server expects it: a `Host` (the backend's, unless the
+    /// forwarder kept the client's), and the request target as the path and query only.
     fn origin_form(&self, request: &mut Request<UpstreamBody>) {
         request
             .headers_mut()
-            .insert(http::header::HOST, self.authority.clone());
+            .entry(http::header::HOST)
+            .or_insert_with(|| self.authority.clone());
         let path_and_query = request
             .uri()
             .path_and_query()

@@ -329,10 +329,28 @@ async fn identity_headers_are_set_and_spoofed_ones_never_pass() {
         fed.party("supplier-client").unwrap().pin
     );
     assert_eq!(
-        h["host"],
-        backend.to_string(),
-        "the backend sees its own authority"
+        h["host"], "proxy.example",
+        "the backend sees the client's Host, as behind bowness"
     );
+
+    // `host = "backend"`: the backend sees its own address.
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}/base"),
+        "[headers]\nhost = \"backend\"",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let request = Request::get("/persons")
+        .header("host", "proxy.example")
+        .body(body(b""))
+        .unwrap();
+    let (status, echo) = send(&mut sender, request).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert_eq!(echo["headers"]["host"], backend.to_string());
+    assert_eq!(echo["headers"]["x-forwarded-host"], "proxy.example");
 }
 
 #[tokio::test]
@@ -914,9 +932,9 @@ async fn backend_connections_are_reused_and_closed_ones_replaced() {
             .await
             .unwrap();
         assert_eq!(status, StatusCode::OK, "request {i}: {body}");
-        // Origin-form target and the backend's own authority, as an origin server expects.
+        // Origin-form target, as an origin server expects, and the client's Host.
         assert_eq!(body["target"], format!("/item/{i}?x=1"));
-        assert_eq!(body["host"], backend.to_string());
+        assert_eq!(body["host"], "proxy.example");
         used.push(body["connection"].as_u64().unwrap());
         // Time for the proxy to see the backend's close before the next request.
         tokio::time::sleep(Duration::from_millis(30)).await;

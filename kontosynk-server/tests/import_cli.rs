@@ -46,6 +46,58 @@ fn import_export_round_trip_with_exit_codes() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["totals"]["persons"]["unchanged"], 1);
 
+    // The same objects with other whitespace and member order: nothing updated.
+    std::fs::write(
+        dir.path().join("respaced.json"),
+        r#"{ "persons": [ {"custom": {"a": 2, "z": 1}, "familyName": "B", "givenName": "A", "id": "p1"} ],
+             "organisations": [ { "displayName": "Skola", "id": "o1" } ] }"#,
+    )
+    .unwrap();
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "--json", "respaced.json"],
+        dir.path(),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["persons"]["unchanged"], 1, "{summary}");
+    assert_eq!(summary["totals"]["persons"]["updated"], 0, "{summary}");
+
+    // An edit that leaves meta.modified where it was gets the import time, and says so.
+    std::fs::write(
+        dir.path().join("edited.json"),
+        r#"{"persons":[{"id":"p1","givenName":"A","familyName":"C","custom":{"z":1,"a":2}}]}"#,
+    )
+    .unwrap();
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "--json", "edited.json"],
+        dir.path(),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["totals"]["persons"]["updated"], 1, "{summary}");
+    assert_eq!(summary["totals"]["persons"]["modified_set"], 1, "{summary}");
+    let out = run(
+        &[
+            "export",
+            "--db",
+            "sqlite:s.db",
+            "--output",
+            "edited-out.json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let exported: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("edited-out.json")).unwrap())
+            .unwrap();
+    let person = &exported["persons"][0];
+    assert_eq!(person["familyName"], "C");
+    assert!(person["meta"]["modified"].is_string(), "{person}");
+    // Back to the first version for the checks below.
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "school.json"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(0));
+
     // A bad object: exit 1, one error line naming file, collection and index, nothing written.
     let out = run(
         &["import", "--db", "sqlite:s.db", "groups.json"],

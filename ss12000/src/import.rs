@@ -12,7 +12,10 @@
 //! leaves the store untouched (unless [`ImportOptions::keep_going`] skips it, and every copy
 //! of a repeated id); the good objects are then
 //! applied in transactions of [`ImportOptions::batch_size`]. Objects are kept as the exact text
-//! the file holds.
+//! the file holds, and compared by JSON value: the same objects with other whitespace or
+//! member order are "unchanged". An object whose content changed while its `meta.modified`
+//! did not move gets the import time as `meta.modified` (counted as `modified_set`), so a
+//! supplier's incremental sync picks the change up instead of silently missing it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -302,6 +305,7 @@ pub async fn import_files(
             total.updated += counts.updated;
             total.unchanged += counts.unchanged;
             total.deleted += counts.deleted;
+            total.modified_set += counts.modified_set;
         }
         summary.files.push(report);
     }
@@ -326,6 +330,7 @@ async fn import_file(
     // First pass: check every object, so a bad one (or a repeated id) stops the file before
     // any write.
     let bad = check_objects(path, &sections, options, &mut report.rejected)?;
+    let imported_at = Timestamp::now();
     let store_error = |source| ImportError::Store {
         path: path.to_owned(),
         source,
@@ -356,7 +361,9 @@ async fn import_file(
                 if options.replace {
                     ids.insert(object.id().to_owned());
                 }
-                batch.upsert(section.collection.clone(), object);
+                // A changed object whose file did not move `meta.modified` gets the import
+                // time, so suppliers that sync incrementally see the change.
+                batch.upsert_touching_modified(section.collection.clone(), object, imported_at);
             }
             applied.merge(&store.apply(batch).await.map_err(store_error)?);
             done += chunk.len();
@@ -382,6 +389,7 @@ async fn import_file(
         counts.updated += add.updated;
         counts.unchanged += add.unchanged;
         counts.deleted += add.deleted;
+        counts.modified_set += add.modified_set;
     }
     tracing::info!(file = %path.display(), rejected = report.rejected.len(), "imported");
     Ok(report)

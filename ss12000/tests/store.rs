@@ -52,6 +52,7 @@ suite!(
     corrupt_rows_are_reported,
     json_text_survives_byte_for_byte,
     other_collections_are_kept,
+    same_value_is_unchanged_and_edits_get_a_newer_modified,
 );
 
 fn t(text: &str) -> Timestamp {
@@ -970,4 +971,55 @@ async fn unusable_databases_are_reported_by_name() {
     let err = Store::open(&unreachable).await.err().unwrap();
     assert!(matches!(err, StoreError::Open { .. }), "{err}");
     assert!(!err.to_string().contains("secret"), "{err}");
+}
+
+async fn same_value_is_unchanged_and_edits_get_a_newer_modified(db: &TestDatabase) {
+    let store = db.open().await;
+    let p = Collection::Persons;
+    let stored = r#"{"id":"a","givenName":"Åsa","meta":{"created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z"}}"#;
+    upsert(&store, p.clone(), vec![Object::from_json(stored).unwrap()]).await;
+    // The same value with other whitespace and member order: unchanged, the text stays.
+    let respaced = "{ \"givenName\" : \"Åsa\",\n  \"meta\": {\"modified\":\"2026-01-01T00:00:00Z\", \"created\":\"2026-01-01T00:00:00Z\"}, \"id\":\"a\" }";
+    let summary = upsert(
+        &store,
+        p.clone(),
+        vec![Object::from_json(respaced).unwrap()],
+    )
+    .await;
+    assert_eq!(summary.collections[&p].unchanged, 1);
+    assert_eq!(store.get(&p, "a").await.unwrap().unwrap().json(), stored);
+
+    // An edit that keeps meta.modified: with the touching upsert it gets the write time.
+    let at = t("2026-12-02T10:00:00Z");
+    let edited = r#"{"id":"a","givenName":"Åsa-Lena","meta":{"created":"2026-01-01T00:00:00Z","modified":"2026-01-01T00:00:00Z"}}"#;
+    let mut batch = WriteBatch::new();
+    batch.upsert_touching_modified(p.clone(), Object::from_json(edited).unwrap(), at);
+    let summary = store.apply(batch).await.unwrap();
+    assert_eq!(summary.collections[&p].updated, 1);
+    assert_eq!(summary.collections[&p].modified_set, 1);
+    let now = store.get(&p, "a").await.unwrap().unwrap();
+    assert_eq!(now.modified(), Some(at));
+    assert!(now.json().contains("Åsa-Lena"), "{}", now.json());
+    let changed_since: Vec<String> = store
+        .list(
+            &p,
+            &ListQuery {
+                modified_after: Some(t("2026-06-01T00:00:00Z")),
+                ..page(10)
+            },
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.id().to_owned())
+        .collect();
+    assert_eq!(changed_since, ["a"], "an incremental reader sees the edit");
+
+    // An edit that moves meta.modified itself keeps its own.
+    let later = r#"{"id":"a","givenName":"Lena","meta":{"created":"2026-01-01T00:00:00Z","modified":"2026-12-03T00:00:00Z"}}"#;
+    let mut batch = WriteBatch::new();
+    batch.upsert_touching_modified(p.clone(), Object::from_json(later).unwrap(), at);
+    let summary = store.apply(batch).await.unwrap();
+    assert_eq!(summary.collections[&p].modified_set, 0);
+    assert_eq!(store.get(&p, "a").await.unwrap().unwrap().json(), later);
 }

@@ -258,6 +258,7 @@ mod tests {
             updated: 3,
             unchanged: 4,
             deleted: 1,
+            modified_set: 0,
         }));
         persons.pages = 2;
         let groups = CollectionReport::new(Collection::Groups, Mode::Resumed);

@@ -123,7 +123,9 @@ enum Backend {
 /// One write of a batch.
 #[derive(Debug, Clone)]
 pub(crate) enum Write {
-    Upsert(Collection, Object),
+    /// The object, and the time to move its `meta.modified` to when its content changed but
+    /// its `meta.modified` did not move ([`WriteBatch::upsert_touching_modified`]).
+    Upsert(Collection, Object, Option<Timestamp>),
     Delete(Collection, String, Timestamp),
     State(String, Option<serde_json::Value>),
 }
@@ -140,10 +142,27 @@ impl WriteBatch {
         WriteBatch::default()
     }
 
-    /// Inserts or replaces a live object. Idempotent: the same JSON again is "unchanged".
-    /// An object with the id of a tombstone brings it back to life.
+    /// Inserts or replaces a live object. Idempotent: the same JSON value again (whatever
+    /// its whitespace or member order) is "unchanged" and the stored text stays. An object
+    /// with the id of a tombstone brings it back to life.
     pub fn upsert(&mut self, collection: Collection, object: Object) -> &mut WriteBatch {
-        self.writes.push(Write::Upsert(collection, object));
+        self.writes.push(Write::Upsert(collection, object, None));
+        self
+    }
+
+    /// Like [`upsert`](Self::upsert), for a source that edits objects without keeping their
+    /// `meta.modified` (a school's export files): when the content changed but `meta.modified`
+    /// is not later than the stored one's, it is set to `at`, so readers that follow
+    /// `meta.modified` (an incremental sync) see the change. Counted in
+    /// [`CollectionSummary::modified_set`].
+    pub fn upsert_touching_modified(
+        &mut self,
+        collection: Collection,
+        object: Object,
+        at: Timestamp,
+    ) -> &mut WriteBatch {
+        self.writes
+            .push(Write::Upsert(collection, object, Some(at)));
         self
     }
 
@@ -181,7 +200,7 @@ impl Write {
     /// key. `index` is the write's position in its batch, for the message.
     pub(crate) fn check(&self, index: usize) -> Result<(), StoreError> {
         let problem = match self {
-            Write::Upsert(collection, _) | Write::Delete(collection, _, _)
+            Write::Upsert(collection, _, _) | Write::Delete(collection, _, _)
                 if !collection.is_valid() =>
             {
                 format!("`{}` is not a valid collection name", collection.path())
@@ -226,8 +245,59 @@ impl ApplySummary {
             mine.updated += counts.updated;
             mine.unchanged += counts.unchanged;
             mine.deleted += counts.deleted;
+            mine.modified_set += counts.modified_set;
         }
     }
+}
+
+/// What an upsert of `new` writes over the stored JSON text `old`: `None` when the content
+/// is the same JSON value (whitespace and member order do not count); else the object to
+/// store and whether its `meta.modified` was set to `touch` (the content changed, and its
+/// `meta.modified` is missing or not later than the stored one's).
+pub(crate) fn upsert_over(
+    old: &str,
+    new: &Object,
+    touch: Option<Timestamp>,
+) -> Result<Option<(Object, bool)>, StoreError> {
+    if old == new.json() {
+        return Ok(None);
+    }
+    let old_value: Option<serde_json::Value> = serde_json::from_str(old).ok();
+    let mut new_value: serde_json::Value = serde_json::from_str(new.json())
+        .map_err(|e| StoreError::InvalidInput(format!("object {}: {e}", new.id())))?;
+    if old_value.as_ref() == Some(&new_value) {
+        return Ok(None);
+    }
+    let Some(at) = touch else {
+        return Ok(Some((new.clone(), false)));
+    };
+    let old_modified = Object::from_json(old).ok().and_then(|o| o.modified());
+    let moved = match (new.modified(), old_modified) {
+        (Some(new_at), Some(old_at)) => new_at > old_at,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if moved {
+        return Ok(Some((new.clone(), false)));
+    }
+    let Some(map) = new_value.as_object_mut() else {
+        return Ok(Some((new.clone(), false)));
+    };
+    let meta = map
+        .entry("meta")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    if !meta.is_object() {
+        *meta = serde_json::Value::Object(serde_json::Map::new());
+    }
+    if let Some(meta) = meta.as_object_mut() {
+        meta.insert(
+            "modified".to_owned(),
+            serde_json::Value::String(at.to_string()),
+        );
+    }
+    let touched = Object::from_value(&new_value)
+        .map_err(|e| StoreError::InvalidInput(format!("object {}: {e}", new.id())))?;
+    Ok(Some((touched, true)))
 }
 
 /// What a batch did, per collection.
@@ -248,6 +318,9 @@ pub struct CollectionSummary {
     pub unchanged: u64,
     /// Live objects turned into tombstones.
     pub deleted: u64,
+    /// Of the updated, those whose `meta.modified` was set to the write time because their
+    /// content changed and it did not ([`WriteBatch::upsert_touching_modified`]).
+    pub modified_set: u64,
 }
 
 /// A page of live objects, ordered by `id` (byte order).

@@ -97,7 +97,7 @@ async fn prefetch(
     let op = "apply";
     let mut wanted: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for write in writes {
-        if let Write::Upsert(collection, object) = write {
+        if let Write::Upsert(collection, object, _) = write {
             wanted
                 .entry(collection.path())
                 .or_default()
@@ -282,24 +282,33 @@ impl PgStore {
         for (index, write) in writes.into_iter().enumerate() {
             write.check(index)?;
             match write {
-                Write::Upsert(collection, object) => {
+                Write::Upsert(collection, object, touch) => {
                     let name = collection.path();
                     let key = (name.to_owned(), object.id().to_owned());
                     let old = live.get(&key).cloned().flatten();
+                    let changed = match &old {
+                        Some(old) => super::upsert_over(old, &object, touch)?,
+                        None => None,
+                    };
+                    let object = match &changed {
+                        Some((written, _)) => written.clone(),
+                        None => object,
+                    };
                     let created = micros(object.created());
                     let modified = micros(object.modified());
                     let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                         [&name, &object.id(), &object.json(), &created, &modified];
                     let counts = summary.entry(&collection);
-                    match old {
-                        Some(old) if old == object.json() => counts.unchanged += 1,
-                        Some(_) => {
+                    match (old, changed) {
+                        (Some(_), None) => counts.unchanged += 1,
+                        (Some(_), Some((_, touched))) => {
+                            counts.modified_set += u64::from(touched);
                             tx.execute(&update, &args)
                                 .await
                                 .map_err(|e| query_error(op, &e))?;
                             counts.updated += 1;
                         }
-                        None => {
+                        (None, _) => {
                             tx.execute(&insert, &args)
                                 .await
                                 .map_err(|e| query_error(op, &e))?;

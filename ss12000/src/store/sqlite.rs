@@ -587,7 +587,7 @@ fn apply(conn: &mut Connection, writes: Vec<Write>) -> Result<ApplySummary, Stor
     for (index, write) in writes.into_iter().enumerate() {
         write.check(index)?;
         match write {
-            Write::Upsert(collection, object) => {
+            Write::Upsert(collection, object, touch) => {
                 let name = collection.path();
                 let old: Option<String> = tx
                     .prepare_cached("SELECT body FROM objects WHERE collection = ?1 AND id = ?2")
@@ -596,11 +596,20 @@ fn apply(conn: &mut Connection, writes: Vec<Write>) -> Result<ApplySummary, Stor
                     .optional()
                     .map_err(e)?;
                 let counts = summary.entry(&collection);
+                let changed = match &old {
+                    Some(old) => super::upsert_over(old, &object, touch)?,
+                    None => None,
+                };
+                let object = match &changed {
+                    Some((written, _)) => written.clone(),
+                    None => object,
+                };
                 let created = object.created().map(Timestamp::unix_micros);
                 let modified = object.modified().map(Timestamp::unix_micros);
-                match old {
-                    Some(old) if old == object.json() => counts.unchanged += 1,
-                    Some(_) => {
+                match (old, changed) {
+                    (Some(_), None) => counts.unchanged += 1,
+                    (Some(_), Some((_, touched))) => {
+                        counts.modified_set += u64::from(touched);
                         tx.prepare_cached(
                             "UPDATE objects SET body = ?3, created = ?4, modified = ?5
                              WHERE collection = ?1 AND id = ?2",
@@ -610,7 +619,7 @@ fn apply(conn: &mut Connection, writes: Vec<Write>) -> Result<ApplySummary, Stor
                         .map_err(e)?;
                         counts.updated += 1;
                     }
-                    None => {
+                    (None, _) => {
                         tx.prepare_cached(
                             "INSERT INTO objects (collection, id, body, created, modified)
                              VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -99,6 +99,7 @@ fn counts_json(counts: &CollectionSummary) -> serde_json::Value {
         "updated": counts.updated,
         "unchanged": counts.unchanged,
         "deleted": counts.deleted,
+        "modified_set": counts.modified_set,
     })
 }
 
@@ -168,6 +169,15 @@ fn write_table(
             c.unchanged,
             c.deleted
         )?;
+    }
+    for (collection, c) in &summary.totals {
+        if c.modified_set > 0 {
+            writeln!(
+                out,
+                "{collection}: {} changed without a newer meta.modified; set to the import time so incremental syncs see them",
+                c.modified_set
+            )?;
+        }
     }
     for r in summary.rejected() {
         writeln!(

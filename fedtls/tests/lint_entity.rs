@@ -1501,7 +1501,17 @@ fn entity_generation() {
     let mut options = opts(Profile::Moa);
     options.certificates = vec![child.der.clone()];
     let report = lint(&serde_json::to_vec(&value).unwrap(), &options);
-    assert_problems(&report, &[]);
+    // Valid FedTLS, but the SUNET authorization server (Skolverket's) refuses a gnapv1 client
+    // whose own certificate is not under issuers: Moa warns.
+    assert_problems(&report, &[(Severity::Warning, "$.clients[0]")]);
+    assert_problems(
+        &lint(&serde_json::to_vec(&value).unwrap(), &{
+            let mut options = opts(Profile::Matf);
+            options.certificates = vec![child.der.clone()];
+            options
+        }),
+        &[],
+    );
 
     // A leaf alone that is not self-signed: refused, unless --issuer gave its root.
     let spec = EntitySpec {
@@ -1891,4 +1901,42 @@ proptest::proptest! {
         der.truncate(cut);
         let _ = inspect(&der);
     }
+}
+
+#[test]
+fn moa_warns_about_gnap_clients_the_sunet_authorization_server_refuses() {
+    let fed = fed();
+    // b's client is issued by b's CA and b lists only the CA: SUNET (Skolverket's token
+    // service) compares the client certificate itself with each issuer and refuses it.
+    let gnap = set(&fed.doc, "/entities/1/clients/0/tags", json!(["gnapv1"]));
+    let report = lint_value(&gnap, Profile::Moa);
+    assert_problems(&report, &[(Severity::Warning, "$.entities[1].clients[0]")]);
+    let message = message_at(&report, "$.entities[1].clients[0]");
+    assert!(
+        message.contains("https://b.example/md")
+            && message.contains("SUNET")
+            && message.contains("add the client certificate (PEM) to issuers"),
+        "{message}"
+    );
+    // MATF has no such rule; a client without gnapv1 never asks for a token.
+    assert_problems(&lint_value(&gnap, Profile::Matf), &[]);
+    assert_problems(&lint_value(&fed.doc, Profile::Moa), &[]);
+    // Listing the client certificate itself under issuers, beside the CA, satisfies SUNET.
+    let mut listed = gnap.clone();
+    listed["entities"][1]["issuers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"x509certificate": fed.b_client.pem}));
+    let report = lint_value(&listed, Profile::Moa);
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.path != "$.entities[1].clients[0]"),
+        "{:#?}",
+        report.problems
+    );
+    // A self-signed gnapv1 client listed under its own issuers is fine.
+    let a_gnap = set(&fed.doc, "/entities/0/clients/0/tags", json!(["gnapv1"]));
+    assert_problems(&lint_value(&a_gnap, Profile::Moa), &[]);
 }

@@ -189,10 +189,60 @@ impl Linter<'_> {
         }
 
         self.self_signed_leaves_match_pins(&mut problems);
+        self.sunet_client_rule(&mut problems);
         self.host_names(&mut problems);
 
         for (path, severity, message) in problems {
             self.push(&path, severity, message);
+        }
+    }
+
+    /// Moa: a client the SUNET authorization server (Skolverket's) would refuse. It accepts a
+    /// client only when the client certificate itself is one of its entity's `issuers` (equal
+    /// `cert#S256`, SHA-256 over the whole certificate), whatever the client pins say; a
+    /// CA-issued leaf whose entity lists only the CA is refused. Checked for clients tagged
+    /// `gnapv1` (the ones that fetch tokens); from the file alone: no issuer certificate of the
+    /// entity has any of the client's pins.
+    fn sunet_client_rule(&self, problems: &mut Vec<(Path, Severity, String)>) {
+        if !self.moa() {
+            return;
+        }
+        let mut clients: Vec<(&Path, usize, Vec<&crate::Pin>)> = Vec::new();
+        let gnap =
+            |s: &&super::PinSite| s.role == Role::Client && self.gnap_clients.contains(&s.endpoint);
+        for site in self.pins.iter().filter(gnap) {
+            match clients.iter_mut().find(|(p, _, _)| **p == site.endpoint) {
+                Some((_, _, pins)) => pins.push(&site.pin),
+                None => clients.push((&site.endpoint, site.entity, vec![&site.pin])),
+            }
+        }
+        for (endpoint, entity, pins) in clients {
+            let Some(facts) = self.entities.get(entity) else {
+                continue;
+            };
+            if facts.pins_incomplete {
+                continue;
+            }
+            let listed = self
+                .issuers
+                .iter()
+                .any(|i| i.entity == entity && pins.contains(&&i.info.pin));
+            if listed {
+                continue;
+            }
+            let entity_id = facts.entity_id.as_deref().unwrap_or("this entity");
+            let pins = pins
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            problems.push((
+                endpoint.clone(),
+                Severity::Warning,
+                format!(
+                    "{entity_id}: the SUNET authorization server (Skolverket's token service) will refuse this gnapv1 client: it accepts a client only when the client certificate itself is listed under the entity's issuers, and no issuer of {entity_id} is the certificate with pin {pins}; add the client certificate (PEM) to issuers, beside its CA"
+                ),
+            ));
         }
     }
 

@@ -12,6 +12,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The client could not be authenticated as the entity it names.
     RequestDenied,
+    /// The request is signed in a way this server does not take (a JWS-signed
+    /// `application/jose` body, SUNET's code for it).
+    InvalidClient,
 }
 
 impl ErrorCode {
@@ -20,6 +23,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::RequestDenied => "request_denied",
+            Self::InvalidClient => "invalid_client",
         }
     }
 }

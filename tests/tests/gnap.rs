@@ -1501,3 +1501,56 @@ async fn the_bearer_checker_fetches_the_jwks_over_https_from_our_gnap_server() {
     let error = untrusting.load().await.unwrap_err().to_string();
     assert!(error.contains(&url), "{error}");
 }
+
+#[tokio::test]
+async fn without_valid_metadata_grants_are_401_request_denied_and_health_fails() {
+    let fed = federation();
+    let empty = Arc::new(SnapshotCell::new());
+    let service = || {
+        GnapService::new(
+            GnapConfig::new(ISSUER),
+            Arc::new(KeyRing::new(fresh_keys("gnap-1"))),
+            empty.clone(),
+        )
+    };
+    // Behind a terminator (as SUNET runs): the framework refuses before the handler.
+    let trusted: TrustedProxy = "127.0.0.1".parse().unwrap();
+    let builder = ServerBuilder::new(empty.clone()).behind_terminator(vec![trusted]);
+    let server = start(builder, service()).await;
+    let token = json!({"access": provisioning_access(), "flags": ["bearer"]});
+    let reply = call(
+        server.addr,
+        None,
+        post(
+            grant_body(token, SCHOOL),
+            Some("application/json"),
+            &[("client-cert", b64_encode(fed.leaf("school-client")))],
+        ),
+    )
+    .await
+    .unwrap();
+    assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
+    assert!(
+        reply.body["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("metadata"),
+        "{}",
+        reply.body
+    );
+    // Over TLS, anonymously: the health check says it cannot work, with SUNET's 200.
+    let builder = ServerBuilder::new(empty.clone()).tls(fed.resolver());
+    let tls = start(builder, service()).await;
+    let reply = call(
+        tls.addr,
+        Some(&fed.anonymous()),
+        Request::get("/status/healthy")
+            .header("host", "localhost")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, json!({"status": "STATUS_FAIL_"}));
+}

@@ -278,10 +278,10 @@ impl GnapService {
             ));
         };
         let Some(snapshot) = self.inner.source.current() else {
-            return Err(GnapError::with_status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::RequestDenied,
-                "no valid federation metadata is available",
+            // SUNET finds no entity in missing or expired metadata: 401 request_denied.
+            return Err(GnapError::denied(
+                "no valid federation metadata is available (missing or expired), so no client \
+                 can be authenticated until it is",
             ));
         };
         let now = fedtls::verify::unix_now();

@@ -189,11 +189,37 @@ impl Linter<'_> {
         }
 
         self.self_signed_leaves_match_pins(&mut problems);
+        self.leaf_issuers(&mut problems);
         self.sunet_client_rule(&mut problems);
         self.host_names(&mut problems);
 
         for (path, severity, message) in problems {
             self.push(&path, severity, message);
+        }
+    }
+
+    /// Issuers that are neither a CA nor self-signed: an error (list the root CA instead),
+    /// except the certificate of one of the entity's own clients, which the SUNET authorization
+    /// server (Skolverket's) needs to find under issuers, beside its CA.
+    fn leaf_issuers(&self, problems: &mut Vec<(Path, Severity, String)>) {
+        for issuer in &self.issuers {
+            if issuer.info.is_ca || issuer.info.self_signed {
+                continue;
+            }
+            let a_client = self.pins.iter().any(|s| {
+                s.entity == issuer.entity && s.role == Role::Client && s.pin == issuer.info.pin
+            });
+            if a_client {
+                continue;
+            }
+            problems.push((
+                issuer.path.clone(),
+                Severity::Error,
+                format!(
+                    "{} is neither a CA certificate (basicConstraints cA) nor self-signed, nor one of the entity's client certificates: list the root CA that issued the entity's certificates, or the certificate itself if it is self-signed",
+                    issuer.subject
+                ),
+            ));
         }
     }
 

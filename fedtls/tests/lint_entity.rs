@@ -1493,24 +1493,28 @@ fn entity_generation() {
         ..base.clone()
     };
     let value = build_entity(&spec).unwrap();
-    assert_eq!(value["issuers"], json!([issuer_json(&ca.pem)]));
+    // A gnapv1 client's own certificate is listed too: the SUNET authorization server
+    // (Skolverket's) accepts a client only when its certificate is one of the issuers.
+    assert_eq!(
+        value["issuers"],
+        json!([issuer_json(&ca.pem), issuer_json(&child.pem)])
+    );
     assert_eq!(
         value["clients"][0]["pins"][0]["digest"],
         child.pin().as_str()
     );
-    let mut options = opts(Profile::Moa);
-    options.certificates = vec![child.der.clone()];
-    let report = lint(&serde_json::to_vec(&value).unwrap(), &options);
-    // Valid FedTLS, but the SUNET authorization server (Skolverket's) refuses a gnapv1 client
-    // whose own certificate is not under issuers: Moa warns.
-    assert_problems(&report, &[(Severity::Warning, "$.clients[0]")]);
+    for profile in [Profile::Moa, Profile::Matf] {
+        let mut options = opts(profile);
+        options.certificates = vec![child.der.clone()];
+        let report = lint(&serde_json::to_vec(&value).unwrap(), &options);
+        assert_problems(&report, &[]);
+    }
+    // Without the leaf, Moa warns that SUNET would refuse the client.
+    let mut without = value.clone();
+    without["issuers"].as_array_mut().unwrap().pop();
     assert_problems(
-        &lint(&serde_json::to_vec(&value).unwrap(), &{
-            let mut options = opts(Profile::Matf);
-            options.certificates = vec![child.der.clone()];
-            options
-        }),
-        &[],
+        &lint_value(&without, Profile::Moa),
+        &[(Severity::Warning, "$.clients[0]")],
     );
 
     // A leaf alone that is not self-signed: refused, unless --issuer gave its root.
@@ -1526,7 +1530,10 @@ fn entity_generation() {
         ..spec
     };
     let value = build_entity(&with_issuer).unwrap();
-    assert_eq!(value["issuers"], json!([issuer_json(&ca.pem)]));
+    assert_eq!(
+        value["issuers"],
+        json!([issuer_json(&child.pem), issuer_json(&ca.pem)])
+    );
 
     // A server without base_uri.
     let spec = EntitySpec {

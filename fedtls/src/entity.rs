@@ -156,7 +156,9 @@ pub enum EntityError {
 /// Each endpoint's pins are the SPKI pins of the first certificate of each of its certificate
 /// files (one, or several while a certificate is renewed). Issuers: the last
 /// certificate of a chain file; a self-signed single leaf itself; a single leaf signed by
-/// one of the extra issuers needs nothing more; any other single leaf is an error. The extra
+/// one of the extra issuers needs nothing more; any other single leaf is an error. A client
+/// tagged `gnapv1` also lists its own certificate (the SUNET authorization server, Skolverket's
+/// token service, accepts a client only when its certificate is one of the issuers). The extra
 /// issuers are listed too. Issuers are deduplicated by DER.
 pub fn build_entity(spec: &EntitySpec) -> Result<Value, EntityError> {
     match parse_absolute_uri(&spec.entity_id) {
@@ -302,7 +304,15 @@ fn build_endpoint(
         if !pins.contains(&pin) {
             pins.push(pin);
         }
+        // The SUNET authorization server (Skolverket's) finds a client only among its
+        // entity's issuers: a gnapv1 client's own certificate is listed beside its CA.
+        let leaf = (!is_server && spec.tags.iter().any(|t| t.as_str() == "gnapv1"))
+            .then(|| pem_certificates(pem).ok())
+            .flatten()
+            .and_then(|chain| chain.into_iter().next())
+            .filter(|leaf| issuer.as_ref() != Some(leaf));
         issuers.extend(issuer);
+        issuers.extend(leaf);
     }
 
     let mut endpoint = Map::new();

@@ -1493,15 +1493,29 @@ fn entity_generation() {
         ..base.clone()
     };
     let value = build_entity(&spec).unwrap();
-    assert_eq!(value["issuers"], json!([issuer_json(&ca.pem)]));
+    // A gnapv1 client's own certificate is listed too: the SUNET authorization server
+    // (Skolverket's) accepts a client only when its certificate is one of the issuers.
+    assert_eq!(
+        value["issuers"],
+        json!([issuer_json(&ca.pem), issuer_json(&child.pem)])
+    );
     assert_eq!(
         value["clients"][0]["pins"][0]["digest"],
         child.pin().as_str()
     );
-    let mut options = opts(Profile::Moa);
-    options.certificates = vec![child.der.clone()];
-    let report = lint(&serde_json::to_vec(&value).unwrap(), &options);
-    assert_problems(&report, &[]);
+    for profile in [Profile::Moa, Profile::Matf] {
+        let mut options = opts(profile);
+        options.certificates = vec![child.der.clone()];
+        let report = lint(&serde_json::to_vec(&value).unwrap(), &options);
+        assert_problems(&report, &[]);
+    }
+    // Without the leaf, Moa warns that SUNET would refuse the client.
+    let mut without = value.clone();
+    without["issuers"].as_array_mut().unwrap().pop();
+    assert_problems(
+        &lint_value(&without, Profile::Moa),
+        &[(Severity::Warning, "$.clients[0]")],
+    );
 
     // A leaf alone that is not self-signed: refused, unless --issuer gave its root.
     let spec = EntitySpec {
@@ -1516,7 +1530,10 @@ fn entity_generation() {
         ..spec
     };
     let value = build_entity(&with_issuer).unwrap();
-    assert_eq!(value["issuers"], json!([issuer_json(&ca.pem)]));
+    assert_eq!(
+        value["issuers"],
+        json!([issuer_json(&child.pem), issuer_json(&ca.pem)])
+    );
 
     // A server without base_uri.
     let spec = EntitySpec {
@@ -1891,4 +1908,34 @@ proptest::proptest! {
         der.truncate(cut);
         let _ = inspect(&der);
     }
+}
+
+#[test]
+fn moa_warns_about_gnap_clients_the_sunet_authorization_server_refuses() {
+    let fed = fed();
+    // b's client is issued by b's CA and b lists only the CA: SUNET (Skolverket's token
+    // service) compares the client certificate itself with each issuer and refuses it.
+    let gnap = set(&fed.doc, "/entities/1/clients/0/tags", json!(["gnapv1"]));
+    let report = lint_value(&gnap, Profile::Moa);
+    assert_problems(&report, &[(Severity::Warning, "$.entities[1].clients[0]")]);
+    let message = message_at(&report, "$.entities[1].clients[0]");
+    assert!(
+        message.contains("https://b.example/md")
+            && message.contains("SUNET")
+            && message.contains("add the client certificate (PEM) to issuers"),
+        "{message}"
+    );
+    // MATF has no such rule; a client without gnapv1 never asks for a token.
+    assert_problems(&lint_value(&gnap, Profile::Matf), &[]);
+    assert_problems(&lint_value(&fed.doc, Profile::Moa), &[]);
+    // Listing the client certificate itself under issuers, beside the CA, satisfies SUNET.
+    let mut listed = gnap.clone();
+    listed["entities"][1]["issuers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"x509certificate": fed.b_client.pem}));
+    assert_problems(&lint_value(&listed, Profile::Moa), &[]);
+    // A self-signed gnapv1 client listed under its own issuers is fine.
+    let a_gnap = set(&fed.doc, "/entities/0/clients/0/tags", json!(["gnapv1"]));
+    assert_problems(&lint_value(&a_gnap, Profile::Moa), &[]);
 }

@@ -73,10 +73,14 @@ pub struct BearerConfig {
     pub refresh_interval: Duration,
     /// An unknown `kid` re-reads the JWKS at most this often.
     pub min_refresh_interval: Duration,
+    /// Extra CA certificates (a PEM file) trusted for an `https://` JWKS URL besides the
+    /// webpki roots: e.g. the certificate of the project's own `kontosynk-server gnap`.
+    pub jwks_ca: Option<PathBuf>,
 }
 
 impl BearerConfig {
-    /// The defaults: 60 s leeway, hourly refresh, unknown-`kid` refresh at most every 30 s.
+    /// The defaults: 60 s leeway, hourly refresh, unknown-`kid` refresh at most every 30 s,
+    /// only the webpki roots trusted for an https JWKS.
     pub fn new(jwks: JwksSource, organization_id: String, location: String) -> BearerConfig {
         BearerConfig {
             jwks,
@@ -87,6 +91,7 @@ impl BearerConfig {
             leeway_secs: 60,
             refresh_interval: Duration::from_secs(3600),
             min_refresh_interval: Duration::from_secs(30),
+            jwks_ca: None,
         }
     }
 }
@@ -241,7 +246,7 @@ impl std::fmt::Debug for BearerVerifier {
 impl BearerVerifier {
     /// A verifier; call [`load`](Self::load) before serving so a bad JWKS fails at startup.
     pub fn new(config: BearerConfig) -> Result<BearerVerifier, BearerError> {
-        let tls = webpki_client_config(None)
+        let tls = webpki_client_config(config.jwks_ca.as_deref())
             .map_err(|e| BearerError::KeysUnavailable(format!("TLS configuration: {e}")))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)

@@ -351,3 +351,74 @@ fn the_transaction_body_limit_is_set_by_environment() {
         "{description}"
     );
 }
+
+#[test]
+fn client_auth_is_sunets_rule_by_default_and_the_pin_rule_by_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let fed =
+        fedtls::testfed::init(&dir.path().join("fed"), &FederationOptions::default()).unwrap();
+    let key = write_key(&dir.path().join("k.jwk"), "k1");
+    let supplier = fed
+        .party("supplier-client")
+        .unwrap()
+        .entity_id
+        .clone()
+        .unwrap();
+    // The supplier's leaf is issued by its CA; the metadata lists the CA and the leaf's pin.
+    let sunet = start(&fed, &["--signing-key", key.to_str().unwrap()]);
+    let (status, _, body) = curl(
+        &fed,
+        "supplier-client",
+        &sunet,
+        "/transaction",
+        Some(&grant(&supplier)),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "request_denied");
+    assert!(
+        body["error"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("issuers"),
+        "{body}"
+    );
+    drop(sunet);
+
+    let mut command = command(&fed);
+    command
+        .arg("--signing-key")
+        .arg(&key)
+        .env("KONTOSYNK_GNAP_CLIENT_AUTH", "pin")
+        .env("RUST_LOG", "info");
+    let pin = process::spawn(command, "gnap authorization server listening");
+    let (status, _, body) = curl(
+        &fed,
+        "supplier-client",
+        &pin,
+        "/transaction",
+        Some(&grant(&supplier)),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let out = command_with_key(&fed, &key)
+        .args(["--client-auth", "cert"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown rule is a usage error"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"sunet\", \"pin\" or \"either\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`command`] with a signing key.
+fn command_with_key(fed: &TestFederation, key: &Path) -> Command {
+    let mut command = command(fed);
+    command.arg("--signing-key").arg(key);
+    command
+}

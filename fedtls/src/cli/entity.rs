@@ -159,7 +159,9 @@ fn split_spec(text: &str) -> Result<Vec<(String, String)>, String> {
 #[command(
     long_about = "Generate a member's entity metadata from its certificates: each endpoint's pin is \
 computed from its certificate, and the issuers are derived (the last certificate of a chain file, a \
-self-signed certificate itself, plus every --issuer). Prints the entity as JSON; check the result with \
+self-signed certificate itself, a gnapv1 client's own certificate (Skolverket's token service, the SUNET \
+authorization server, accepts a client only when its certificate is one of the issuers), plus every \
+--issuer). Prints the entity as JSON; check the result with \
 `fedtls lint` before upload.\n\n\
 An endpoint SPEC is comma-separated key=value pairs:\n  \
 cert=FILE         PEM certificate, or a chain file: leaf first, root last (required); repeat it\n                    \

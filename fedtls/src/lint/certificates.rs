@@ -80,15 +80,9 @@ impl Linter<'_> {
                 return;
             }
         };
-        if !info.is_ca && !info.self_signed {
-            self.error(
-                &path,
-                format!(
-                    "{} is neither a CA certificate (basicConstraints cA) nor self-signed: list the root CA that issued the entity's certificates, or the certificate itself if it is self-signed",
-                    info.subject
-                ),
-            );
-        }
+        // A leaf that is neither a CA nor self-signed is an error unless it is one of the
+        // entity's client certificates, listed for the SUNET authorization server: decided in
+        // `cross_checks`, once the pins are known.
         self.validity(&path, &info, "the issuer certificate");
         if let Err(why) = x509::signature_is_sane(&info) {
             self.error(&path, format!("the issuer certificate is {why}"));

@@ -189,10 +189,86 @@ impl Linter<'_> {
         }
 
         self.self_signed_leaves_match_pins(&mut problems);
+        self.leaf_issuers(&mut problems);
+        self.sunet_client_rule(&mut problems);
         self.host_names(&mut problems);
 
         for (path, severity, message) in problems {
             self.push(&path, severity, message);
+        }
+    }
+
+    /// Issuers that are neither a CA nor self-signed: an error (list the root CA instead),
+    /// except the certificate of one of the entity's own clients, which the SUNET authorization
+    /// server (Skolverket's) needs to find under issuers, beside its CA.
+    fn leaf_issuers(&self, problems: &mut Vec<(Path, Severity, String)>) {
+        for issuer in &self.issuers {
+            if issuer.info.is_ca || issuer.info.self_signed {
+                continue;
+            }
+            let a_client = self.pins.iter().any(|s| {
+                s.entity == issuer.entity && s.role == Role::Client && s.pin == issuer.info.pin
+            });
+            if a_client {
+                continue;
+            }
+            problems.push((
+                issuer.path.clone(),
+                Severity::Error,
+                format!(
+                    "{} is neither a CA certificate (basicConstraints cA) nor self-signed, nor one of the entity's client certificates: list the root CA that issued the entity's certificates, or the certificate itself if it is self-signed",
+                    issuer.subject
+                ),
+            ));
+        }
+    }
+
+    /// Moa: a client the SUNET authorization server (Skolverket's) would refuse. It accepts a
+    /// client only when the client certificate itself is one of its entity's `issuers` (equal
+    /// `cert#S256`, SHA-256 over the whole certificate), whatever the client pins say; a
+    /// CA-issued leaf whose entity lists only the CA is refused. Checked for clients tagged
+    /// `gnapv1` (the ones that fetch tokens); from the file alone: no issuer certificate of the
+    /// entity has any of the client's pins.
+    fn sunet_client_rule(&self, problems: &mut Vec<(Path, Severity, String)>) {
+        if !self.moa() {
+            return;
+        }
+        let mut clients: Vec<(&Path, usize, Vec<&crate::Pin>)> = Vec::new();
+        let gnap =
+            |s: &&super::PinSite| s.role == Role::Client && self.gnap_clients.contains(&s.endpoint);
+        for site in self.pins.iter().filter(gnap) {
+            match clients.iter_mut().find(|(p, _, _)| **p == site.endpoint) {
+                Some((_, _, pins)) => pins.push(&site.pin),
+                None => clients.push((&site.endpoint, site.entity, vec![&site.pin])),
+            }
+        }
+        for (endpoint, entity, pins) in clients {
+            let Some(facts) = self.entities.get(entity) else {
+                continue;
+            };
+            if facts.pins_incomplete {
+                continue;
+            }
+            let listed = self
+                .issuers
+                .iter()
+                .any(|i| i.entity == entity && pins.contains(&&i.info.pin));
+            if listed {
+                continue;
+            }
+            let entity_id = facts.entity_id.as_deref().unwrap_or("this entity");
+            let pins = pins
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            problems.push((
+                endpoint.clone(),
+                Severity::Warning,
+                format!(
+                    "{entity_id}: the SUNET authorization server (Skolverket's token service) will refuse this gnapv1 client: it accepts a client only when the client certificate itself is listed under the entity's issuers, and no issuer of {entity_id} is the certificate with pin {pins}; add the client certificate (PEM) to issuers, beside its CA"
+                ),
+            ));
         }
     }
 

@@ -25,6 +25,13 @@ impl Linter<'_> {
             return;
         };
         self.near_misses(map, ENDPOINT_MEMBERS, &path);
+        let gnap = map
+            .get("tags")
+            .and_then(Value::as_array)
+            .is_some_and(|tags| tags.iter().any(|t| t == "gnapv1"));
+        if role == Role::Client && gnap {
+            self.gnap_clients.push(path.clone());
+        }
 
         if let Some(description) = map.get("description")
             && !description.is_string()

@@ -376,6 +376,8 @@ struct Linter<'o> {
     issuers: Vec<IssuerFacts>,
     pins: Vec<PinSite>,
     servers: Vec<ServerSite>,
+    /// Clients tagged `gnapv1` (they fetch tokens from a GNAP server such as Skolverket's).
+    gnap_clients: Vec<Path>,
 }
 
 impl<'o> Linter<'o> {
@@ -387,6 +389,7 @@ impl<'o> Linter<'o> {
             entity_ids: HashMap::new(),
             issuers: Vec::new(),
             pins: Vec::new(),
+            gnap_clients: Vec::new(),
             servers: Vec::new(),
         }
     }

@@ -12,6 +12,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The client could not be authenticated as the entity it names.
     RequestDenied,
+    /// The request is signed in a way this server does not take (a JWS-signed
+    /// `application/jose` body, SUNET's code for it).
+    InvalidClient,
 }
 
 impl ErrorCode {
@@ -20,6 +23,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::RequestDenied => "request_denied",
+            Self::InvalidClient => "invalid_client",
         }
     }
 }
@@ -92,9 +96,10 @@ impl GnapError {
 
 /// Maps the framework's refusals before the handler (no metadata, unknown or unreadable
 /// client certificate, untrusted terminator) to GNAP errors: 401 `request_denied` for every
-/// authentication failure, as the SUNET server does; 503 keeps its status.
+/// authentication failure, as the SUNET server does, including missing or expired metadata
+/// (SUNET finds no entity then); other server errors keep their status.
 pub fn refusal_response(status: StatusCode, code: &'static str, message: String) -> Response<Body> {
-    let status = if status.is_server_error() {
+    let status = if status.is_server_error() && code != "metadata_unavailable" {
         status
     } else {
         StatusCode::UNAUTHORIZED

@@ -130,6 +130,47 @@ impl TokenKeys {
     pub fn jwks_json(&self) -> &str {
         &self.jwks_json
     }
+
+    /// The signing key's public JWK as JSON (what SUNET serves at `/.well-known/jwk.json`).
+    pub fn signing_jwk_json(&self) -> String {
+        self.signing.public_jwk().to_json_value().to_string()
+    }
+
+    /// The signing key's public key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), what SUNET
+    /// serves at `/.well-known/public.pem`. `None` only if the JWK lacks its coordinates,
+    /// which an ES256 signing key never does.
+    pub fn signing_public_pem(&self) -> Option<String> {
+        use base64::Engine as _;
+        /// DER of SubjectPublicKeyInfo for EC P-256 up to the uncompressed point.
+        const P256_SPKI_PREFIX: [u8; 26] = [
+            0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06,
+            0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+        ];
+        let jwk = self.signing.public_jwk().to_json_value();
+        let coordinate = |name: &str| {
+            jwk.get(name)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|v| {
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(v)
+                        .ok()
+                })
+                .filter(|bytes| bytes.len() == 32)
+        };
+        let (x, y) = (coordinate("x")?, coordinate("y")?);
+        let mut der = P256_SPKI_PREFIX.to_vec();
+        der.push(0x04);
+        der.extend_from_slice(&x);
+        der.extend_from_slice(&y);
+        let text = base64::engine::general_purpose::STANDARD.encode(&der);
+        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+        for line in text.as_bytes().chunks(64) {
+            pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+            pem.push('\n');
+        }
+        pem.push_str("-----END PUBLIC KEY-----\n");
+        Some(pem)
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {

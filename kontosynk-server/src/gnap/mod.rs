@@ -6,13 +6,16 @@
 //! grant request to `POST /transaction` naming itself in `client.key` (its `entity_id`); it
 //! gets a bearer JWT signed with ES256 saying who it is (`entity_id`, `organization_id`,
 //! `scopes`) and what it asked for (`requested_access`). The client certificate must belong to
-//! that entity: its SPKI pin is one of the entity's client pins (FedTLS), or the certificate is
-//! byte for byte one of the entity's `issuers` (the SUNET server's `cert#S256` rule), so one
-//! metadata document works with both servers.
+//! that entity by the [`ClientAuth`] rule in force: by default SUNET's (the certificate is byte
+//! for byte one of the entity's `issuers`: their `cert#S256` thumbprints, SHA-256 over the
+//! whole DER certificate, are equal), or FedTLS's (its SPKI pin is one of the entity's client
+//! pins), or either.
 //!
-//! Also served: `GET /.well-known/jwks.json` (the keys verifying issued tokens, including
-//! previous keys after a rotation) and GNAP discovery at `OPTIONS /transaction` and
-//! `GET /.well-known/gnap-as-rs`.
+//! Also served, with or without a client certificate, as SUNET serves them:
+//! `GET /.well-known/jwks.json` (the keys verifying issued tokens, including previous keys
+//! after a rotation), `GET /.well-known/jwk.json` (the signing key's public JWK),
+//! `GET /.well-known/public.pem` (the same key as PEM), `GET /status/healthy`, and GNAP
+//! discovery at `OPTIONS /transaction` and `GET /.well-known/gnap-as-rs`.
 //!
 //! ```no_run
 //! # async fn run(store: fedtls::store::MetadataStore, resolver: std::sync::Arc<fedtls::tls::ReloadableCertResolver>) {
@@ -62,6 +65,12 @@ pub use token::{
 pub const TRANSACTION_PATH: &str = "/transaction";
 /// Where the token-verification keys are published.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+/// The signing key's public JWK (SUNET's `/.well-known/jwk.json`).
+pub const JWK_PATH: &str = "/.well-known/jwk.json";
+/// The signing key's public key as PEM (SUNET's `/.well-known/public.pem`).
+pub const PUBLIC_PEM_PATH: &str = "/.well-known/public.pem";
+/// SUNET's health check: `{"status": "STATUS_OK_"}` (or `"STATUS_FAIL_"`).
+pub const HEALTH_PATH: &str = "/status/healthy";
 /// GNAP discovery by GET (the same document as `OPTIONS /transaction`).
 pub const DISCOVERY_PATH: &str = "/.well-known/gnap-as-rs";
 /// The token lifetime Skolverket's server uses: 10 hours.
@@ -69,6 +78,58 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(10 * 3600);
 /// The default of [`GnapConfig::max_body`]: 64 KiB, far above a real grant request (~200
 /// bytes).
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// How a client certificate is tied to the entity named in `client.key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// The SUNET authorization server's rule (what Skolverket's production server does): the
+    /// client certificate's `cert#S256` (base64url SHA-256 of the whole DER certificate)
+    /// equals that of one of the entity's `issuers`, i.e. the client certificate itself is
+    /// listed under `issuers`. Client pins are not looked at; a CA-issued leaf whose entity
+    /// lists only the CA is refused. Its validity period is checked before the match.
+    #[default]
+    Sunet,
+    /// The FedTLS rule: the certificate's SPKI pin is one of the entity's client pins.
+    Pin,
+    /// Either rule (one metadata document works with both kinds of server).
+    Either,
+}
+
+impl ClientAuth {
+    /// The name used on the command line: `sunet`, `pin` or `either`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sunet => "sunet",
+            Self::Pin => "pin",
+            Self::Either => "either",
+        }
+    }
+}
+
+impl std::fmt::Display for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A client authentication rule name other than `sunet`, `pin` or `either`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown client authentication rule {0:?}: expected \"sunet\", \"pin\" or \"either\"")]
+pub struct UnknownClientAuth(pub String);
+
+impl std::str::FromStr for ClientAuth {
+    type Err = UnknownClientAuth;
+
+    /// Parses `sunet`, `pin` or `either` (case-insensitive).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "sunet" => Ok(Self::Sunet),
+            "pin" => Ok(Self::Pin),
+            "either" => Ok(Self::Either),
+            _ => Err(UnknownClientAuth(text.chars().take(64).collect())),
+        }
+    }
+}
 
 /// What the authorization server says about itself and puts in tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +146,8 @@ pub struct GnapConfig {
     pub max_body: usize,
     /// How much `access` a grant request may carry.
     pub limits: GrantLimits,
+    /// How a client certificate is tied to its entity (SUNET's rule by default).
+    pub client_auth: ClientAuth,
 }
 
 impl GnapConfig {
@@ -100,6 +163,7 @@ impl GnapConfig {
             grant_request_endpoint,
             max_body: DEFAULT_MAX_BODY,
             limits: GrantLimits::default(),
+            client_auth: ClientAuth::default(),
         }
     }
 }
@@ -150,11 +214,14 @@ impl GnapService {
     /// Sets the server options the authorization server needs: clients whose certificate is
     /// one of their entity's issuers pass the handshake (SUNET's rule); expired client
     /// certificates pass the handshake so the handler can answer 401 `invalid_request` as
-    /// documented; refusals before the handler become GNAP errors (401 `request_denied`).
+    /// documented; clients without a certificate may connect, for the public endpoints (keys,
+    /// discovery, health), and get 401 `request_denied` from `POST /transaction`; refusals
+    /// before the handler become GNAP errors (401 `request_denied`).
     pub fn configure(builder: ServerBuilder) -> ServerBuilder {
         builder
             .accept_issuer_certificates(true)
             .check_validity(false)
+            .optional_client_certificates(true)
             .refusal_response(Arc::new(refusal_response))
     }
 
@@ -183,8 +250,8 @@ impl GnapService {
                 Method::OPTIONS => self.discovery(),
                 _ => method_not_allowed("POST, OPTIONS"),
             },
-            JWKS_PATH => match method {
-                Method::GET | Method::HEAD => self.jwks(),
+            JWKS_PATH | JWK_PATH | PUBLIC_PEM_PATH | HEALTH_PATH => match method {
+                Method::GET | Method::HEAD => self.public(path),
                 _ => method_not_allowed("GET, HEAD"),
             },
             DISCOVERY_PATH => match method {
@@ -211,14 +278,21 @@ impl GnapService {
             ));
         };
         let Some(snapshot) = self.inner.source.current() else {
-            return Err(GnapError::with_status(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::RequestDenied,
-                "no valid federation metadata is available",
+            // SUNET finds no entity in missing or expired metadata: 401 request_denied.
+            return Err(GnapError::denied(
+                "no valid federation metadata is available (missing or expired), so no client \
+                 can be authenticated until it is",
             ));
         };
         let now = fedtls::verify::unix_now();
-        let entity = authenticate(&snapshot, &grant.client_key, &certificate.0, now)?;
+        let entity = authenticate(
+            &snapshot,
+            &grant.client_key,
+            &certificate.0,
+            now,
+            self.inner.config.client_auth,
+        )?;
+        grant.check_token_request()?;
         let keys = self.inner.keys.current();
         let config = &self.inner.config;
         let lifetime_secs = i64::try_from(config.lifetime.as_secs()).unwrap_or(i64::MAX);
@@ -314,10 +388,44 @@ impl GnapService {
         response
     }
 
-    /// The public keys verifying issued tokens.
-    fn jwks(&self) -> Response<Body> {
+    /// The public documents: the JWKS, the signing JWK, its PEM, and the health status.
+    fn public(&self, path: &str) -> Response<Body> {
         let keys = self.inner.keys.current();
-        let mut response = response::json_text(StatusCode::OK, keys.jwks_json().to_owned());
+        let mut response = match path {
+            JWK_PATH => response::json_text(StatusCode::OK, keys.signing_jwk_json()),
+            PUBLIC_PEM_PATH => match keys.signing_public_pem() {
+                Some(pem) => {
+                    let mut response = Response::new(response::full(pem));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-pem-file"),
+                    );
+                    response
+                }
+                None => GnapError::with_status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::InvalidRequest,
+                    "the signing key has no EC P-256 coordinates",
+                )
+                .into_response(),
+            },
+            HEALTH_PATH => {
+                // SUNET answers 200 either way; FAIL when it cannot work (here: no valid
+                // metadata, so no client can be authenticated).
+                let status = if self.inner.source.current().is_some() {
+                    "STATUS_OK_"
+                } else {
+                    "STATUS_FAIL_"
+                };
+                let mut response =
+                    response::json(StatusCode::OK, &serde_json::json!({"status": status}));
+                response
+                    .headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                return response;
+            }
+            _ => response::json_text(StatusCode::OK, keys.jwks_json().to_owned()),
+        };
         response.headers_mut().insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=300"),
@@ -326,14 +434,20 @@ impl GnapService {
     }
 }
 
-/// The entity named by `client_key`, when the certificate belongs to it: its pin is one of
-/// the entity's client pins, or it is one of the entity's issuer certificates. Then the
-/// certificate's validity period is checked (401 `invalid_request` outside it).
+/// The entity named by `client_key`, when the certificate belongs to it by `rule`, and the
+/// certificate is within its validity period (401 `invalid_request` outside it). Every other
+/// refusal is 401 `request_denied` naming what is missing from the metadata.
+///
+/// Under [`ClientAuth::Sunet`] the order is SUNET's: the entity must exist and list issuers,
+/// then the validity period is checked, then the certificate must be one of the issuers.
+/// Under the other rules the certificate must belong to the entity before its validity is
+/// looked at.
 pub fn authenticate<'a>(
     snapshot: &'a Snapshot,
     client_key: &str,
     certificate_der: &[u8],
     now: i64,
+    rule: ClientAuth,
 ) -> Result<&'a Entity, GnapError> {
     let Some(entity) = snapshot.index().entity(client_key) else {
         return Err(GnapError::denied(format!(
@@ -343,24 +457,56 @@ pub fn authenticate<'a>(
     let info = fedtls::tls::PresentedCertificate::read(certificate_der)
         .map_err(|e| GnapError::denied(format!("the client certificate is unreadable: {e}")))?;
     let pin: Pin = info.pin;
-    let by_pin = entity.clients.iter().any(|c| c.pins.contains(&pin));
-    let by_issuer = entity.has_issuer_thumbprint(&CertThumbprint::of_certificate(certificate_der));
-    if !by_pin && !by_issuer {
-        return Err(GnapError::denied(format!(
-            "the client certificate (pin {pin}) is neither a client pin nor an issuer certificate of {client_key}"
-        )));
-    }
-    if now < info.not_before {
-        return Err(GnapError::expired_certificate(format!(
-            "the client certificate is not valid before {}",
-            fedtls::claims::Rfc3339(info.not_before)
-        )));
-    }
-    if now >= info.not_after {
-        return Err(GnapError::expired_certificate(format!(
-            "the client certificate expired at {}",
-            fedtls::claims::Rfc3339(info.not_after)
-        )));
+    let thumbprint = CertThumbprint::of_certificate(certificate_der);
+    let by_pin = || entity.clients.iter().any(|c| c.pins.contains(&pin));
+    let by_issuer = || entity.has_issuer_thumbprint(&thumbprint);
+    let validity = || {
+        if now < info.not_before {
+            return Err(GnapError::expired_certificate(format!(
+                "the client certificate is not valid before {}",
+                fedtls::claims::Rfc3339(info.not_before)
+            )));
+        }
+        if now >= info.not_after {
+            return Err(GnapError::expired_certificate(format!(
+                "the client certificate expired at {}",
+                fedtls::claims::Rfc3339(info.not_after)
+            )));
+        }
+        Ok(())
+    };
+    match rule {
+        ClientAuth::Sunet => {
+            if entity.issuers.is_empty() {
+                return Err(GnapError::denied(format!(
+                    "{client_key} lists no issuers: this server (SUNET's rule) accepts a client \
+                     certificate listed under the entity's issuers"
+                )));
+            }
+            validity()?;
+            if !by_issuer() {
+                return Err(GnapError::denied(format!(
+                    "the client certificate (cert#S256 {thumbprint}, pin {pin}) is not one of the \
+                     issuers of {client_key}: this server (SUNET's rule, as Skolverket's) accepts \
+                     only a client certificate listed byte for byte under issuers; add the \
+                     client certificate itself (PEM) to the entity's issuers"
+                )));
+            }
+        }
+        ClientAuth::Pin | ClientAuth::Either => {
+            let belongs = by_pin() || (rule == ClientAuth::Either && by_issuer());
+            if !belongs {
+                let what = if rule == ClientAuth::Pin {
+                    "not a client pin"
+                } else {
+                    "neither a client pin nor an issuer certificate"
+                };
+                return Err(GnapError::denied(format!(
+                    "the client certificate (pin {pin}) is not {what} of {client_key}"
+                )));
+            }
+            validity()?;
+        }
     }
     Ok(entity)
 }

@@ -30,7 +30,10 @@ pub struct TokenFacts<'a> {
     pub requested_access: &'a [Value],
 }
 
-/// The claims of a token for `entity`, in the documented order.
+/// The claims of a token for `entity`, in the documented order. As SUNET's server does, a
+/// claim with no value is left out rather than `null`: `aud` without an audience, `source`
+/// when the metadata has no `iss`, `organization_id` when the entity has none, and `scopes`
+/// when the entity has no saml-scope extension (an extension with no domains gives `[]`).
 pub fn claims(entity: &Entity, facts: &TokenFacts<'_>) -> Map<String, Value> {
     let mut claims = Map::new();
     claims.insert("iss".into(), facts.issuer.into());
@@ -45,22 +48,23 @@ pub fn claims(entity: &Entity, facts: &TokenFacts<'_>) -> Map<String, Value> {
     );
     claims.insert("version".into(), TOKEN_VERSION.into());
     claims.insert("auth_source".into(), AUTH_SOURCE.into());
-    claims.insert(
-        "source".into(),
-        facts.source.map_or(Value::Null, |s| s.into()),
-    );
+    if let Some(source) = facts.source {
+        claims.insert("source".into(), source.into());
+    }
     claims.insert("entity_id".into(), entity.entity_id.clone().into());
-    claims.insert(
-        "organization_id".into(),
-        entity
-            .organization_id
-            .as_ref()
-            .map_or(Value::Null, |id| Value::from(id.as_str())),
-    );
-    claims.insert(
-        "scopes".into(),
-        Value::Array(entity.scopes.iter().cloned().map(Value::String).collect()),
-    );
+    if let Some(id) = &entity.organization_id {
+        claims.insert("organization_id".into(), id.as_str().into());
+    }
+    let has_scope_extension = entity
+        .extensions
+        .as_ref()
+        .is_some_and(|e| e.contains_key(fedtls::metadata::SAML_SCOPE_EXTENSION));
+    if has_scope_extension {
+        claims.insert(
+            "scopes".into(),
+            Value::Array(entity.scopes.iter().cloned().map(Value::String).collect()),
+        );
+    }
     claims.insert(
         "requested_access".into(),
         Value::Array(facts.requested_access.to_vec()),
@@ -105,7 +109,12 @@ mod tests {
             servers: vec![],
             clients: vec![],
             scopes: vec!["a.example".into()],
-            extensions: None,
+            extensions: Some(
+                json!({(fedtls::metadata::SAML_SCOPE_EXTENSION): {"scope": ["a.example"]}})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
             extra: Map::new(),
         };
         let access = [json!({"type": "provisioning-api"})];
@@ -138,5 +147,22 @@ mod tests {
             ..facts
         };
         assert_eq!(claims(&entity, &with_aud)["aud"], "https://api");
+        // Nothing to say, no claim: no scope extension, no organization_id, no source.
+        let bare = Entity {
+            organization_id: None,
+            scopes: vec![],
+            extensions: None,
+            ..entity
+        };
+        let none = claims(
+            &bare,
+            &TokenFacts {
+                source: None,
+                ..facts
+            },
+        );
+        for name in ["scopes", "organization_id", "source", "aud"] {
+            assert!(!none.contains_key(name), "{name}");
+        }
     }
 }

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use kontosynk_framework::cli::{ServeArgs, init_logging};
 use kontosynk_framework::shutdown;
-use kontosynk_server::gnap::{DEFAULT_MAX_BODY, GnapConfig, GnapService, KeyRing, TokenKeys};
+use kontosynk_server::gnap::{
+    ClientAuth, DEFAULT_MAX_BODY, GnapConfig, GnapService, KeyRing, TokenKeys,
+};
 
 /// Issue bearer access tokens (GNAP, RFC 9635) to federation clients: POST /transaction,
-/// GET /.well-known/jwks.json, OPTIONS /transaction (discovery).
+/// GET /.well-known/jwks.json, /.well-known/jwk.json, /.well-known/public.pem,
+/// /status/healthy, OPTIONS /transaction (discovery).
 #[derive(clap::Args)]
 #[command(after_help = "\
 Example:
@@ -22,6 +25,11 @@ Example:
     -H 'Content-Type: application/json' https://auth.example.org:7443/transaction \\
     -d '{\"access_token\":{\"access\":[{\"type\":\"provisioning-api\"}],\"flags\":[\"bearer\"]},
          \"client\":{\"key\":\"https://your.entity.id\"}}'
+
+Client authentication (--client-auth): \"sunet\" (the default) is the rule of the SUNET
+authorization server behind Skolverket's: the client certificate itself must be listed under
+its entity's issuers; \"pin\" is FedTLS's: its SPKI pin must be one of the entity's client pins;
+\"either\" accepts both.
 
 Key rotation: start with the new key as --signing-key and the old one as --previous-key until
 every token it signed has expired (--lifetime); SIGHUP reloads the key files without a restart.
@@ -62,6 +70,11 @@ pub struct GnapArgs {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
               .range(1024..=10 * 1024 * 1024))]
     max_transaction_body: usize,
+    /// How a client certificate is tied to the entity in client.key: sunet (listed under the
+    /// entity's issuers, as Skolverket's server requires), pin (a client pin, FedTLS) or
+    /// either.
+    #[arg(long, value_name = "RULE", env = "KONTOSYNK_GNAP_CLIENT_AUTH", default_value_t = ClientAuth::Sunet)]
+    client_auth: ClientAuth,
 }
 
 /// Serves until SIGTERM or Ctrl-C.
@@ -74,6 +87,7 @@ pub async fn run(args: GnapArgs) -> Result<(), String> {
     config.audience = args.audience.clone();
     config.lifetime = Duration::from_secs(args.lifetime);
     config.max_body = args.max_transaction_body;
+    config.client_auth = args.client_auth;
     if let Some(endpoint) = &args.endpoint {
         config.grant_request_endpoint = endpoint.clone();
     }
@@ -85,7 +99,7 @@ pub async fn run(args: GnapArgs) -> Result<(), String> {
     let service = GnapService::new(config, Arc::clone(&ring), Arc::new(prepared.store.clone()));
     spawn_key_reload(ring, args.signing_key, args.previous_keys);
     let addr = prepared.server.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, issuer = %args.issuer, "gnap authorization server listening");
+    tracing::info!(%addr, issuer = %args.issuer, client_auth = %args.client_auth, "gnap authorization server listening");
     prepared
         .server
         .serve(service.handler(), shutdown::signal())

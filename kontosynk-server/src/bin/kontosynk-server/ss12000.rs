@@ -57,6 +57,10 @@ pub struct Ss12000Args {
     /// The authorization server's JWKS (https URL or file) for bearer JWTs.
     #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_JWT_JWKS")]
     jwt_jwks: Option<String>,
+    /// Extra CA certificates (PEM) trusted for an https --jwt-jwks URL, besides the webpki
+    /// roots: e.g. the certificate of your own `kontosynk-server gnap`.
+    #[arg(long, value_name = "PEM", env = "KONTOSYNK_JWT_JWKS_CA")]
+    jwt_jwks_ca: Option<PathBuf>,
     /// The organization_id bearer tokens must carry (Skolverket: SE2021004185).
     #[arg(long, value_name = "ID", env = "KONTOSYNK_JWT_ORGANIZATION_ID")]
     jwt_organization_id: Option<String>,
@@ -167,6 +171,7 @@ async fn bearer(args: &Ss12000Args) -> Result<Option<Arc<BearerVerifier>>, Strin
     let mut config = BearerConfig::new(source, organization_id, location);
     config.issuer = args.jwt_issuer.clone();
     config.audience = args.jwt_audience.clone();
+    config.jwks_ca = args.jwt_jwks_ca.clone();
     let verifier = BearerVerifier::new(config).map_err(|e| e.to_string())?;
     verifier.load().await.map_err(|e| e.to_string())?;
     Ok(Some(Arc::new(verifier)))

@@ -250,11 +250,48 @@ impl ApplySummary {
     }
 }
 
+/// What an upsert does, decided the same way by every backend.
+pub(crate) enum UpsertPlan {
+    /// No live object with this id: insert it (and drop a tombstone).
+    Insert(Object),
+    /// The same JSON value is stored: nothing to write.
+    Unchanged,
+    /// Replace the stored object with this one (its `meta.modified` possibly set).
+    Update(Object),
+}
+
+impl UpsertPlan {
+    /// The plan for upserting `new` over the stored JSON text `old` (see [`upsert_over`]),
+    /// counted in `counts`.
+    pub(crate) fn new(
+        old: Option<&str>,
+        new: Object,
+        touch: Option<Timestamp>,
+        counts: &mut CollectionSummary,
+    ) -> Result<UpsertPlan, StoreError> {
+        let Some(old) = old else {
+            counts.inserted += 1;
+            return Ok(UpsertPlan::Insert(new));
+        };
+        Ok(match upsert_over(old, &new, touch)? {
+            None => {
+                counts.unchanged += 1;
+                UpsertPlan::Unchanged
+            }
+            Some((object, touched)) => {
+                counts.updated += 1;
+                counts.modified_set += u64::from(touched);
+                UpsertPlan::Update(object)
+            }
+        })
+    }
+}
+
 /// What an upsert of `new` writes over the stored JSON text `old`: `None` when the content
 /// is the same JSON value (whitespace and member order do not count); else the object to
 /// store and whether its `meta.modified` was set to `touch` (the content changed, and its
 /// `meta.modified` is missing or not later than the stored one's).
-pub(crate) fn upsert_over(
+fn upsert_over(
     old: &str,
     new: &Object,
     touch: Option<Timestamp>,

@@ -6,8 +6,8 @@
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 
 use super::{
-    ApplySummary, Database, DeletedQuery, ListQuery, SCHEMA_VERSION, StoreError, Tombstone, Write,
-    page_limit, stored_object,
+    ApplySummary, Database, DeletedQuery, ListQuery, SCHEMA_VERSION, StoreError, Tombstone,
+    UpsertPlan, Write, page_limit, stored_object,
 };
 use crate::collection::Collection;
 use crate::object::Object;
@@ -286,35 +286,23 @@ impl PgStore {
                     let name = collection.path();
                     let key = (name.to_owned(), object.id().to_owned());
                     let old = live.get(&key).cloned().flatten();
-                    let changed = match &old {
-                        Some(old) => super::upsert_over(old, &object, touch)?,
-                        None => None,
-                    };
-                    let object = match &changed {
-                        Some((written, _)) => written.clone(),
-                        None => object,
-                    };
+                    let counts = summary.entry(&collection);
+                    let (statement, object) =
+                        match UpsertPlan::new(old.as_deref(), object, touch, counts)? {
+                            UpsertPlan::Unchanged => {
+                                seen.insert(collection);
+                                continue;
+                            }
+                            UpsertPlan::Update(object) => (&update, object),
+                            UpsertPlan::Insert(object) => (&insert, object),
+                        };
                     let created = micros(object.created());
                     let modified = micros(object.modified());
                     let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                         [&name, &object.id(), &object.json(), &created, &modified];
-                    let counts = summary.entry(&collection);
-                    match (old, changed) {
-                        (Some(_), None) => counts.unchanged += 1,
-                        (Some(_), Some((_, touched))) => {
-                            counts.modified_set += u64::from(touched);
-                            tx.execute(&update, &args)
-                                .await
-                                .map_err(|e| query_error(op, &e))?;
-                            counts.updated += 1;
-                        }
-                        (None, _) => {
-                            tx.execute(&insert, &args)
-                                .await
-                                .map_err(|e| query_error(op, &e))?;
-                            counts.inserted += 1;
-                        }
-                    }
+                    tx.execute(statement, &args)
+                        .await
+                        .map_err(|e| query_error(op, &e))?;
                     live.insert(key, Some(object.json().to_owned()));
                     seen.insert(collection);
                 }

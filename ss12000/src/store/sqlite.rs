@@ -8,8 +8,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    ApplySummary, Database, DeletedQuery, ListQuery, SCHEMA_VERSION, StoreError, Tombstone, Write,
-    page_limit, stored_object,
+    ApplySummary, Database, DeletedQuery, ListQuery, SCHEMA_VERSION, StoreError, Tombstone,
+    UpsertPlan, Write, page_limit, stored_object,
 };
 use crate::collection::Collection;
 use crate::object::Object;
@@ -596,20 +596,16 @@ fn apply(conn: &mut Connection, writes: Vec<Write>) -> Result<ApplySummary, Stor
                     .optional()
                     .map_err(e)?;
                 let counts = summary.entry(&collection);
-                let changed = match &old {
-                    Some(old) => super::upsert_over(old, &object, touch)?,
-                    None => None,
+                let times = |o: &Object| {
+                    (
+                        o.created().map(Timestamp::unix_micros),
+                        o.modified().map(Timestamp::unix_micros),
+                    )
                 };
-                let object = match &changed {
-                    Some((written, _)) => written.clone(),
-                    None => object,
-                };
-                let created = object.created().map(Timestamp::unix_micros);
-                let modified = object.modified().map(Timestamp::unix_micros);
-                match (old, changed) {
-                    (Some(_), None) => counts.unchanged += 1,
-                    (Some(_), Some((_, touched))) => {
-                        counts.modified_set += u64::from(touched);
+                match UpsertPlan::new(old.as_deref(), object, touch, counts)? {
+                    UpsertPlan::Unchanged => {}
+                    UpsertPlan::Update(object) => {
+                        let (created, modified) = times(&object);
                         tx.prepare_cached(
                             "UPDATE objects SET body = ?3, created = ?4, modified = ?5
                              WHERE collection = ?1 AND id = ?2",
@@ -617,9 +613,9 @@ fn apply(conn: &mut Connection, writes: Vec<Write>) -> Result<ApplySummary, Stor
                         .map_err(e)?
                         .execute(params![name, object.id(), object.json(), created, modified])
                         .map_err(e)?;
-                        counts.updated += 1;
                     }
-                    (None, _) => {
+                    UpsertPlan::Insert(object) => {
+                        let (created, modified) = times(&object);
                         tx.prepare_cached(
                             "INSERT INTO objects (collection, id, body, created, modified)
                              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -633,7 +629,6 @@ fn apply(conn: &mut Connection, writes: Vec<Write>) -> Result<ApplySummary, Stor
                         .map_err(e)?
                         .execute(params![name, object.id()])
                         .map_err(e)?;
-                        counts.inserted += 1;
                     }
                 }
                 seen.insert(collection);

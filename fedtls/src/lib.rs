@@ -38,6 +38,8 @@ pub mod jws;
 pub mod lint;
 pub mod metadata;
 pub mod names;
+#[cfg(feature = "tooling")]
+pub mod output;
 pub mod pin;
 pub mod snapshot;
 pub mod store;

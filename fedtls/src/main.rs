@@ -3,5 +3,6 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    fedtls::output::exit_quietly_on_closed_stdout();
     cli::main()
 }

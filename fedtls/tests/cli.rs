@@ -456,3 +456,20 @@ fn verify_fetches_a_url() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_instead_of_panicking() {
+    // `fedtls verify … | head -0`: the reader is gone before anything is printed.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_fedtls"))
+        .args(["verify", "--jwks", &fixture("jwks.json"), "--json"])
+        .arg(fixture("signed/some-bad-entities.jws"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

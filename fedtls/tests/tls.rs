@@ -6,16 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedtls::jws::{SignOptions, sign_metadata};
-use fedtls::testfed::{FederationOptions, TestFederation};
+use fedtls::testfed::{FederationOptions, Resigner, TestFederation};
 use fedtls::tls::{
     self, PeerIdentity, PeerRejection, PinnedClientVerifier, PinnedServerVerifier,
     ReloadableCertResolver,
 };
-use fedtls::{
-    Jwks, JwsFormat, Pin, SigningKey, Snapshot, SnapshotCell, SnapshotSource, VerifyOptions,
-    verify_metadata,
-};
+use fedtls::{Pin, Snapshot, SnapshotCell, SnapshotSource};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ProtocolVersion, ServerConfig, SupportedProtocolVersion};
 use serde_json::{Map, Value, json};
@@ -30,8 +26,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 struct Fed {
     _dir: TempDir,
     fed: TestFederation,
-    jwks: Jwks,
-    key: SigningKey,
+    signer: Resigner,
     payload: Map<String, Value>,
 }
 
@@ -39,17 +34,12 @@ impl Fed {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fed = fedtls::testfed::init(dir.path(), &FederationOptions::default()).unwrap();
-        let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
-        let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
-        let payload = match serde_json::from_slice(&std::fs::read(&fed.metadata_json).unwrap()) {
-            Ok(Value::Object(map)) => map,
-            other => panic!("metadata.json: {other:?}"),
-        };
+        let signer = Resigner::load(&fed).unwrap();
+        let payload = signer.payload.clone();
         Fed {
             _dir: dir,
             fed,
-            jwks,
-            key,
+            signer,
             payload,
         }
     }
@@ -82,36 +72,20 @@ impl Fed {
     /// The published metadata.jws, verified.
     fn published(&self) -> Snapshot {
         let doc = std::fs::read(&self.fed.metadata_jws).unwrap();
-        let verified = verify_metadata(&doc, &self.jwks, &VerifyOptions::default()).unwrap();
-        Snapshot::new(verified, "metadata.jws", 0)
+        self.signer.verify_at(&doc, unix_now()).unwrap()
     }
 
     /// `payload` re-signed with the federation key at `now`, valid for `lifetime` seconds,
     /// and verified at `now + 1`.
     fn sign_at(&self, payload: &Map<String, Value>, now: i64, lifetime: i64) -> Snapshot {
-        let jws = sign_metadata(
-            payload,
-            &[&self.key],
-            &SignOptions {
-                iss: self.fed.iss.clone(),
-                lifetime_secs: lifetime,
-                now,
-                format: JwsFormat::General,
-                default_cache_ttl: 3600,
-            },
-        )
-        .unwrap();
-        let options = VerifyOptions {
-            now: Some(now + 1),
-            ..VerifyOptions::default()
-        };
-        let verified = verify_metadata(jws.as_bytes(), &self.jwks, &options).unwrap();
+        let jws = self.signer.sign(payload, now, lifetime).unwrap();
+        let snapshot = self.signer.verify_at(jws.as_bytes(), now + 1).unwrap();
         assert!(
-            verified.index().rejected().is_empty(),
+            snapshot.index().rejected().is_empty(),
             "{:?}",
-            verified.index().rejected()
+            snapshot.index().rejected()
         );
-        Snapshot::new(verified, "re-signed", now)
+        snapshot
     }
 
     fn sign(&self, payload: &Map<String, Value>) -> Snapshot {

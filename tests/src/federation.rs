@@ -11,15 +11,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use fedtls::jwk::{Jwks, SigningKey};
-use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
 use fedtls::snapshot::{Snapshot, SnapshotCell};
 use fedtls::testfed::Party;
-use fedtls::testfed::{self, FederationOptions, TestFederation};
+use fedtls::testfed::{self, FederationOptions, Resigner, TestFederation};
 use fedtls::tls::{
     PinnedServerVerifier, ReloadableCertResolver, load_cert_chain, load_private_key,
 };
-use fedtls::verify::{VerifyOptions, unix_now, verify_metadata};
+use fedtls::verify::unix_now;
 use kontosynk_framework::{BoundServer, Handler, ServerBuilder};
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
@@ -34,8 +32,9 @@ pub const AUTHORITY: &str = "https://auth.test.example";
 pub struct Fed {
     pub dir: tempfile::TempDir,
     pub fed: TestFederation,
-    pub key: SigningKey,
-    pub jwks: Jwks,
+    /// Its signing key and trust anchor ([`Resigner::sign`], [`Resigner::verify_at`]).
+    pub signer: Resigner,
+    /// The payload to sign, edited by the setters below.
     pub payload: Map<String, Value>,
     /// The snapshot of the metadata as created, shared by servers started from this value.
     pub cell: Arc<SnapshotCell>,
@@ -51,20 +50,16 @@ impl Fed {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fed = testfed::init(dir.path(), &FederationOptions::default()).unwrap();
-        let key = SigningKey::from_jwk_json(&std::fs::read(&fed.signing_key).unwrap()).unwrap();
-        let jwks = Jwks::from_json(&std::fs::read(&fed.jwks).unwrap()).unwrap();
-        let payload =
-            match serde_json::from_slice(&std::fs::read(&fed.metadata_json).unwrap()).unwrap() {
-                Value::Object(map) => map,
-                _ => panic!("metadata.json is not an object"),
-            };
+        let signer = Resigner::load(&fed).unwrap();
+        let payload = signer.payload.clone();
         let document = std::fs::read(&fed.metadata_jws).unwrap();
-        let cell = Arc::new(SnapshotCell::with(verified_now(&document, &jwks)));
+        let cell = Arc::new(SnapshotCell::with(
+            signer.verify_at(&document, unix_now()).unwrap(),
+        ));
         Self {
             dir,
             fed,
-            key,
-            jwks,
+            signer,
             payload,
             cell,
         }
@@ -177,18 +172,7 @@ impl Fed {
 
     /// `payload` signed by the federation's key at `now` for `lifetime` seconds.
     pub fn sign_payload(&self, payload: &Map<String, Value>, now: i64, lifetime: i64) -> String {
-        sign_metadata(
-            payload,
-            &[&self.key],
-            &SignOptions {
-                iss: self.fed.iss.clone(),
-                lifetime_secs: lifetime,
-                now,
-                format: JwsFormat::General,
-                default_cache_ttl: 3600,
-            },
-        )
-        .unwrap()
+        self.signer.sign(payload, now, lifetime).unwrap()
     }
 
     /// The payload as `edit` leaves it, signed now for `lifetime` seconds (the JWS bytes).
@@ -203,7 +187,7 @@ impl Fed {
 
     /// The snapshot of a signed `document`, verified now against the federation's JWKS.
     pub fn snapshot_of(&self, document: &[u8]) -> Snapshot {
-        verified_now(document, &self.jwks)
+        self.signer.verify_at(document, unix_now()).unwrap()
     }
 
     /// A new snapshot cell holding the metadata as created (not shared with [`Fed::cell`]).
@@ -227,16 +211,7 @@ impl Fed {
     /// expired today).
     pub fn snapshot_at(&self, now: i64, lifetime: i64) -> Snapshot {
         let jws = self.sign_at(now, lifetime);
-        let verified = verify_metadata(
-            jws.as_bytes(),
-            &self.jwks,
-            &VerifyOptions {
-                now: Some(now),
-                ..VerifyOptions::default()
-            },
-        )
-        .unwrap();
-        Snapshot::new(verified, "test", now)
+        self.signer.verify_at(jws.as_bytes(), now).unwrap()
     }
 
     /// A party's identity (cert + key).
@@ -273,12 +248,6 @@ pub async fn serve(
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(handler, std::future::pending()));
     addr
-}
-
-/// The snapshot of a signed `document`, verified now against `jwks`.
-fn verified_now(document: &[u8], jwks: &Jwks) -> Snapshot {
-    let verified = verify_metadata(document, jwks, &VerifyOptions::default()).unwrap();
-    Snapshot::new(verified, "test", unix_now())
 }
 
 /// A running server; stops when dropped.

@@ -18,11 +18,13 @@ mod init;
 mod keys;
 mod manifest;
 mod output;
+mod resign;
 mod synthetic;
 
 use certs::Window;
 pub use init::init;
 use manifest::from_manifest;
+pub use resign::Resigner;
 pub use synthetic::{signed_synthetic_aggregate, synthetic_metadata};
 
 /// Options for [`init`].

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kontosynk_framework::cli::ServeSettings;
-use kontosynk_framework::{Limits, Policy};
+use kontosynk_framework::{Limits, Policy, RateLimit};
 
 use crate::config::Config;
 use crate::forward::Forwarder;
@@ -58,7 +58,16 @@ pub async fn serve(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let prepared = settings
-        .prepare_with(|builder| builder.worker_threads(threads))
+        .prepare_with(|builder| {
+            let builder = builder.worker_threads(threads);
+            // The settings give a burst of twice the rate; an explicit one replaces it.
+            match (limits.rate_limit, limits.rate_burst) {
+                (Some(per_second), Some(burst)) => {
+                    builder.rate_limit(RateLimit { per_second, burst })
+                }
+                _ => builder,
+            }
+        })
         .await?;
     let addr = prepared.server.local_addr().map_err(ProxyError::Listener)?;
     tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
@@ -99,6 +108,7 @@ fn serve_settings(config: &Config) -> ServeSettings {
             request_timeout: seconds(limits.request_timeout),
             max_body: limits.max_body,
             max_connections: limits.max_connections,
+            shutdown_grace: seconds(limits.shutdown_timeout),
             ..Limits::default()
         },
         trusted_proxies: config.trusted_proxies.clone(),

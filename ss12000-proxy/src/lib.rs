@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod bowness;
 pub mod config;
 pub mod forward;
 pub mod h1pool;

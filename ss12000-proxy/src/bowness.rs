@@ -475,7 +475,10 @@ impl BownessConfig {
             .map_err(|e| r.error("TargetURL", format!("not a URL: {e}")))?;
         let scheme = backend.scheme_str().map(str::to_ascii_lowercase);
         if !matches!(scheme.as_deref(), Some("http" | "https")) || backend.host().is_none() {
-            return Err(r.error("TargetURL", "must be an http:// or https:// URL with a host"));
+            return Err(r.error(
+                "TargetURL",
+                "must be an http:// or https:// URL with a host",
+            ));
         }
         if backend.query().is_some() {
             return Err(r.error(
@@ -619,12 +622,10 @@ impl BownessConfig {
                 headers.insert("api_key_header".into(), header.clone().into());
                 headers.insert("api_key".into(), value.clone().into());
             }
-            (Some(_), None) => warnings.push(
-                "APIKeyHeader: ignored without APIKeyValue (as bowness ignores it)".into(),
-            ),
-            (None, Some(_)) => warnings.push(
-                "APIKeyValue: ignored without APIKeyHeader (as bowness ignores it)".into(),
-            ),
+            (Some(_), None) => warnings
+                .push("APIKeyHeader: ignored without APIKeyValue (as bowness ignores it)".into()),
+            (None, Some(_)) => warnings
+                .push("APIKeyValue: ignored without APIKeyHeader (as bowness ignores it)".into()),
             (None, None) => {}
         }
         // As behind bowness (Go's reverse proxy): the backend sees the client's Host.
@@ -723,7 +724,10 @@ mod tests {
              EncodeEntityId: BASE64\nEncodeOrganization: url\nEncodeOrganizationId: ''\n"
         );
         let c = parse(&yaml, []).unwrap().config;
-        assert_eq!(c.federation.metadata.to_string(), "https://fed.example/md.jws");
+        assert_eq!(
+            c.federation.metadata.to_string(),
+            "https://fed.example/md.jws"
+        );
         assert_eq!(c.limits.header_timeout, 15.0);
         assert_eq!(c.limits.idle_timeout, 15.0);
         assert_eq!(c.limits.handshake_timeout, 15.0);
@@ -752,7 +756,10 @@ mod tests {
             ("SS12000_PROXY_BOWNESS_CONFIG", "b.yaml"),
         ]);
         let m = parse(MINIMAL, vars).unwrap();
-        assert_eq!(m.config.backend.to_string(), "https://api.example:8443/base");
+        assert_eq!(
+            m.config.backend.to_string(),
+            "https://api.example:8443/base"
+        );
         assert_eq!(m.config.listen.to_string(), "127.0.0.1:8443");
         assert_eq!(m.config.limits.rate_limit, Some(4.0));
         assert_eq!(m.config.limits.rate_burst, Some(50));
@@ -776,13 +783,25 @@ mod tests {
     fn what_cannot_be_honoured_is_named() {
         let cases = [
             (format!("{MINIMAL}ReadTimout: 5\n"), "ReadTimout"),
-            (format!("{MINIMAL}readtimeout: 5\nReadTimeout: 6\n"), "ReadTimeout"),
+            (
+                format!("{MINIMAL}readtimeout: 5\nReadTimeout: 6\n"),
+                "ReadTimeout",
+            ),
             (format!("{MINIMAL}ReadTimeout: 0\n"), "ReadTimeout"),
             (format!("{MINIMAL}WriteTimeout: 1.5\n"), "WriteTimeout"),
             (format!("{MINIMAL}BackendTimeout: 0\n"), "BackendTimeout"),
-            (format!("{MINIMAL}MaxMetadataSize: 500\n"), "MaxMetadataSize"),
-            (format!("{MINIMAL}EncodeOrganization: hex\n"), "EncodeOrganization"),
-            (format!("{MINIMAL}EnableLimiting: maybe\n"), "EnableLimiting"),
+            (
+                format!("{MINIMAL}MaxMetadataSize: 500\n"),
+                "MaxMetadataSize",
+            ),
+            (
+                format!("{MINIMAL}EncodeOrganization: hex\n"),
+                "EncodeOrganization",
+            ),
+            (
+                format!("{MINIMAL}EnableLimiting: maybe\n"),
+                "EnableLimiting",
+            ),
             (
                 format!("{MINIMAL}EnableLimiting: true\nLimitBurst: 0\n"),
                 "LimitBurst",

@@ -116,7 +116,10 @@ fn load(cli: &Cli) -> Result<(Config, PathBuf, Option<String>), String> {
         }
         return Ok((migration.config, path.clone(), Some(migration.toml)));
     }
-    let path = cli.config.clone().ok_or("--config or --bowness-config is required")?;
+    let path = cli
+        .config
+        .clone()
+        .ok_or("--config or --bowness-config is required")?;
     let config = Config::load(&path, std::env::vars()).map_err(|e| e.to_string())?;
     Ok((config, path, None))
 }

@@ -110,7 +110,6 @@ fn serve_settings(config: &Config) -> ServeSettings {
             max_body: limits.max_body,
             max_connections: limits.max_connections,
             shutdown_grace: seconds(limits.shutdown_timeout),
-            ..Limits::default()
         },
         trusted_proxies: config.trusted_proxies.clone(),
         require_listed: config.tls.require_listed,

@@ -184,8 +184,11 @@ pub struct HeadersConfig {
 pub struct LimitsConfig {
     /// Largest request body in bytes (streamed, never buffered).
     pub max_body: u64,
-    /// Per-entity requests per second (burst twice that); none when absent.
+    /// Per-entity requests per second; none when absent.
     pub rate_limit: Option<f64>,
+    /// Requests an entity may make at once before `rate_limit` applies (default: twice
+    /// `rate_limit`, rounded up).
+    pub rate_burst: Option<u32>,
     /// TLS handshake.
     pub handshake_timeout: f64,
     /// Client request head, from its first byte (the first request: from the handshake).
@@ -198,6 +201,8 @@ pub struct LimitsConfig {
     pub request_timeout: f64,
     /// Client connections at once.
     pub max_connections: usize,
+    /// On SIGTERM/Ctrl-C, in-flight requests get this long to finish.
+    pub shutdown_timeout: f64,
 }
 
 impl Default for LimitsConfig {
@@ -205,12 +210,14 @@ impl Default for LimitsConfig {
         Self {
             max_body: 100 * 1024 * 1024,
             rate_limit: None,
+            rate_burst: None,
             handshake_timeout: 10.0,
             header_timeout: 10.0,
             idle_timeout: 90.0,
             backend_timeout: 30.0,
             request_timeout: 3600.0,
             max_connections: 10_000,
+            shutdown_timeout: 30.0,
         }
     }
 }
@@ -370,6 +377,7 @@ impl Config {
             ("idle_timeout", limits.idle_timeout),
             ("backend_timeout", limits.backend_timeout),
             ("request_timeout", limits.request_timeout),
+            ("shutdown_timeout", limits.shutdown_timeout),
         ] {
             if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
                 return Err(InvalidConfig(format!(
@@ -384,6 +392,12 @@ impl Config {
             return Err(
                 "limits.rate_limit must be a positive number of requests per second".into(),
             );
+        }
+        if limits.rate_burst.is_some() && limits.rate_limit.is_none() {
+            return Err("limits.rate_burst needs limits.rate_limit".into());
+        }
+        if limits.rate_burst == Some(0) {
+            return Err("limits.rate_burst must be at least 1".into());
         }
         Ok(())
     }

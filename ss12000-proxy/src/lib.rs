@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod bowness;
 pub mod config;
 pub mod forward;
 pub mod h1pool;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kontosynk_framework::cli::ServeSettings;
-use kontosynk_framework::{Limits, Policy};
+use kontosynk_framework::{Limits, Policy, RateLimit};
 
 use crate::config::Config;
 use crate::forward::Forwarder;
@@ -58,7 +59,16 @@ pub async fn serve(
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let prepared = settings
-        .prepare_with(|builder| builder.worker_threads(threads))
+        .prepare_with(|builder| {
+            let builder = builder.worker_threads(threads);
+            // The settings give a burst of twice the rate; an explicit one replaces it.
+            match (limits.rate_limit, limits.rate_burst) {
+                (Some(per_second), Some(burst)) => {
+                    builder.rate_limit(RateLimit { per_second, burst })
+                }
+                _ => builder,
+            }
+        })
         .await?;
     let addr = prepared.server.local_addr().map_err(ProxyError::Listener)?;
     tracing::info!(%addr, backend = %config.backend, "ss12000-proxy listening");
@@ -99,7 +109,7 @@ fn serve_settings(config: &Config) -> ServeSettings {
             request_timeout: seconds(limits.request_timeout),
             max_body: limits.max_body,
             max_connections: limits.max_connections,
-            ..Limits::default()
+            shutdown_grace: seconds(limits.shutdown_timeout),
         },
         trusted_proxies: config.trusted_proxies.clone(),
         require_listed: config.tls.require_listed,

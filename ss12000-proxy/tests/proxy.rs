@@ -156,9 +156,14 @@ jwks = "{}"
     );
     let path = dir.join(format!("proxy-{}.toml", rand_suffix()));
     std::fs::write(&path, config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"))
-        .arg("--config")
-        .arg(&path)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"));
+    command.arg("--config").arg(&path);
+    spawn_proxy(command)
+}
+
+/// Starts the proxy `command` describes and waits for it to log its address.
+fn spawn_proxy(mut command: Command) -> Proxy {
+    let mut child = command
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1157,4 +1162,170 @@ async fn underscore_spellings_never_reach_a_wsgi_backend() {
         fed.party("supplier-client").unwrap().pin
     );
     assert!(environ.get("HTTP_CLIENT_CERT_CHAIN").is_none());
+}
+
+/// A bowness.yaml as a member running bowness in front of its API would have it (the keys
+/// and shapes of bowness's documentation), for the test federation and `backend`.
+fn bowness_yaml(
+    fed: &TestFederation,
+    dir: &Path,
+    backend: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let server = fed.party("school-server").unwrap();
+    let yaml = format!(
+        "MetadataURL: {}\nJWKSPath: {}\nCachePath: {}\nCert: {}\nKey: {}\n\
+         TargetURL: {backend}\nListenAddress: 127.0.0.1:0\n\
+         ReadHeaderTimeout: 5\nReadTimeout: 20\nWriteTimeout: 40\nIdleTimeout: 60\n\
+         BackendTimeout: 30\nDefaultCacheTTL: 3600\nNetworkRetry: 60\n\
+         APIKeyHeader: X-API-Key\nAPIKeyValue: yourverysecretkey\n\
+         EncodeOrganization: base64\n{extra}",
+        fed.metadata_jws.display(),
+        fed.jwks.display(),
+        dir.join("metadata-cache.jws").display(),
+        server.cert.display(),
+        server.key.display(),
+    );
+    let path = dir.join(format!("bowness-{}.yaml", rand_suffix()));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn bowness_command(yaml: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ss12000-proxy"));
+    command
+        .arg("--bowness-config")
+        .arg(yaml)
+        .env_remove("SS12000_PROXY_CHECK");
+    command
+}
+
+#[tokio::test]
+async fn a_bowness_config_file_serves_as_is_with_bwns_overrides() {
+    let (dir, fed) = federation();
+    let backend = backend().await;
+    // The file names a backend that is not there; BWNS_TARGETURL replaces it, as in bowness.
+    let yaml = bowness_yaml(
+        &fed,
+        dir.path(),
+        "http://127.0.0.1:9/nothing",
+        "EnableLimiting: true\nLimitRequestsPerSecond: 0.1\nLimitBurst: 3\n",
+    );
+    let mut command = bowness_command(&yaml);
+    command
+        .env("BWNS_TARGETURL", format!("http://{backend}/base"))
+        .env("BWNS_ENCODEENTITYID", "url");
+    let proxy = spawn_proxy(command);
+    let mut sender = connect(proxy.addr, &connector(&fed, "supplier-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, echo) = send(&mut sender, get("/persons")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert_eq!(echo["path"], "/base/persons", "{echo}");
+    let h = &echo["headers"];
+    assert_eq!(h["x-api-key"], "yourverysecretkey", "{echo}");
+    assert_eq!(
+        h["x-fedtlsauth-organization"], "TGV2ZXJhbnTDtnIgRXhlbXBlbCBBQg==",
+        "{echo}"
+    );
+    let entity = h["x-fedtlsauth-entity-id"].as_str().unwrap();
+    assert!(entity.starts_with("https%3A%2F%2F"), "{echo}");
+    // LimitBurst 3 at 0.1 requests/s: two more, then 429.
+    for _ in 0..2 {
+        assert_eq!(send(&mut sender, get("/")).await.unwrap().0, StatusCode::OK);
+    }
+    let (status, _) = send(&mut sender, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[test]
+fn bowness_keys_that_cannot_be_honoured_are_named_and_exit_1() {
+    let (dir, fed) = federation();
+    for (extra, env, named) in [
+        ("ReadTimout: 5\n", None, "ReadTimout: not a bowness key"),
+        (
+            "ShutdownTimeout: 0\n",
+            None,
+            "ShutdownTimeout: 0 means no timeout",
+        ),
+        (
+            "",
+            Some(("BWNS_IDLETIMEOUT", "1.5")),
+            "BWNS_IDLETIMEOUT: must be a whole number",
+        ),
+        (
+            "MaxMetadataSize: 200\n",
+            None,
+            "MaxMetadataSize: ss12000-proxy accepts",
+        ),
+    ] {
+        let yaml = bowness_yaml(&fed, dir.path(), "http://127.0.0.1:9", extra);
+        let mut command = bowness_command(&yaml);
+        if let Some((name, value)) = env {
+            command.env(name, value);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(named), "{named}: {stderr}");
+    }
+    // A warning for what is harmless to ignore; --config and --bowness-config exclude each other.
+    let yaml = bowness_yaml(
+        &fed,
+        dir.path(),
+        "http://127.0.0.1:9",
+        "BadContentRetry: 600\n",
+    );
+    let out = bowness_command(&yaml).arg("--check").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("BadContentRetry: ignored"),
+        "{stderr}"
+    );
+    let out = bowness_command(&yaml)
+        .arg("--config")
+        .arg(&yaml)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_with_a_bowness_config_prints_the_equivalent_toml() {
+    let (dir, fed) = federation();
+    let yaml = bowness_yaml(
+        &fed,
+        dir.path(),
+        "https://api.example:8443/v2",
+        "EnableLimiting: yes\nLimitRequestsPerSecond: 10\nLimitBurst: 20\nShutdownTimeout: 15\n",
+    );
+    let out = bowness_command(&yaml)
+        .arg("--check")
+        .env("BWNS_WRITETIMEOUT", "90")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The checks ran (as comments, so all of stdout is the new file).
+    assert!(
+        stdout.contains("# ") && stdout.contains("listed as a server"),
+        "{stdout}"
+    );
+    let printed = ss12000_proxy::config::Config::parse(&stdout, []).unwrap();
+    let mapped =
+        ss12000_proxy::bowness::load(&yaml, [("BWNS_WRITETIMEOUT".to_owned(), "90".to_owned())])
+            .unwrap()
+            .config;
+    assert_eq!(format!("{printed:?}"), format!("{mapped:?}"));
+    assert_eq!(printed.limits.request_timeout, 90.0);
+    assert_eq!(printed.limits.rate_burst, Some(20));
+    assert_eq!(printed.limits.shutdown_timeout, 15.0);
+    assert_eq!(printed.backend.to_string(), "https://api.example:8443/v2");
 }

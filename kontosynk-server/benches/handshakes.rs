@@ -559,7 +559,7 @@ fn idle_connection_memory(fed: &TestFederation) {
         .arg(&fed.jwks)
         .env(
             "RUST_LOG",
-            "warn,kontosynk_framework=info,kontosynk::access=warn",
+            "warn,kontosynk_framework=info,kontosynk_server=info,kontosynk::access=warn",
         )
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -8,6 +8,8 @@ fn run(args: &[&str], dir: &std::path::Path) -> Output {
         .args(args)
         .current_dir(dir)
         .env_remove("KONTOSYNK_DB")
+        // These files use short ids (`p1`); the refusal of non-UUID ids has its own test.
+        .env("KONTOSYNK_IMPORT_ALLOW_NON_UUID_IDS", "true")
         .output()
         .unwrap()
 }
@@ -168,4 +170,40 @@ fn import_export_round_trip_with_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&["import", "--db", "sqlite:s.db"], dir.path());
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_non_uuid_id_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("persons.json"),
+        r#"[{"id":"123456789","givenName":"A"}]"#,
+    )
+    .unwrap();
+    let import = |allow: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
+        command
+            .args(["import", "--db", "sqlite:s.db", "persons.json"])
+            .current_dir(dir.path())
+            .env_remove("KONTOSYNK_DB")
+            .env_remove("KONTOSYNK_IMPORT_ALLOW_NON_UUID_IDS");
+        if let Some(flag) = allow {
+            command.arg(flag);
+        }
+        command.output().unwrap()
+    };
+    let out = import(None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: persons.json: persons[0]: id `123456789` is not a UUID"),
+        "{err}"
+    );
+    let out = import(Some("--allow-non-uuid-ids"));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

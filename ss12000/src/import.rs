@@ -39,6 +39,10 @@ pub struct ImportOptions {
     /// Treat each collection in a file as complete: live objects of that collection missing
     /// from the file are deleted (tombstoned). Never done for a collection with rejected objects.
     pub replace: bool,
+    /// Refuse objects whose `id` is not a UUID (default on): SS 12000 ids are UUIDs and
+    /// Skolverket's reference ingest refuses others, so a store fed with them would publish
+    /// what peers reject.
+    pub require_uuid_ids: bool,
 }
 
 impl Default for ImportOptions {
@@ -47,6 +51,7 @@ impl Default for ImportOptions {
             keep_going: false,
             batch_size: 1_000,
             replace: false,
+            require_uuid_ids: true,
         }
     }
 }
@@ -419,18 +424,28 @@ fn check_objects(
     };
     for (number, section) in sections.iter().enumerate() {
         for (index, raw) in section.objects.iter().enumerate() {
-            let id = match Object::from_json(raw.get()) {
+            let parsed = Object::from_json(raw.get()).map_err(|e| e.to_string()).and_then(|o| {
+                match options.require_uuid_ids && uuid::Uuid::parse_str(o.id()).is_err() {
+                    true => Err(format!(
+                        "id `{}` is not a UUID: SS 12000 ids are UUIDs and Skolverket's reference \
+                         ingest refuses others (fix the export, or import with --allow-non-uuid-ids)",
+                        o.id()
+                    )),
+                    false => Ok(o),
+                }
+            });
+            let id = match parsed {
                 Ok(object) => object.id().to_owned(),
-                Err(e) if !options.keep_going => {
+                Err(reason) if !options.keep_going => {
                     return Err(ImportError::BadObject {
                         path: path.to_owned(),
                         collection: section.collection.clone(),
                         index,
-                        reason: e.to_string(),
+                        reason,
                     });
                 }
-                Err(e) => {
-                    reject(&mut bad, (number, index), e.to_string());
+                Err(reason) => {
+                    reject(&mut bad, (number, index), reason);
                     continue;
                 }
             };

@@ -5,6 +5,14 @@ use std::path::{Path, PathBuf};
 use ss12000::import::{ImportError, ImportOptions, export, import_files};
 use ss12000::{Collection, Store};
 
+/// The default options, but accepting the short ids (`p1`) these tests use.
+fn lenient() -> ImportOptions {
+    ImportOptions {
+        require_uuid_ids: false,
+        ..ImportOptions::default()
+    }
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -27,12 +35,9 @@ const SCHOOL: &str = r#"{
 async fn round_trip(store: &Store, dir: &Path) {
     let file = write(dir, "school.json", SCHOOL);
     let mut calls = Vec::new();
-    let summary = import_files(
-        store,
-        std::slice::from_ref(&file),
-        &ImportOptions::default(),
-        |p| calls.push((p.collection.clone(), p.done, p.total)),
-    )
+    let summary = import_files(store, std::slice::from_ref(&file), &lenient(), |p| {
+        calls.push((p.collection.clone(), p.done, p.total))
+    })
     .await
     .unwrap();
     assert_eq!(summary.totals[&Collection::Persons].inserted, 2);
@@ -68,7 +73,7 @@ async fn round_trip(store: &Store, dir: &Path) {
 
     // Importing the export changes nothing.
     let again = write(dir, "export.json", &text);
-    let summary = import_files(store, &[again], &ImportOptions::default(), |_| {})
+    let summary = import_files(store, &[again], &lenient(), |_| {})
         .await
         .unwrap();
     for counts in summary.totals.values() {
@@ -122,7 +127,7 @@ async fn data_and_bare_array_take_the_collection_from_the_file_name() {
         "groups.json",
         r#"[{"id":"g","displayName":"7A"}]"#,
     );
-    let summary = import_files(&store, &[a, b, g], &ImportOptions::default(), |_| {})
+    let summary = import_files(&store, &[a, b, g], &lenient(), |_| {})
         .await
         .unwrap();
     assert_eq!(summary.files.len(), 3);
@@ -146,7 +151,7 @@ async fn a_bad_object_stops_its_file_before_any_write() {
     let file = write(dir.path(), "bad.json", &text);
     let options = ImportOptions {
         batch_size: 1,
-        ..ImportOptions::default()
+        ..lenient()
     };
     let err = import_files(&store, std::slice::from_ref(&file), &options, |_| {})
         .await
@@ -176,7 +181,7 @@ async fn a_bad_object_stops_its_file_before_any_write() {
     let options = ImportOptions {
         keep_going: true,
         batch_size: 1,
-        ..ImportOptions::default()
+        ..lenient()
     };
     let summary = import_files(&store, &[file], &options, |_| {})
         .await
@@ -204,13 +209,13 @@ async fn replace_deletes_what_the_file_no_longer_has() {
         "persons.json",
         &format!("[{},{},{}]", person("a"), person("b"), person("c")),
     );
-    import_files(&store, &[first], &ImportOptions::default(), |_| {})
+    import_files(&store, &[first], &lenient(), |_| {})
         .await
         .unwrap();
     let second = write(dir.path(), "persons.2.json", &format!("[{}]", person("b")));
     let options = ImportOptions {
         replace: true,
-        ..ImportOptions::default()
+        ..lenient()
     };
     let summary = import_files(&store, &[second], &options, |_| {})
         .await
@@ -220,7 +225,7 @@ async fn replace_deletes_what_the_file_no_longer_has() {
     assert_eq!(store.count(&Collection::Persons).await.unwrap(), 1);
     // Without --replace nothing is deleted.
     let third = write(dir.path(), "persons.3.json", &format!("[{}]", person("z")));
-    let summary = import_files(&store, &[third], &ImportOptions::default(), |_| {})
+    let summary = import_files(&store, &[third], &lenient(), |_| {})
         .await
         .unwrap();
     assert_eq!(summary.totals[&Collection::Persons].deleted, 0);
@@ -256,7 +261,7 @@ async fn files_of_the_wrong_shape_are_refused() {
     ];
     for (name, text, expect) in cases {
         let file = write(dir.path(), name, text);
-        let err = import_files(&store, &[file], &ImportOptions::default(), |_| {})
+        let err = import_files(&store, &[file], &lenient(), |_| {})
             .await
             .unwrap_err();
         assert!(
@@ -266,7 +271,7 @@ async fn files_of_the_wrong_shape_are_refused() {
         assert!(err.to_string().contains(expect), "{text:?}: {err}");
     }
     let missing = dir.path().join("missing.json");
-    let err = import_files(&store, &[missing], &ImportOptions::default(), |_| {})
+    let err = import_files(&store, &[missing], &lenient(), |_| {})
         .await
         .unwrap_err();
     assert!(matches!(err, ImportError::Read { .. }), "{err}");
@@ -289,14 +294,9 @@ async fn a_repeated_id_in_one_file_refuses_the_file_and_keep_going_skips_every_c
             person("p3")
         ),
     );
-    let err = import_files(
-        &store,
-        std::slice::from_ref(&file),
-        &ImportOptions::default(),
-        |_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = import_files(&store, std::slice::from_ref(&file), &lenient(), |_| {})
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, ImportError::DuplicateId { collection, id, first: 0, index: 2, .. }
             if *collection == Collection::Persons && id == "p1"),
@@ -315,7 +315,7 @@ async fn a_repeated_id_in_one_file_refuses_the_file_and_keep_going_skips_every_c
         "mixed.json",
         r#"{"persons": [{"id":"x"}], "groups": [{"id":"x"}]}"#,
     );
-    import_files(&store, &[other], &ImportOptions::default(), |_| {})
+    import_files(&store, &[other], &lenient(), |_| {})
         .await
         .unwrap();
 
@@ -324,7 +324,7 @@ async fn a_repeated_id_in_one_file_refuses_the_file_and_keep_going_skips_every_c
     let options = ImportOptions {
         keep_going: true,
         replace: true,
-        ..ImportOptions::default()
+        ..lenient()
     };
     let summary = import_files(&store, &[file], &options, |_| {})
         .await
@@ -352,4 +352,36 @@ async fn a_repeated_id_in_one_file_refuses_the_file_and_keep_going_skips_every_c
             .unwrap()
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn ids_that_are_not_uuids_are_refused_by_default() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Skolverket's reference sample person has the id "123456789", which its ingest refuses.
+    let file = write(
+        dir.path(),
+        "persons.json",
+        r#"[{"id":"b6c49fd4-3f1a-4e52-8a38-2c6f39b8e0a1","givenName":"A"},{"id":"123456789","givenName":"B"}]"#,
+    );
+    let err = import_files(
+        &store,
+        std::slice::from_ref(&file),
+        &ImportOptions::default(),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("persons[1]: id `123456789` is not a UUID"),
+        "{text}"
+    );
+    assert!(text.contains("--allow-non-uuid-ids"), "{text}");
+    assert_eq!(store.count(&Collection::Persons).await.unwrap(), 0);
+    let summary = import_files(&store, &[file], &lenient(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.totals[&Collection::Persons].inserted, 2);
 }

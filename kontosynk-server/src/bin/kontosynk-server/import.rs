@@ -44,6 +44,10 @@ pub struct ImportArgs {
     /// Each collection in a file is complete: delete stored objects of it that the file lacks.
     #[arg(long, env = "KONTOSYNK_IMPORT_REPLACE")]
     replace: bool,
+    /// Accept ids that are not UUIDs (legacy or test data). SS 12000 ids are UUIDs, and
+    /// Skolverket's reference ingest refuses others, so by default such objects are refused.
+    #[arg(long, env = "KONTOSYNK_IMPORT_ALLOW_NON_UUID_IDS")]
+    allow_non_uuid_ids: bool,
     /// Objects per transaction.
     #[arg(long, default_value_t = 1000, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000), env = "KONTOSYNK_IMPORT_BATCH_SIZE")]
@@ -60,6 +64,7 @@ pub async fn run(args: ImportArgs) -> Result<(), String> {
         keep_going: args.keep_going,
         batch_size: args.batch_size as usize,
         replace: args.replace,
+        require_uuid_ids: !args.allow_non_uuid_ids,
     };
     let show_progress = !args.json && std::io::stderr().is_terminal();
     let summary = import_files(&store, &args.files, &options, |p| {

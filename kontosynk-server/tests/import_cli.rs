@@ -207,3 +207,28 @@ fn a_non_uuid_id_is_refused_unless_allowed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn dangling_references_are_printed_and_the_import_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("groups.json"),
+        r#"[{"id":"b6c49fd4-3f1a-4e52-8a38-2c6f39b8e0a1","groupMemberships":[{"person":{"id":"0b0c6d2e-0000-4000-8000-000000000001"}}]}]"#,
+    )
+    .unwrap();
+    let out = run(
+        &["import", "--db", "sqlite:s.db", "groups.json"],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("dangling: ") && text.contains("groups[0].groupMemberships[0].person names persons/0b0c6d2e-0000-4000-8000-000000000001"),
+        "{text}"
+    );
+}

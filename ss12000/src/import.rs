@@ -100,6 +100,29 @@ pub struct ImportSummary {
     pub files: Vec<FileReport>,
     /// Counts per collection over all files.
     pub totals: BTreeMap<Collection, CollectionSummary>,
+    /// References from imported objects to objects the store does not hold after the whole
+    /// import (one entry per missing object, at its first referring place): reported, not
+    /// refused.
+    pub dangling: Vec<Dangling>,
+}
+
+/// A reference to an object the store does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dangling {
+    /// The file of the first object referring to it.
+    pub path: PathBuf,
+    /// That object's collection.
+    pub collection: Collection,
+    /// Its position in that collection's array (from 0).
+    pub index: usize,
+    /// The member holding the reference (`groupMemberships[3].person`).
+    pub member: String,
+    /// The collection of the missing object.
+    pub to: Collection,
+    /// The missing object's id.
+    pub id: String,
+    /// How many references in the import name it.
+    pub references: usize,
 }
 
 impl ImportSummary {
@@ -302,8 +325,9 @@ pub async fn import_files(
     mut progress: impl FnMut(&ImportProgress<'_>),
 ) -> Result<ImportSummary, ImportError> {
     let mut summary = ImportSummary::default();
+    let mut references = References::default();
     for path in paths {
-        let report = import_file(store, path, options, &mut progress).await?;
+        let report = import_file(store, path, options, &mut references, &mut progress).await?;
         for (collection, counts) in &report.collections {
             let total = summary.totals.entry(collection.clone()).or_default();
             total.inserted += counts.inserted;
@@ -314,13 +338,74 @@ pub async fn import_files(
         }
         summary.files.push(report);
     }
+    summary.dangling = references
+        .dangling(store)
+        .await
+        .map_err(|source| ImportError::Store {
+            path: paths.last().cloned().unwrap_or_default(),
+            source,
+        })?;
     Ok(summary)
+}
+
+/// Every distinct object the imported objects refer to, with its first referring place.
+#[derive(Default)]
+struct References {
+    seen: BTreeMap<(Collection, String), Dangling>,
+}
+
+impl References {
+    fn add(&mut self, path: &Path, collection: &Collection, index: usize, object: &Object) {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(object.json()) else {
+            return;
+        };
+        for reference in crate::references::references_of(collection, &value) {
+            self.seen
+                .entry((reference.to.clone(), reference.id.clone()))
+                .and_modify(|d| d.references += 1)
+                .or_insert_with(|| Dangling {
+                    path: path.to_owned(),
+                    collection: collection.clone(),
+                    index,
+                    member: reference.member,
+                    to: reference.to,
+                    id: reference.id,
+                    references: 1,
+                });
+        }
+    }
+
+    /// The referenced objects the store does not hold.
+    async fn dangling(self, store: &Store) -> Result<Vec<Dangling>, StoreError> {
+        let mut by_collection: BTreeMap<Collection, Vec<String>> = BTreeMap::new();
+        for (collection, id) in self.seen.keys() {
+            by_collection
+                .entry(collection.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        let mut held = HashSet::new();
+        for (collection, ids) in &by_collection {
+            for chunk in ids.chunks(MAX_PAGE) {
+                for object in store.lookup(collection, chunk).await? {
+                    held.insert((collection.clone(), object.id().to_owned()));
+                }
+            }
+        }
+        Ok(self
+            .seen
+            .into_iter()
+            .filter(|(key, _)| !held.contains(key))
+            .map(|(_, dangling)| dangling)
+            .collect())
+    }
 }
 
 async fn import_file(
     store: &Store,
     path: &Path,
     options: &ImportOptions,
+    references: &mut References,
     progress: &mut impl FnMut(&ImportProgress<'_>),
 ) -> Result<FileReport, ImportError> {
     let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
@@ -366,6 +451,12 @@ async fn import_file(
                 if options.replace {
                     ids.insert(object.id().to_owned());
                 }
+                references.add(
+                    path,
+                    &section.collection,
+                    chunk_index * batch_size + offset,
+                    &object,
+                );
                 // A changed object whose file did not move `meta.modified` gets the import
                 // time, so suppliers that sync incrementally see the change.
                 batch.upsert_touching_modified(section.collection.clone(), object, imported_at);

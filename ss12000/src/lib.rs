@@ -18,6 +18,7 @@ pub mod collection;
 pub mod import;
 pub mod model;
 pub mod object;
+pub mod references;
 pub mod sample;
 pub mod store;
 #[cfg(feature = "testing")]

@@ -385,3 +385,36 @@ async fn ids_that_are_not_uuids_are_refused_by_default() {
         .unwrap();
     assert_eq!(summary.totals[&Collection::Persons].inserted, 2);
 }
+
+#[tokio::test]
+async fn references_to_objects_the_store_lacks_are_reported_not_refused() {
+    let db = ss12000::testing::sqlite();
+    let store = db.open().await;
+    let dir = tempfile::tempdir().unwrap();
+    let groups = write(
+        dir.path(),
+        "groups.json",
+        r#"[{"id":"g1","organisation":{"id":"o1"},
+             "groupMemberships":[{"person":{"id":"p1"}},{"person":{"id":"gone"}}]},
+            {"id":"g2","groupMemberships":[{"person":{"id":"gone"}}]}]"#,
+    );
+    // The referenced persons and organisation come in a later file: not dangling.
+    let rest = write(
+        dir.path(),
+        "rest.json",
+        r#"{"persons":[{"id":"p1"}],"organisations":[{"id":"o1"}]}"#,
+    );
+    let summary = import_files(&store, &[groups, rest], &lenient(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(summary.totals[&Collection::Groups].inserted, 2);
+    assert_eq!(summary.dangling.len(), 1, "{:?}", summary.dangling);
+    let dangling = &summary.dangling[0];
+    assert_eq!(dangling.collection, Collection::Groups);
+    assert_eq!(dangling.index, 0);
+    assert_eq!(dangling.member, "groupMemberships[1].person");
+    assert_eq!(dangling.to, Collection::Persons);
+    assert_eq!(dangling.id, "gone");
+    assert_eq!(dangling.references, 2);
+    assert!(dangling.path.ends_with("groups.json"));
+}

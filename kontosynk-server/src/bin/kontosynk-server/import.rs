@@ -143,6 +143,15 @@ fn summary_json(db: &Database, summary: &ImportSummary) -> serde_json::Value {
         "files": files,
         "totals": collections_json(&summary.totals),
         "rejected": summary.rejected().count(),
+        "dangling": summary.dangling.iter().map(|d| serde_json::json!({
+            "path": d.path.display().to_string(),
+            "collection": d.collection.path(),
+            "index": d.index,
+            "member": d.member,
+            "to": d.to.path(),
+            "id": d.id,
+            "references": d.references,
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -183,6 +192,28 @@ fn write_table(
                 c.modified_set
             )?;
         }
+    }
+    const SHOWN: usize = 20;
+    for d in summary.dangling.iter().take(SHOWN) {
+        writeln!(
+            out,
+            "dangling: {}: {}[{}].{} names {}/{}, which the store does not hold ({} reference{}; imported anyway)",
+            d.path.display(),
+            d.collection,
+            d.index,
+            d.member,
+            d.to,
+            d.id,
+            d.references,
+            if d.references == 1 { "" } else { "s" }
+        )?;
+    }
+    if summary.dangling.len() > SHOWN {
+        writeln!(
+            out,
+            "dangling: {} more missing objects (--json lists them all)",
+            summary.dangling.len() - SHOWN
+        )?;
     }
     for r in summary.rejected() {
         writeln!(

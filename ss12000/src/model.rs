@@ -288,7 +288,7 @@ pub struct Activity {
     pub meta: Option<Meta>,
     /// Name (`Matematik 7A`).
     pub display_name: String,
-    /// `Undervisning`, `Elevstöd`, …
+    /// Code_ActivityType: `Undervisning`, `Elevaktivitet`, `Provaktivitet`, `Läraraktivitet`, `Övrigt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activity_type: Option<String>,
     /// Groups taking part.

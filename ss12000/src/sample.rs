@@ -586,7 +586,15 @@ impl Sample {
             } else {
                 display_name.to_owned()
             },
-            activity_type: Some(if class { "Elevstöd" } else { "Undervisning" }.to_owned()),
+            // Code_ActivityType: mentor time is a student activity.
+            activity_type: Some(
+                if class {
+                    "Elevaktivitet"
+                } else {
+                    "Undervisning"
+                }
+                .to_owned(),
+            ),
             groups: Some(vec![reference(group_id, display_name)]),
             teachers: Some(
                 teacher

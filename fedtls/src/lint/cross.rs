@@ -49,6 +49,23 @@ impl Linter<'_> {
     /// host names.
     pub(super) fn cross_checks(&mut self) {
         let mut problems = Vec::new();
+        self.issuer_subjects(&mut problems);
+        self.client_pins(&mut problems);
+        self.organization_names(&mut problems);
+        self.member_names(&mut problems);
+        self.self_signed_leaves_match_pins(&mut problems);
+        self.leaf_issuers(&mut problems);
+        self.sunet_client_rule(&mut problems);
+        self.host_names(&mut problems);
+
+        for (path, severity, message) in problems {
+            self.push(&path, severity, message);
+        }
+    }
+
+    /// Every issuer certificate has a subject no other issuer uses (the Moa rule since
+    /// October 2024), except a renewed self-signed certificate beside the one it replaces.
+    fn issuer_subjects(&self, problems: &mut Vec<(Path, Severity, String)>) {
         for (j, later) in self.issuers.iter().enumerate() {
             for earlier in self.issuers.iter().take(j) {
                 if earlier.der == later.der {
@@ -71,29 +88,33 @@ impl Linter<'_> {
                     // A renewed self-signed certificate beside the one it replaces, both pinned
                     // by the same endpoint: one endpoint, two generations, not two issuers.
                     problems.push((
-                        later.path.clone(),
-                        Severity::Warning,
-                        format!(
-                            "the issuer at {} has the same subject ({}): fine while a renewed certificate is published beside the old one; remove the old one once every peer uses the new (one cache_ttl after publication)",
-                            earlier.path, later.subject
-                        ),
-                    ));
+                    later.path.clone(),
+                    Severity::Warning,
+                    format!(
+                        "the issuer at {} has the same subject ({}): fine while a renewed certificate is published beside the old one; remove the old one once every peer uses the new (one cache_ttl after publication)",
+                        earlier.path, later.subject
+                    ),
+                ));
                     break;
                 }
                 if earlier.subject_der == later.subject_der {
                     problems.push((
-                        later.path.clone(),
-                        Severity::Error,
-                        format!(
-                            "another issuer certificate at {} has the same subject ({}): every issuer needs a distinct X.509 subject; reissue one with a unique name",
-                            earlier.path, later.subject
-                        ),
-                    ));
+                    later.path.clone(),
+                    Severity::Error,
+                    format!(
+                        "another issuer certificate at {} has the same subject ({}): every issuer needs a distinct X.509 subject; reissue one with a unique name",
+                        earlier.path, later.subject
+                    ),
+                ));
                     break;
                 }
             }
         }
+    }
 
+    /// A client pin identifies one entity: the same pin in two entities is an error, twice
+    /// in one endpoint or entity a warning.
+    fn client_pins(&self, problems: &mut Vec<(Path, Severity, String)>) {
         let clients: Vec<&PinSite> = self
             .pins
             .iter()
@@ -113,13 +134,13 @@ impl Linter<'_> {
                     .map(|id| format!(" of entity {id:?}"))
                     .unwrap_or_default();
                 problems.push((
-                    later.path.clone(),
-                    Severity::Error,
-                    format!(
-                        "this client pin is already used by the client at {}{owner}: a client pin identifies one entity, give each entity its own key and certificate",
-                        other.endpoint
-                    ),
-                ));
+                later.path.clone(),
+                Severity::Error,
+                format!(
+                    "this client pin is already used by the client at {}{owner}: a client pin identifies one entity, give each entity its own key and certificate",
+                    other.endpoint
+                ),
+            ));
             } else if let Some(same) = earlier.iter().find(|s| s.endpoint == later.endpoint) {
                 problems.push((
                     later.path.clone(),
@@ -131,17 +152,19 @@ impl Linter<'_> {
                 ));
             } else if let Some(sibling) = earlier.first() {
                 problems.push((
-                    later.path.clone(),
-                    Severity::Warning,
-                    format!(
-                        "the client at {} uses the same pin: allowed within one entity, but peers cannot tell these clients apart",
-                        sibling.endpoint
-                    ),
-                ));
+                later.path.clone(),
+                Severity::Warning,
+                format!(
+                    "the client at {} uses the same pin: allowed within one entity, but peers cannot tell these clients apart",
+                    sibling.endpoint
+                ),
+            ));
             }
         }
+    }
 
-        // One organization_id, one legal name: in a member's file and in an aggregate alike.
+    /// One organization_id, one legal name: in a member's file and in an aggregate alike.
+    fn organization_names(&self, problems: &mut Vec<(Path, Severity, String)>) {
         let mut names: HashMap<&str, (&str, &Path)> = HashMap::new();
         for facts in &self.entities {
             let (Some((id, _)), Some((name, path))) = (&facts.organization_id, &facts.organization)
@@ -162,7 +185,11 @@ impl Linter<'_> {
                 Some(_) => {}
             }
         }
+    }
 
+    /// In a member's own file (not an aggregate) under the Moa profile, every entity carries
+    /// the member's legal name.
+    fn member_names(&self, problems: &mut Vec<(Path, Severity, String)>) {
         let aggregate = self.aggregate();
         if self.moa() && !aggregate {
             let mut reference: Option<(String, Path)> = None;
@@ -176,25 +203,16 @@ impl Linter<'_> {
                         if first != name && !problems.iter().any(|(p, _, _)| p == path) =>
                     {
                         problems.push((
-                        path.clone(),
-                        Severity::Warning,
-                        format!(
-                            "organization {name:?} differs from {first:?} at {first_path}: all of a member's entities carry the member's legal name (never a contractor's)"
-                        ),
-                    ));
+                            path.clone(),
+                            Severity::Warning,
+                            format!(
+                                "organization {name:?} differs from {first:?} at {first_path}: all of a member's entities carry the member's legal name (never a contractor's)"
+                            ),
+                        ));
                     }
                     Some(_) => {}
                 }
             }
-        }
-
-        self.self_signed_leaves_match_pins(&mut problems);
-        self.leaf_issuers(&mut problems);
-        self.sunet_client_rule(&mut problems);
-        self.host_names(&mut problems);
-
-        for (path, severity, message) in problems {
-            self.push(&path, severity, message);
         }
     }
 

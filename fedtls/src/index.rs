@@ -50,6 +50,9 @@ pub struct EndpointMatch<'a> {
     pub role: Role,
     /// Position of `endpoint` in the entity's `servers` or `clients`.
     pub position: usize,
+    /// Which source vouched for the entity: a position in
+    /// [`Snapshot::sources`](crate::Snapshot::sources) (always 0 for one document).
+    pub source: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +67,9 @@ struct EndpointRef {
 pub struct Index {
     metadata: Metadata,
     by_entity_id: HashMap<Box<str>, u32>,
+    /// Further registrations of an entity id (only in a merged index: the same member in
+    /// several sources), after the one in `by_entity_id`.
+    also_registered: HashMap<Box<str>, Vec<u32>>,
     client_pins: HashMap<Pin, EndpointRef>,
     server_pins: HashMap<Pin, EndpointRef>,
     client_tags: HashMap<Tag, Vec<EndpointRef>>,
@@ -72,11 +78,47 @@ pub struct Index {
     by_scope: HashMap<Box<str>, Vec<u32>>,
     by_issuer_thumbprint: HashMap<CertThumbprint, Vec<u32>>,
     ambiguities: Vec<PinAmbiguity>,
+    /// For a merged index: the source of each entity (parallel to the entities); empty for
+    /// one document (every entity is from source 0).
+    entity_source: Vec<u16>,
 }
 
 impl Index {
     /// Indexes the usable entities of `metadata` (entity ids are already unique there).
-    pub fn new(mut metadata: Metadata) -> Self {
+    pub fn new(metadata: Metadata) -> Self {
+        Self::build(metadata, Vec::new())
+    }
+
+    /// One index over several sources' indexes, in precedence order: an entity id or pin
+    /// listed by more than one answers with the first source's entity; every entity stays
+    /// listed (with its source, see [`source_of_entity`](Self::source_of_entity)), so a
+    /// client registered in two federations is known by either registration's pins.
+    /// `version` and claims are the first part's; `cache_ttl` is the shortest.
+    pub fn merge<'a>(parts: impl IntoIterator<Item = &'a Index>) -> Index {
+        let mut merged = Metadata::default();
+        let mut entity_source = Vec::new();
+        for (position, part) in parts.into_iter().enumerate() {
+            let source = u16::try_from(position).unwrap_or(u16::MAX);
+            let metadata = part.metadata();
+            if position == 0 {
+                merged.version = metadata.version.clone();
+                merged.claims = metadata.claims.clone();
+            }
+            merged.cache_ttl = match (merged.cache_ttl, metadata.cache_ttl) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            for entity in part.entities() {
+                entity_source.push(source);
+                merged.entities.push(entity.clone());
+            }
+            merged.rejected.extend(metadata.rejected.iter().cloned());
+            merged.warnings.extend(metadata.warnings.iter().cloned());
+        }
+        Self::build(merged, entity_source)
+    }
+
+    fn build(mut metadata: Metadata, entity_source: Vec<u16>) -> Self {
         let entities = std::mem::take(&mut metadata.entities);
         let pins = |pick: fn(&Entity) -> &Vec<Endpoint>| {
             entities
@@ -86,6 +128,7 @@ impl Index {
         };
         let mut index = Index {
             by_entity_id: HashMap::with_capacity(entities.len()),
+            also_registered: HashMap::new(),
             client_pins: HashMap::with_capacity(pins(|e| &e.clients)),
             server_pins: HashMap::with_capacity(pins(|e| &e.servers)),
             client_tags: HashMap::new(),
@@ -94,6 +137,7 @@ impl Index {
             by_scope: HashMap::new(),
             by_issuer_thumbprint: HashMap::new(),
             ambiguities: Vec::new(),
+            entity_source,
             metadata,
         };
         for (entity_index, entity) in entities.iter().enumerate() {
@@ -108,9 +152,16 @@ impl Index {
     }
 
     fn add(&mut self, entity_index: u32, entity: &Entity, all: &[Entity]) {
-        self.by_entity_id
-            .entry(entity.entity_id.as_str().into())
-            .or_insert(entity_index);
+        match self.by_entity_id.entry(entity.entity_id.as_str().into()) {
+            Entry::Vacant(slot) => {
+                slot.insert(entity_index);
+            }
+            Entry::Occupied(_) => self
+                .also_registered
+                .entry(entity.entity_id.as_str().into())
+                .or_default()
+                .push(entity_index),
+        }
         if let Some(org) = &entity.organization_id {
             self.by_organization_id
                 .entry(org.clone())
@@ -162,7 +213,12 @@ impl Index {
                         Entry::Vacant(slot) => {
                             slot.insert(at);
                         }
-                        Entry::Occupied(slot) if slot.get().entity != entity_index => {
+                        // The same entity registered in two merged sources is not ambiguous.
+                        Entry::Occupied(slot)
+                            if slot.get().entity != entity_index
+                                && all[slot.get().entity as usize].entity_id
+                                    != entity.entity_id =>
+                        {
                             let first = &all[slot.get().entity as usize].entity_id;
                             note_ambiguity(
                                 &mut self.ambiguities,
@@ -197,6 +253,39 @@ impl Index {
     /// Pins listed by more than one entity (lookups answer with the first one).
     pub fn ambiguities(&self) -> &[PinAmbiguity] {
         &self.ambiguities
+    }
+
+    /// Which source vouched for `entity` (a position in
+    /// [`Snapshot::sources`](crate::Snapshot::sources)): 0 for one document, and for an
+    /// entity that is not from this index.
+    pub fn source_of_entity(&self, entity: &Entity) -> usize {
+        let start = self.metadata.entities.as_ptr() as usize;
+        let offset = (entity as *const Entity as usize).wrapping_sub(start);
+        let position = offset / std::mem::size_of::<Entity>().max(1);
+        if offset % std::mem::size_of::<Entity>().max(1) != 0 {
+            return 0;
+        }
+        self.entity_source
+            .get(position)
+            .map_or(0, |&source| usize::from(source))
+    }
+
+    /// Every registration of `entity_id`, in precedence order: one for a single document;
+    /// in a merged index, one per source that lists it (see [`Index::merge`]).
+    pub fn entities_with_id<'a>(
+        &'a self,
+        entity_id: &str,
+    ) -> impl Iterator<Item = &'a Entity> + 'a {
+        let first = self.by_entity_id.get(entity_id).copied();
+        let rest = self
+            .also_registered
+            .get(entity_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        first
+            .into_iter()
+            .chain(rest.iter().copied())
+            .map(|i| &self.metadata.entities[i as usize])
     }
 
     /// The entity with this `entity_id`.
@@ -308,6 +397,10 @@ impl Index {
             endpoint: &endpoints[at.endpoint as usize],
             role,
             position: at.endpoint as usize,
+            source: self
+                .entity_source
+                .get(at.entity as usize)
+                .map_or(0, |&source| usize::from(source)),
         }
     }
 }

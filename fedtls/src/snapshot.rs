@@ -11,43 +11,136 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
-use crate::claims::ValidClaims;
 use crate::index::Index;
-use crate::verify::{SignatureInfo, VerifiedMetadata, unix_now};
+use crate::verify::{VerifiedMetadata, unix_now};
 
-/// One verified metadata document, ready for lookups. Never changes once built.
+/// Verified metadata, ready for lookups: one document, or several sources merged into one
+/// index (see [`MetadataSources`](crate::store::MetadataSources)). Never changes once built.
 #[derive(Debug)]
 pub struct Snapshot {
-    verified: VerifiedMetadata,
+    content: Content,
+    sources: Vec<SourceInfo>,
+    expires_at: i64,
     generation: u64,
     fetched_at: i64,
     source: String,
 }
 
+/// What a snapshot looks things up in. Both variants are shared, so a merged view of a
+/// single source costs no copy.
+#[derive(Debug, Clone)]
+enum Content {
+    Document(Arc<VerifiedMetadata>),
+    Merged(Arc<Index>),
+}
+
+/// One metadata source behind a snapshot: who vouched for its entities. A snapshot of one
+/// document has one; a merged snapshot has one per valid source, in precedence order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceInfo {
+    /// The source's configured name (for one document: where it came from).
+    pub name: String,
+    /// Where its document came from (URL, file path or `cache:PATH`).
+    pub origin: String,
+    /// The document's issuer (`iss`), if it names one.
+    pub iss: Option<String>,
+    /// The document's `iat`, if it has one.
+    pub iat: Option<i64>,
+    /// The document's `exp` (Unix seconds).
+    pub exp: i64,
+    /// The `kid` of the signature that verified, if it named one.
+    pub kid: Option<String>,
+    /// RFC 7638 thumbprint of the trust-anchor key that verified the document.
+    pub key_thumbprint: String,
+}
+
 impl Snapshot {
     /// Wraps a verified document. `generation` is assigned by the [`SnapshotCell`] on store.
     pub fn new(verified: VerifiedMetadata, source: impl Into<String>, fetched_at: i64) -> Self {
+        let source = source.into();
+        let info = SourceInfo {
+            name: source.clone(),
+            origin: source.clone(),
+            iss: verified.claims().iss().map(str::to_owned),
+            iat: verified.claims().iat(),
+            exp: verified.claims().exp(),
+            kid: verified.signature().kid.clone(),
+            key_thumbprint: verified.signature().key_thumbprint.clone(),
+        };
         Self {
-            verified,
+            expires_at: info.exp,
+            content: Content::Document(Arc::new(verified)),
+            sources: vec![info],
             generation: 0,
             fetched_at,
-            source: source.into(),
+            source,
         }
+    }
+
+    /// Several sources' snapshots as one, in precedence order (the first source that lists
+    /// an entity id or pin answers lookups for it). `parts` pairs each snapshot with the
+    /// name of its source. Valid until the first part expires. `None` for no parts.
+    pub fn merge(parts: &[(&str, &Snapshot)]) -> Option<Self> {
+        let sources: Vec<SourceInfo> = parts
+            .iter()
+            .flat_map(|(name, part)| {
+                part.sources.iter().map(move |info| SourceInfo {
+                    name: (*name).to_owned(),
+                    ..info.clone()
+                })
+            })
+            .collect();
+        let expires_at = parts.iter().map(|(_, part)| part.expires_at).min()?;
+        let content = match parts {
+            [(_, only)] => only.content.clone(),
+            _ => Content::Merged(Arc::new(Index::merge(
+                parts.iter().map(|(_, part)| part.index()),
+            ))),
+        };
+        Some(Self {
+            content,
+            expires_at,
+            generation: 0,
+            fetched_at: parts.iter().map(|(_, p)| p.fetched_at).max()?,
+            source: parts
+                .iter()
+                .map(|(name, _)| *name)
+                .collect::<Vec<_>>()
+                .join(" + "),
+            sources,
+        })
     }
 
     /// Lookups over the usable entities.
     pub fn index(&self) -> &Index {
-        self.verified.index()
+        match &self.content {
+            Content::Document(verified) => verified.index(),
+            Content::Merged(index) => index,
+        }
     }
 
-    /// The document's validated `iat`/`exp`/`nbf`/`iss`.
-    pub fn claims(&self) -> &ValidClaims {
-        self.verified.claims()
+    /// The verified document of a single-source snapshot (its claims, signature and
+    /// payload); `None` for a snapshot merged from several sources (see
+    /// [`sources`](Self::sources)).
+    pub fn document(&self) -> Option<&VerifiedMetadata> {
+        match &self.content {
+            Content::Document(verified) => Some(verified),
+            Content::Merged(_) => None,
+        }
     }
 
-    /// The signature that vouched for the document.
-    pub fn signature(&self) -> &SignatureInfo {
-        self.verified.signature()
+    /// The sources behind this snapshot, in precedence order; [`EndpointMatch::source`]
+    /// and [`Index::source_of_entity`] are positions in it.
+    ///
+    /// [`EndpointMatch::source`]: crate::index::EndpointMatch::source
+    pub fn sources(&self) -> &[SourceInfo] {
+        &self.sources
+    }
+
+    /// The source at `position` (from a lookup), or the first one for an out-of-range
+    /// position (which lookups never give).
+    pub fn source_at(&self, position: usize) -> &SourceInfo {
+        self.sources.get(position).unwrap_or(&self.sources[0])
     }
 
     /// Increases by one with every snapshot stored into the same cell.
@@ -55,29 +148,32 @@ impl Snapshot {
         self.generation
     }
 
-    /// When the document was fetched or read (Unix seconds).
+    /// When the document was fetched or read (Unix seconds; merged: the newest part's).
     pub fn fetched_at(&self) -> i64 {
         self.fetched_at
     }
 
-    /// Where the document came from (URL, file path, `cache:PATH` or a label).
+    /// Where the document came from (URL, file path, `cache:PATH` or a label; merged: the
+    /// sources' names joined with ` + `).
     pub fn source(&self) -> &str {
         &self.source
     }
 
-    /// The document's `exp` (Unix seconds): from then on it must not be trusted.
+    /// The document's `exp` (Unix seconds; merged: the earliest part's): from then on it
+    /// must not be trusted.
     pub fn expires_at(&self) -> i64 {
-        self.verified.claims().exp()
+        self.expires_at
     }
 
     /// True while `now` is before `exp`.
     pub fn is_valid_at(&self, now: i64) -> bool {
-        now < self.verified.claims().exp()
+        now < self.expires_at
     }
 
-    /// The verified payload bytes, if they were kept (for writing a cache file).
+    /// The verified payload bytes of a single document, if they were kept (for writing a
+    /// cache file); `None` for a merged snapshot.
     pub fn payload(&self) -> Option<&[u8]> {
-        self.verified.payload()
+        self.document().and_then(VerifiedMetadata::payload)
     }
 }
 

@@ -526,6 +526,8 @@ mod tests {
             scopes: vec![],
             pin: fedtls::Pin::of_spki(b"key"),
             generation: 1,
+            source: "test".into(),
+            source_iss: None,
         };
         let organization = |headers: &[(HeaderName, HeaderValue)]| {
             headers

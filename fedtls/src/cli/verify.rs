@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use fedtls::snapshot::Snapshot;
+use fedtls::verify::VerifiedMetadata;
 use fedtls::verify::unix_now;
 
 use super::source::TrustArgs;
@@ -36,16 +36,19 @@ pub fn run(args: Args) -> CliResult {
         std::fs::write(path, payload)
             .map_err(|e| CliError::failed(format!("cannot write {}: {e}", path.display())))?;
     }
+    let document = verified
+        .document()
+        .ok_or_else(|| CliError::failed("internal error: the source gave a merged snapshot"))?;
     if args.json {
-        println!("{}", summary_json(&verified));
+        println!("{}", summary_json(document));
     } else {
-        print_summary(&verified);
+        print_summary(document);
     }
     super::exit_without_freeing(verified);
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary_json(verified: &Snapshot) -> serde_json::Value {
+fn summary_json(verified: &VerifiedMetadata) -> serde_json::Value {
     let md = verified.index().metadata();
     serde_json::json!({
         "iss": verified.claims().iss(),
@@ -68,7 +71,7 @@ fn summary_json(verified: &Snapshot) -> serde_json::Value {
 
 /// Warnings about the document as a whole: the parser's, plus members that are optional in
 /// the schema but that peers rely on (verify accepts the document all the same).
-fn document_warnings(verified: &Snapshot) -> Vec<String> {
+fn document_warnings(verified: &VerifiedMetadata) -> Vec<String> {
     let md = verified.index().metadata();
     let mut warnings = md.warnings.clone();
     if md.cache_ttl.is_none() {
@@ -86,7 +89,7 @@ fn document_warnings(verified: &Snapshot) -> Vec<String> {
     warnings
 }
 
-fn print_summary(verified: &Snapshot) {
+fn print_summary(verified: &VerifiedMetadata) {
     let claims = verified.claims();
     let sig = verified.signature();
     let left = claims.exp() - unix_now();

@@ -16,7 +16,7 @@ use crate::pin::{CertThumbprint, Pin};
 pub const SAML_SCOPE_EXTENSION: &str = "https://kontosynk.internetstiftelsen.se/saml-scope";
 
 /// A parsed metadata document: the usable entities plus a diagnostic for each one left out.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metadata {
     /// The schema version (`^\d+\.\d+\.\d+$`, today `1.0.0`).
     pub version: String,

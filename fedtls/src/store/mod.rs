@@ -44,6 +44,7 @@ mod fetch;
 mod handle;
 mod refresh;
 mod schedule;
+mod sources;
 mod status;
 
 use std::path::PathBuf;
@@ -61,6 +62,7 @@ pub use config::{DEFAULT_MAX_BODY, MetadataSource, StoreConfig};
 use fetch::Validators;
 pub use handle::MetadataStore;
 use schedule::{Bounds, HttpFreshness, RefreshBasis};
+pub use sources::{MetadataSources, NamedStatus, NamedStore, Readiness, SourcesStatus};
 pub use status::StoreStatus;
 
 /// What a successful [`MetadataStore::refresh`] did.
@@ -160,6 +162,21 @@ pub enum StoreError {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// A source of several could not be loaded, and it was the only one, or every source
+    /// is required.
+    #[error(
+        "metadata source {name:?} could not be loaded{}: {source}",
+        if *required { " and every source is required" } else { ", and no other source is valid" }
+    )]
+    Source {
+        /// The source's configured name.
+        name: String,
+        /// Whether every source is required ([`Readiness::AllSources`]).
+        required: bool,
+        /// Why it failed.
+        #[source]
+        source: Box<StoreError>,
     },
     /// There is no verified, unexpired metadata.
     #[error("no verified metadata is available")]

@@ -183,7 +183,7 @@ impl Inner {
         let Some(newest) = self.cell.newest() else {
             return Ok(());
         };
-        if let (Some(iat), Some(current_iat)) = (verified.claims().iat(), newest.claims().iat())
+        if let (Some(iat), Some(current_iat)) = (verified.claims().iat(), newest.sources()[0].iat)
             && iat < current_iat
         {
             return Err(StoreError::Rollback {
@@ -267,7 +267,7 @@ impl Inner {
             generation = snapshot.generation(),
             entities = index.entities().len(),
             rejected = index.rejected().len(),
-            iat = snapshot.claims().iat(),
+            iat = snapshot.sources()[0].iat,
             exp = snapshot.expires_at(),
             next_refresh_secs = next,
             "metadata updated"
@@ -435,7 +435,7 @@ impl Inner {
             last_error,
             consecutive_failures: state.consecutive_failures,
             age_secs: newest.as_ref().map(|s| now.saturating_sub(s.fetched_at())),
-            issued_at: newest.as_ref().and_then(|s| s.claims().iat()),
+            issued_at: newest.as_ref().and_then(|s| s.sources()[0].iat),
             expires_at: newest.as_ref().map(|s| s.expires_at()),
             seconds_to_expiry: newest.as_ref().map(|s| s.expires_at().saturating_sub(now)),
             expired,

@@ -176,12 +176,11 @@ impl PinnedClientVerifier {
         now: UnixTime,
     ) -> Result<VerifiedClient, rustls::Error> {
         self.decide(end_entity, intermediates, now, |snapshot, pin, accepted| {
-            let generation = snapshot.generation();
             VerifiedClient {
                 identity: match accepted {
-                    Accepted::Client(found) => PeerIdentity::of_client(&found, pin, generation),
+                    Accepted::Client(found) => PeerIdentity::of_client(snapshot, &found, pin),
                     Accepted::IssuerCertificate(entity) => {
-                        PeerIdentity::of_issuer_entity(entity, pin, generation)
+                        PeerIdentity::of_issuer_entity(snapshot, entity, pin)
                     }
                 },
                 metadata_expires_at: snapshot.expires_at(),

@@ -23,6 +23,11 @@ pub struct PeerIdentity {
     pub pin: Pin,
     /// The generation of the snapshot the identity was resolved against.
     pub generation: u64,
+    /// The name of the metadata source that vouched for the entity (with several
+    /// federations configured, the first in precedence order that lists the pin).
+    pub source: String,
+    /// That source's metadata issuer (`iss`), if its document names one.
+    pub source_iss: Option<String>,
 }
 
 impl PeerIdentity {
@@ -39,11 +44,12 @@ impl PeerIdentity {
     /// The client with this pin, or `None` when it is not a client pin in `snapshot`.
     pub fn resolve_pin(snapshot: &Snapshot, pin: &Pin) -> Option<PeerIdentity> {
         let found = snapshot.index().client_by_pin(pin)?;
-        Some(Self::of_client(&found, *pin, snapshot.generation()))
+        Some(Self::of_client(snapshot, &found, *pin))
     }
 
-    /// The client `found` by its `pin` in the snapshot of `generation`.
-    pub(crate) fn of_client(found: &EndpointMatch<'_>, pin: Pin, generation: u64) -> Self {
+    /// The client `found` by its `pin` in `snapshot`.
+    pub(crate) fn of_client(snapshot: &Snapshot, found: &EndpointMatch<'_>, pin: Pin) -> Self {
+        let source = snapshot.source_at(found.source);
         PeerIdentity {
             entity_id: found.entity.entity_id.clone(),
             organization: found.entity.organization.clone(),
@@ -51,7 +57,9 @@ impl PeerIdentity {
             tags: found.endpoint.tags.clone(),
             scopes: found.entity.scopes.clone(),
             pin,
-            generation,
+            generation: snapshot.generation(),
+            source: source.name.clone(),
+            source_iss: source.iss.clone(),
         }
     }
 
@@ -69,12 +77,13 @@ impl PeerIdentity {
             .index()
             .entities_by_issuer_thumbprint(&thumbprint)
             .next()?;
-        Some(Self::of_issuer_entity(entity, pin, snapshot.generation()))
+        Some(Self::of_issuer_entity(snapshot, entity, pin))
     }
 
-    /// The `entity` listing a client's certificate among its `issuers`, in the snapshot of
-    /// `generation`; no tags (no client endpoint matched).
-    pub(crate) fn of_issuer_entity(entity: &Entity, pin: Pin, generation: u64) -> Self {
+    /// The `entity` listing a client's certificate among its `issuers`, in `snapshot`; no
+    /// tags (no client endpoint matched).
+    pub(crate) fn of_issuer_entity(snapshot: &Snapshot, entity: &Entity, pin: Pin) -> Self {
+        let source = snapshot.source_at(snapshot.index().source_of_entity(entity));
         PeerIdentity {
             entity_id: entity.entity_id.clone(),
             organization: entity.organization.clone(),
@@ -82,7 +91,9 @@ impl PeerIdentity {
             tags: Vec::new(),
             scopes: entity.scopes.clone(),
             pin,
-            generation,
+            generation: snapshot.generation(),
+            source: source.name.clone(),
+            source_iss: source.iss.clone(),
         }
     }
 }

@@ -257,6 +257,17 @@ impl ResolvesClientCert for ClientCert {
     }
 }
 
+/// The metadata issuer(s) a report names: each source's `iss`, joined with `, ` when the
+/// snapshot merges several federations; `None` when no source names one.
+pub fn metadata_issuers(snapshot: &fedtls::Snapshot) -> Option<String> {
+    let issuers: Vec<&str> = snapshot
+        .sources()
+        .iter()
+        .filter_map(|s| s.iss.as_deref())
+        .collect();
+    (!issuers.is_empty()).then(|| issuers.join(", "))
+}
+
 /// Checks every server found (and reports every unusable one as unhealthy), at most
 /// `options.concurrency` at a time and `options.rate_per_second` starts per second. The
 /// results are in the order of `found` (servers, then unusable ones).

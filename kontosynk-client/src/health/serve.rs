@@ -21,7 +21,9 @@ use tracing::{info, warn};
 
 use super::history::History;
 use super::html::{ReportContext, render};
-use super::{ClientCert, HealthOptions, ServerHealth, Summary, check_all, rfc3339};
+use super::{
+    ClientCert, HealthOptions, ServerHealth, Summary, check_all, metadata_issuers, rfc3339,
+};
 use crate::discovery::ServerQuery;
 
 /// What the monitor checks and how often.
@@ -98,7 +100,7 @@ impl Monitor {
                 (
                     results,
                     error,
-                    snapshot.claims().iss().map(str::to_owned),
+                    metadata_issuers(&snapshot),
                     Some(snapshot.expires_at()),
                 )
             }

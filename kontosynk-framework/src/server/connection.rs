@@ -264,6 +264,8 @@ mod tests {
                 scopes: Vec::new(),
                 pin: Pin::of_spki(b"key"),
                 generation: 3,
+                source: "test".into(),
+                source_iss: None,
             },
             metadata_expires_at: 42,
         }

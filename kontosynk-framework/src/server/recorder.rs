@@ -144,6 +144,8 @@ mod tests {
                 scopes: Vec::new(),
                 pin: fedtls::Pin::of_spki(entity_id.as_bytes()),
                 generation: 1,
+                source: "test".into(),
+                source_iss: None,
             },
             metadata_expires_at: 0,
         }

@@ -299,7 +299,11 @@ impl GnapService {
         let facts = TokenFacts {
             issuer: &config.issuer,
             audience: config.audience.as_deref(),
-            source: snapshot.claims().iss(),
+            // The `source` claim is the `iss` of the metadata that vouched for the entity.
+            source: snapshot
+                .source_at(snapshot.index().source_of_entity(entity))
+                .iss
+                .as_deref(),
             now,
             lifetime_secs,
             requested_access: &grant.access,
@@ -442,6 +446,11 @@ impl GnapService {
 /// then the validity period is checked, then the certificate must be one of the issuers.
 /// Under the other rules the certificate must belong to the entity before its validity is
 /// looked at.
+///
+/// With several metadata sources, an entity id registered in more than one is tried in
+/// precedence order and the first registration the certificate belongs to answers (as the
+/// SUNET server accepts the same `entity_id` from each of its sources); when none does, the
+/// first registration's refusal is returned.
 pub fn authenticate<'a>(
     snapshot: &'a Snapshot,
     client_key: &str,
@@ -449,11 +458,30 @@ pub fn authenticate<'a>(
     now: i64,
     rule: ClientAuth,
 ) -> Result<&'a Entity, GnapError> {
-    let Some(entity) = snapshot.index().entity(client_key) else {
-        return Err(GnapError::denied(format!(
+    let mut first_refusal = None;
+    for entity in snapshot.index().entities_with_id(client_key) {
+        match authenticate_registration(entity, client_key, certificate_der, now, rule) {
+            Ok(()) => return Ok(entity),
+            Err(refusal) => {
+                first_refusal.get_or_insert(refusal);
+            }
+        }
+    }
+    Err(first_refusal.unwrap_or_else(|| {
+        GnapError::denied(format!(
             "client.key {client_key:?} is not an entity in the federation metadata"
-        )));
-    };
+        ))
+    }))
+}
+
+/// Whether the certificate belongs to this registration of `client_key` by `rule`.
+fn authenticate_registration(
+    entity: &Entity,
+    client_key: &str,
+    certificate_der: &[u8],
+    now: i64,
+    rule: ClientAuth,
+) -> Result<(), GnapError> {
     let info = fedtls::tls::PresentedCertificate::read(certificate_der)
         .map_err(|e| GnapError::denied(format!("the client certificate is unreadable: {e}")))?;
     let pin: Pin = info.pin;
@@ -508,7 +536,7 @@ pub fn authenticate<'a>(
             validity()?;
         }
     }
-    Ok(entity)
+    Ok(())
 }
 
 /// Whether a body error is a length limit (this one's or the framework's, nested inside).

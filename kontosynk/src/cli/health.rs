@@ -143,7 +143,7 @@ impl Args {
             let context = ReportContext {
                 title: "Federation health".to_owned(),
                 metadata_source: self.federation.metadata_label().to_owned(),
-                metadata_iss: snapshot.claims().iss().map(str::to_owned),
+                metadata_iss: kontosynk_client::health::metadata_issuers(&snapshot),
                 metadata_expires: Some(rfc3339(snapshot.expires_at())),
                 checked_at: rfc3339(fedtls::verify::unix_now()),
                 expiry_warning_days: self.expiry_warning_days,

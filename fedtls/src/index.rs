@@ -259,14 +259,16 @@ impl Index {
     /// [`Snapshot::sources`](crate::Snapshot::sources)): 0 for one document, and for an
     /// entity that is not from this index.
     pub fn source_of_entity(&self, entity: &Entity) -> usize {
+        // The entity's position, from its address within this index's entity slice (an
+        // entity from elsewhere lands outside it or between elements, and answers 0).
+        let size = std::mem::size_of::<Entity>();
         let start = self.metadata.entities.as_ptr() as usize;
         let offset = (entity as *const Entity as usize).wrapping_sub(start);
-        let position = offset / std::mem::size_of::<Entity>().max(1);
-        if offset % std::mem::size_of::<Entity>().max(1) != 0 {
+        if size == 0 || !offset.is_multiple_of(size) {
             return 0;
         }
         self.entity_source
-            .get(position)
+            .get(offset / size)
             .map_or(0, |&source| usize::from(source))
     }
 
@@ -497,5 +499,49 @@ mod tests {
         assert_eq!(found, ["https://one", "https://two"]);
         let other = CertThumbprint::of_certificate(b"not this certificate");
         assert_eq!(index.entities_by_issuer_thumbprint(&other).len(), 0);
+    }
+
+    #[test]
+    fn merged_sources_answer_in_order_and_report_cross_entity_pins() {
+        let first = doc(serde_json::json!([
+            {"entity_id": "https://a", "issuers": [], "clients": [{"pins": [{"alg": "sha256", "digest": PIN_A}]}]},
+        ]));
+        let second = doc(serde_json::json!([
+            {"entity_id": "https://b", "issuers": [], "clients": [{"pins": [{"alg": "sha256", "digest": PIN_A}]}]},
+            {"entity_id": "https://a", "issuers": [], "clients": [{"pins": [{"alg": "sha256", "digest": PIN_B}]}]},
+        ]));
+        let merged = Index::merge([&first, &second]);
+        let a: Pin = PIN_A.parse().unwrap();
+        let b: Pin = PIN_B.parse().unwrap();
+        let found = merged.client_by_pin(&a).unwrap();
+        assert_eq!(
+            (found.entity.entity_id.as_str(), found.source),
+            ("https://a", 0)
+        );
+        let found = merged.client_by_pin(&b).unwrap();
+        assert_eq!(
+            (found.entity.entity_id.as_str(), found.source),
+            ("https://a", 1)
+        );
+        let registrations: Vec<usize> = merged
+            .entities_with_id("https://a")
+            .map(|e| merged.source_of_entity(e))
+            .collect();
+        assert_eq!(registrations, [0, 1]);
+        assert_eq!(
+            merged.source_of_entity(merged.entity("https://b").unwrap()),
+            1
+        );
+        assert_eq!(
+            merged.source_of_entity(&first.entities()[0]),
+            0,
+            "an entity from another index"
+        );
+        assert_eq!(merged.ambiguities().len(), 1, "two entities, one pin");
+        assert_eq!(
+            merged.ambiguities()[0].entity_ids,
+            ["https://a", "https://b"]
+        );
+        assert_eq!(first.entities_with_id("https://a").count(), 1);
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct AccessLog {
     pub(crate) remote: SocketAddr,
     pub(crate) entity_id: String,
     pub(crate) organization_id: Option<OrganizationId>,
+    /// The metadata source that vouched for the client (empty when none authenticated).
+    pub(crate) source: String,
     pub(crate) method: Method,
     pub(crate) path: String,
     pub(crate) status: u16,
@@ -59,6 +61,7 @@ impl LoggedBody {
                     .organization_id
                     .as_ref()
                     .map_or("-", OrganizationId::as_str),
+                source = if entry.source.is_empty() { "-" } else { entry.source.as_str() },
                 method = %entry.method,
                 path = entry.path,
                 status = entry.status,

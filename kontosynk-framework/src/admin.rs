@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use fedtls::index::Role;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::MetadataStore;
+use fedtls::store::MetadataSources;
 use fedtls::tls::{OwnCertificate, ReloadableCertResolver};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -23,7 +23,7 @@ use crate::timeouts::{Action, HeadTimer, Requests, Supervisor, Watched};
 /// What the admin endpoints report on.
 pub(crate) struct AdminState {
     pub(crate) source: Arc<dyn SnapshotSource>,
-    pub(crate) store: Option<MetadataStore>,
+    pub(crate) store: Option<MetadataSources>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) own_metadata: Option<serde_json::Value>,
     /// The server's certificate, when it terminates TLS itself.
@@ -109,7 +109,7 @@ fn route(state: &AdminState, request: &Request<Incoming>) -> Response<Body> {
         "/healthz" => text(StatusCode::OK, "ok\n", "text/plain"),
         "/readyz" => readiness(state),
         "/metrics" => {
-            let status = state.store.as_ref().map(MetadataStore::status);
+            let status = state.store.as_ref().map(MetadataSources::status);
             text(
                 StatusCode::OK,
                 &state
@@ -134,13 +134,36 @@ fn route(state: &AdminState, request: &Request<Incoming>) -> Response<Body> {
     }
 }
 
+/// `/readyz`: 200 while the metadata sources satisfy their readiness (by default: at least
+/// one valid), with every source's state; 503 naming the sources that are not valid.
 fn readiness(state: &AdminState) -> Response<Body> {
-    let status = state.store.as_ref().map(MetadataStore::status);
-    let ready = state.source.current().is_some();
+    let status = state.store.as_ref().map(MetadataSources::status);
+    let has_metadata = state.source.current().is_some();
+    let ready = has_metadata && status.as_ref().is_none_or(|s| s.ready);
+    let reason = if ready {
+        None
+    } else if !has_metadata {
+        Some(
+            "no valid federation metadata (missing or expired): every client is refused".to_owned(),
+        )
+    } else {
+        let invalid: Vec<&str> = status
+            .iter()
+            .flat_map(|s| &s.sources)
+            .filter(|s| !s.status.is_ready())
+            .map(|s| s.name.as_str())
+            .collect();
+        Some(format!(
+            "every metadata source is required and these are not valid: {}; their members are refused",
+            invalid.join(", ")
+        ))
+    };
     let body = serde_json::json!({
         "ready": ready,
-        "metadata": status,
-        "reason": if ready { None } else { Some("no valid federation metadata (missing or expired): every client is refused") },
+        "readiness": status.as_ref().map(|s| s.readiness),
+        "valid_sources": status.as_ref().map(|s| s.valid_sources),
+        "sources": status.as_ref().map(|s| &s.sources),
+        "reason": reason,
     });
     json(
         if ready {

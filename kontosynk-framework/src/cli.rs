@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fedtls::jwk::Jwks;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
+use fedtls::store::{MetadataSource, MetadataSources, Readiness};
 use fedtls::tls::{ReloadableCertResolver, load_cert_chain, load_private_key};
 use fedtls::{OrganizationId, Tag};
 
 use crate::{Limits, Policy, RateLimit, ServerBuilder, TrustedProxy};
+use fedtls::store::federations::{FederationSource, FederationsError};
 
 /// Flags every serving subcommand accepts.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,18 +25,63 @@ pub struct ServeArgs {
     /// The server's private key (PEM). Reloaded on SIGHUP.
     #[arg(long, value_name = "SERVER_KEY", env = "KONTOSYNK_KEY")]
     pub key: PathBuf,
-    /// Federation metadata: an https URL or a file (re-read on every refresh).
-    #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA")]
-    pub metadata: MetadataSource,
-    /// The federation's trust anchor (JWKS).
-    #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS")]
-    pub jwks: PathBuf,
-    /// Keep a verified copy of the metadata here and start from it when still valid.
-    #[arg(long, value_name = "FILE", env = "KONTOSYNK_METADATA_CACHE")]
-    pub cache: Option<PathBuf>,
-    /// Require this metadata issuer (`iss`).
-    #[arg(long, value_name = "URI", env = "KONTOSYNK_METADATA_ISS")]
-    pub iss: Option<String>,
+    /// Federation metadata: an https URL or a file (re-read on every refresh). Repeat it,
+    /// each with its own --jwks in the same order, to trust several federations at once
+    /// (e.g. Moa production and Moa trial); the first listed wins where two list the same
+    /// entity or pin.
+    #[arg(
+        long,
+        value_name = "SOURCE",
+        env = "KONTOSYNK_METADATA",
+        value_delimiter = ',',
+        required_unless_present = "federations",
+        conflicts_with = "federations"
+    )]
+    pub metadata: Vec<MetadataSource>,
+    /// The trust anchor (JWKS) of each --metadata, in the same order.
+    #[arg(
+        long,
+        value_name = "JWKS",
+        env = "KONTOSYNK_JWKS",
+        value_delimiter = ',',
+        required_unless_present = "federations",
+        conflicts_with = "federations"
+    )]
+    pub jwks: Vec<PathBuf>,
+    /// Keep a verified copy of each source's metadata here and start from it when still
+    /// valid (one per --metadata, or none).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "KONTOSYNK_METADATA_CACHE",
+        value_delimiter = ','
+    )]
+    pub cache: Vec<PathBuf>,
+    /// Require this metadata issuer (`iss`) of each source (one per --metadata, or none).
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "KONTOSYNK_METADATA_ISS",
+        value_delimiter = ','
+    )]
+    pub iss: Vec<String>,
+    /// A name for each source, shown in identities, logs, /readyz and metrics (one per
+    /// --metadata, or none: then the URL or path names it).
+    #[arg(
+        long = "source-name",
+        value_name = "NAME",
+        env = "KONTOSYNK_SOURCE_NAMES",
+        value_delimiter = ','
+    )]
+    pub source_names: Vec<String>,
+    /// The federations to trust from a TOML file: one [[federation]] table per source with
+    /// metadata, jwks and optionally name, cache, iss (instead of --metadata/--jwks).
+    #[arg(long, value_name = "FILE", env = "KONTOSYNK_FEDERATIONS")]
+    pub federations: Option<PathBuf>,
+    /// With several sources: ready (and able to start) only while every source is valid.
+    /// By default one valid source suffices, and the others' members wait for theirs.
+    #[arg(long, env = "KONTOSYNK_REQUIRE_ALL_SOURCES")]
+    pub require_all_sources: bool,
     /// Serve /healthz, /readyz, /metrics and /metadata on this plain-HTTP address.
     #[arg(long, value_name = "ADDR", env = "KONTOSYNK_ADMIN")]
     pub admin: Option<SocketAddr>,
@@ -195,14 +240,25 @@ pub enum ServeError {
     /// Binding the listeners failed.
     #[error(transparent)]
     Bind(#[from] crate::ServerError),
+    /// One of several metadata sources has no valid metadata (`--check` requires every one).
+    #[error("metadata source {name:?} is unavailable: {reason}")]
+    SourceUnavailable {
+        /// The source's name.
+        name: String,
+        /// Its last error.
+        reason: String,
+    },
+    /// The metadata sources are not usable as configured.
+    #[error(transparent)]
+    Federations(#[from] FederationsError),
 }
 
 /// A configured, bound server and the pieces the caller may still need.
 pub struct Prepared {
     /// The bound server.
     pub server: crate::BoundServer,
-    /// The live metadata.
-    pub store: MetadataStore,
+    /// The live metadata (every source, merged).
+    pub store: MetadataSources,
     /// The server certificate, reloadable.
     pub resolver: Arc<ReloadableCertResolver>,
 }
@@ -216,14 +272,10 @@ pub struct ServeSettings {
     pub cert: PathBuf,
     /// Server private key (PEM).
     pub key: PathBuf,
-    /// Where the metadata comes from.
-    pub metadata: MetadataSource,
-    /// Trust anchor.
-    pub jwks: PathBuf,
-    /// Metadata cache file.
-    pub cache: Option<PathBuf>,
-    /// Required metadata issuer.
-    pub iss: Option<String>,
+    /// Where the metadata comes from: one source per federation, in precedence order.
+    pub federations: Vec<FederationSource>,
+    /// Whether one valid source suffices or every source is required.
+    pub readiness: Readiness,
     /// Admin listener.
     pub admin: Option<SocketAddr>,
     /// Access policy.
@@ -242,15 +294,26 @@ pub struct ServeSettings {
 
 impl ServeArgs {
     /// The settings these flags describe.
-    pub fn settings(&self) -> ServeSettings {
-        ServeSettings {
+    pub fn settings(&self) -> Result<ServeSettings, ServeError> {
+        Ok(ServeSettings {
             listen: self.listen,
             cert: self.cert.clone(),
             key: self.key.clone(),
-            metadata: self.metadata.clone(),
-            jwks: self.jwks.clone(),
-            cache: self.cache.clone(),
-            iss: self.iss.clone(),
+            federations: match &self.federations {
+                Some(file) => fedtls::store::federations::read_file(file)?,
+                None => fedtls::store::federations::pair_flags(
+                    &self.metadata,
+                    &self.jwks,
+                    &self.cache,
+                    &self.iss,
+                    &self.source_names,
+                )?,
+            },
+            readiness: if self.require_all_sources {
+                Readiness::AllSources
+            } else {
+                Readiness::AnySource
+            },
             admin: self.admin,
             policy: Policy {
                 client_tags: self.client_tags.clone(),
@@ -265,12 +328,12 @@ impl ServeArgs {
             },
             trusted_proxies: self.trusted_proxies.clone(),
             require_listed: self.require_listed,
-        }
+        })
     }
 
     /// Loads the trust anchor and metadata, the certificate, and binds the listeners.
     pub async fn prepare(&self) -> Result<Prepared, ServeError> {
-        self.settings().prepare().await
+        self.settings()?.prepare().await
     }
 
     /// Like [`prepare`](Self::prepare), letting the subcommand set its own server options
@@ -279,7 +342,7 @@ impl ServeArgs {
         &self,
         customize: impl FnOnce(ServerBuilder) -> ServerBuilder,
     ) -> Result<Prepared, ServeError> {
-        self.settings().prepare_with(customize).await
+        self.settings()?.prepare_with(customize).await
     }
 }
 
@@ -296,14 +359,27 @@ impl ServeSettings {
     pub async fn check(&self) -> Result<Vec<String>, ServeError> {
         let store = self.load_metadata().await?;
         let mut report = Vec::new();
-        if let Some(snapshot) = store.current() {
-            report.push(format!(
-                "metadata {}: verified with {}, {} entities, valid until {}",
-                self.metadata,
-                self.jwks.display(),
-                snapshot.index().entities().len(),
-                fedtls::claims::Rfc3339(snapshot.expires_at())
-            ));
+        for (federation, member) in self.federations.iter().zip(store.members()) {
+            match member.store.current() {
+                Some(snapshot) => report.push(format!(
+                    "metadata {} ({}): verified with {}, {} entities, valid until {}",
+                    member.name,
+                    federation.metadata,
+                    federation.jwks.display(),
+                    snapshot.index().entities().len(),
+                    fedtls::claims::Rfc3339(snapshot.expires_at())
+                )),
+                None => {
+                    return Err(ServeError::SourceUnavailable {
+                        name: member.name.clone(),
+                        reason: member
+                            .store
+                            .status()
+                            .last_error
+                            .unwrap_or_else(|| "no verified metadata".into()),
+                    });
+                }
+            }
         }
         let strict = OwnCheck {
             store,
@@ -324,30 +400,40 @@ impl ServeSettings {
         Ok(report)
     }
 
-    /// Reads the trust anchor and loads the metadata once (not yet refreshed).
-    async fn load_metadata(&self) -> Result<MetadataStore, ServeError> {
-        let jwks = Jwks::from_file(&self.jwks)?;
-        for note in jwks.skipped() {
-            tracing::warn!(jwks = %self.jwks.display(), "{note}");
-        }
-        let mut config = StoreConfig::new(self.metadata.clone(), jwks);
-        config.cache_file = self.cache.clone();
-        config.verify.policy.required_iss = self.iss.clone();
-        let store = MetadataStore::new(config).map_err(ServeError::Store)?;
-        let snapshot = store
+    /// Reads every source's trust anchor and loads the metadata once (not yet refreshed).
+    async fn load_metadata(&self) -> Result<MetadataSources, ServeError> {
+        let sources = fedtls::store::federations::build_sources(&self.federations, self.readiness)?;
+        let snapshot = sources
             .load()
             .await
             .map_err(|source| ServeError::NoMetadata {
-                from: self.metadata.to_string(),
+                from: self
+                    .federations
+                    .iter()
+                    .map(|f| f.display_name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 source,
             })?;
-        tracing::info!(
-            source = snapshot.source(),
-            entities = snapshot.index().entities().len(),
-            expires = %fedtls::claims::Rfc3339(snapshot.expires_at()),
-            "metadata loaded"
-        );
-        Ok(store)
+        for member in sources.members() {
+            if let Some(part) = member.store.current() {
+                tracing::info!(
+                    source = %member.name,
+                    origin = part.source(),
+                    entities = part.index().entities().len(),
+                    expires = %fedtls::claims::Rfc3339(part.expires_at()),
+                    "metadata loaded"
+                );
+            }
+        }
+        if snapshot.sources().len() > 1 {
+            tracing::info!(
+                sources = snapshot.sources().len(),
+                entities = snapshot.index().entities().len(),
+                "metadata sources merged"
+            );
+        }
+        Ok(sources)
     }
 
     /// Reads the certificate and key (which must match), judged by `own_check` when given.
@@ -425,7 +511,7 @@ impl ServeSettings {
 /// at start and on every reload, a certificate peers would refuse is named with the fix,
 /// and refused under `--require-listed`.
 struct OwnCheck {
-    store: MetadataStore,
+    store: MetadataSources,
     cert: PathBuf,
     require_listed: bool,
 }

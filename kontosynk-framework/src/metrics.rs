@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-use fedtls::store::StoreStatus;
+use fedtls::store::{SourcesStatus, StoreStatus};
 
 use crate::lock;
 
@@ -82,7 +82,7 @@ impl Metrics {
     /// own certificate's when the server terminates TLS itself.
     pub fn render(
         &self,
-        metadata: Option<&StoreStatus>,
+        metadata: Option<&SourcesStatus>,
         own_certificate: Option<OwnCertificateGauges>,
     ) -> String {
         let mut out = String::new();
@@ -152,55 +152,69 @@ pub struct OwnCertificateGauges {
     pub listed: bool,
 }
 
-fn render_metadata(out: &mut String, status: &StoreStatus) {
-    let mut gauge = |name: &str, help: &str, value: Option<i64>| {
-        if let Some(value) = value {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+/// The metadata gauges: one series per source (label `source`), plus how many sources are
+/// valid and whether they satisfy the configured readiness.
+fn render_metadata(out: &mut String, status: &SourcesStatus) {
+    let _ = writeln!(
+        out,
+        "# HELP kontosynk_metadata_ready 1 while the metadata sources satisfy the configured readiness (default: one valid source).\n\
+         # TYPE kontosynk_metadata_ready gauge\nkontosynk_metadata_ready {}\n\
+         # HELP kontosynk_metadata_sources_valid Metadata sources with verified, unexpired metadata.\n\
+         # TYPE kontosynk_metadata_sources_valid gauge\nkontosynk_metadata_sources_valid {}",
+        u8::from(status.ready),
+        status.valid_sources
+    );
+    type Value = fn(&StoreStatus) -> Option<i64>;
+    let gauges: [(&str, &str, Value); 8] = [
+        (
+            "kontosynk_metadata_valid",
+            "1 while the source's verified metadata is unexpired; 0 means its members are refused.",
+            |s| Some(i64::from(s.is_ready())),
+        ),
+        (
+            "kontosynk_metadata_age_seconds",
+            "Seconds since the source's metadata in use was fetched.",
+            |s| s.age_secs,
+        ),
+        (
+            "kontosynk_metadata_expires_in_seconds",
+            "Seconds until the source's metadata in use expires (negative once expired).",
+            |s| s.seconds_to_expiry,
+        ),
+        (
+            "kontosynk_metadata_entities",
+            "Usable entities in the source's metadata.",
+            |s| Some(s.entities as i64),
+        ),
+        (
+            "kontosynk_metadata_rejected_entities",
+            "Entities left out of the source's metadata as malformed.",
+            |s| Some(s.rejected_entities as i64),
+        ),
+        (
+            "kontosynk_metadata_generation",
+            "Metadata snapshots of the source stored since start.",
+            |s| Some(s.generation as i64),
+        ),
+        (
+            "kontosynk_metadata_consecutive_failures",
+            "Failed refreshes of the source since its last good one.",
+            |s| Some(i64::from(s.consecutive_failures)),
+        ),
+        (
+            "kontosynk_metadata_last_success_timestamp_seconds",
+            "Unix time of the source's last good refresh.",
+            |s| s.last_success,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for source in &status.sources {
+            if let Some(value) = value(&source.status) {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {value}", escape(&source.name));
+            }
         }
-    };
-    gauge(
-        "kontosynk_metadata_valid",
-        "1 while verified, unexpired metadata is in use; 0 means every client is refused.",
-        Some(i64::from(status.is_ready())),
-    );
-    gauge(
-        "kontosynk_metadata_age_seconds",
-        "Seconds since the metadata in use was fetched.",
-        status.age_secs,
-    );
-    gauge(
-        "kontosynk_metadata_expires_in_seconds",
-        "Seconds until the metadata in use expires (negative once expired).",
-        status.seconds_to_expiry,
-    );
-    gauge(
-        "kontosynk_metadata_entities",
-        "Usable entities in the metadata.",
-        Some(status.entities as i64),
-    );
-    gauge(
-        "kontosynk_metadata_rejected_entities",
-        "Entities left out of the metadata as malformed.",
-        Some(status.rejected_entities as i64),
-    );
-    gauge(
-        "kontosynk_metadata_generation",
-        "Metadata snapshots stored since start.",
-        Some(status.generation as i64),
-    );
-    gauge(
-        "kontosynk_metadata_consecutive_failures",
-        "Failed refreshes since the last good one.",
-        Some(i64::from(status.consecutive_failures)),
-    );
-    gauge(
-        "kontosynk_metadata_last_success_timestamp_seconds",
-        "Unix time of the last good refresh.",
-        status.last_success,
-    );
+    }
 }
 
 /// Escapes a label value (backslash, double quote, newline).

@@ -175,3 +175,57 @@ async fn operational_errors_exit_2_with_one_error_line() {
     let output = kontosynk(&fed, "metadata.jws", &["--concurrency", "0"]).await;
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Two federations given as two `--metadata`/`--jwks` pairs: one has expired, so its servers
+/// are left out with a warning naming it, and the valid one's are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_federation_that_expired_is_named_and_the_valid_one_is_used() {
+    let fed = setup().await;
+    let expired = fed.dir.path().join("expired.jws");
+    let jwks = fed.fed.jwks.display().to_string();
+    let output = kontosynk(
+        &fed,
+        "metadata.jws",
+        &[
+            "--metadata",
+            expired.to_str().unwrap(),
+            "--jwks",
+            &jwks,
+            "--entity",
+            SCHOOL,
+        ],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let warning = stderr(&output);
+    assert!(
+        warning.contains(&format!("warning: metadata source {}", expired.display()))
+            && warning.contains("expired"),
+        "{warning}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with(&format!("OK    {SCHOOL}")));
+
+    // Both expired: nothing to check with, and the error names the first source.
+    let output = kontosynk(
+        &fed,
+        "expired.jws",
+        &["--metadata", expired.to_str().unwrap(), "--jwks", &jwks],
+    )
+    .await;
+    assert_ne!(output.status.code(), Some(0));
+    assert!(stderr(&output).contains("expired"), "{}", stderr(&output));
+
+    // Pairs that do not match are a usage problem named by flag.
+    let output = kontosynk(
+        &fed,
+        "metadata.jws",
+        &["--metadata", expired.to_str().unwrap()],
+    )
+    .await;
+    assert_ne!(output.status.code(), Some(0));
+    assert!(
+        stderr(&output).contains("2 --metadata but 1 --jwks"),
+        "{}",
+        stderr(&output)
+    );
+}

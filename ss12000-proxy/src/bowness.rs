@@ -697,11 +697,11 @@ mod tests {
         assert_eq!(c.listen.to_string(), "0.0.0.0:443");
         assert_eq!(c.backend.to_string(), "http://backend:8000/");
         assert_eq!(
-            c.federation.metadata.to_string(),
+            c.federation[0].metadata.to_string(),
             DEFAULT_METADATA_URL.to_owned()
         );
         assert_eq!(
-            c.federation.cache.as_deref(),
+            c.federation[0].cache.as_deref(),
             Some(Path::new("/var/lib/bowness/md.jws"))
         );
         assert_eq!(c.limits.header_timeout, 5.0);
@@ -725,7 +725,7 @@ mod tests {
         );
         let c = parse(&yaml, []).unwrap().config;
         assert_eq!(
-            c.federation.metadata.to_string(),
+            c.federation[0].metadata.to_string(),
             "https://fed.example/md.jws"
         );
         assert_eq!(c.limits.header_timeout, 15.0);

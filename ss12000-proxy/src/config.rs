@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use fedtls::store::MetadataSource;
+pub use fedtls::store::federations::FederationSource;
 use fedtls::{OrganizationId, Pin, Tag};
 use kontosynk_framework::TrustedProxy;
 use serde::Deserialize;
@@ -29,8 +29,15 @@ pub struct Config {
     pub backend: http::Uri,
     /// The proxy's server certificate.
     pub tls: TlsConfig,
-    /// Where the federation metadata comes from.
-    pub federation: FederationConfig,
+    /// Where the federation metadata comes from: one `[federation]` table, or one
+    /// `[[federation]]` table per federation to trust at once (the first listed wins where
+    /// two list the same entity or pin).
+    #[serde(deserialize_with = "one_or_many")]
+    pub federation: Vec<FederationSource>,
+    /// With several federations: ready (and able to start) only while every one has valid
+    /// metadata. By default one suffices, and the others' members wait for theirs.
+    #[serde(default)]
+    pub require_all_federations: bool,
     /// Who may pass.
     #[serde(default)]
     pub access: AccessConfig,
@@ -74,19 +81,20 @@ pub struct TlsConfig {
     pub require_listed: bool,
 }
 
-/// The federation's metadata and trust anchor.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FederationConfig {
-    /// An https URL or a file.
-    #[serde(deserialize_with = "from_str")]
-    pub metadata: MetadataSource,
-    /// The JWKS that signs it.
-    pub jwks: PathBuf,
-    /// A verified copy to start from.
-    pub cache: Option<PathBuf>,
-    /// Require this `iss`.
-    pub iss: Option<String>,
+/// A `[federation]` table or a `[[federation]]` list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<FederationSource>, D::Error> {
+    use serde::de::Error;
+    match toml::Value::deserialize(d)? {
+        toml::Value::Array(list) => {
+            if list.is_empty() {
+                return Err(D::Error::custom("[[federation]] lists no federation"));
+            }
+            list.into_iter()
+                .map(|v| v.try_into().map_err(D::Error::custom))
+                .collect()
+        }
+        table => Ok(vec![table.try_into().map_err(D::Error::custom)?]),
+    }
 }
 
 /// Access rules (all configured rules must pass; within one, any value suffices).
@@ -492,6 +500,33 @@ mod tests {
         assert_eq!(config.access.client_tags, ["egilv1"]);
         assert_eq!(config.limits.max_body, 100 * 1024 * 1024);
         assert_eq!(config.headers.organization_encoding, Encoding::None);
+    }
+
+    #[test]
+    fn several_federations_are_a_federation_list() {
+        // A top-level key goes before the first table.
+        let two = format!(
+            "require_all_federations = true\n{}",
+            MINIMAL.replace(
+                "[federation]",
+                "[[federation]]\nname = \"moa-trial\"\n\
+                 metadata = \"https://fed.example/trial.jws\"\njwks = \"trial.jwks\"\n[[federation]]",
+            )
+        );
+        let config = Config::parse(&two, []).unwrap();
+        assert!(config.require_all_federations);
+        assert_eq!(config.federation.len(), 2);
+        assert_eq!(config.federation[0].display_name(), "moa-trial");
+        assert_eq!(
+            config.federation[1].display_name(),
+            "https://fed.example/md.jws"
+        );
+        let one = Config::parse(MINIMAL, []).unwrap();
+        assert_eq!(one.federation.len(), 1);
+        assert!(!one.require_all_federations);
+        let typo = MINIMAL.replace("jwks = \"jwks.json\"", "jwk = \"jwks.json\"");
+        let err = Config::parse(&typo, []).unwrap_err().to_string();
+        assert!(err.contains("jwk"), "{err}");
     }
 
     #[test]

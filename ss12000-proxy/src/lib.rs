@@ -89,10 +89,12 @@ fn serve_settings(config: &Config) -> ServeSettings {
         listen: config.listen,
         cert: config.tls.cert.clone(),
         key: config.tls.key.clone(),
-        metadata: config.federation.metadata.clone(),
-        jwks: config.federation.jwks.clone(),
-        cache: config.federation.cache.clone(),
-        iss: config.federation.iss.clone(),
+        federations: config.federation.clone(),
+        readiness: if config.require_all_federations {
+            fedtls::store::Readiness::AllSources
+        } else {
+            fedtls::store::Readiness::AnySource
+        },
         admin: config.admin,
         policy: Policy {
             client_tags: config.access.client_tags.clone(),

@@ -40,6 +40,7 @@
 
 mod cache;
 mod config;
+pub mod federations;
 mod fetch;
 mod handle;
 mod refresh;

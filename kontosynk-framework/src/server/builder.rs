@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::MetadataStore;
+use fedtls::store::MetadataSources;
 use fedtls::tls::{PinnedClientVerifier, ReloadableCertResolver};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -23,7 +23,7 @@ pub(super) enum Transport {
 /// Configures a server. See the crate documentation for an example.
 pub struct ServerBuilder {
     source: Arc<dyn SnapshotSource>,
-    store: Option<MetadataStore>,
+    store: Option<MetadataSources>,
     transport: Option<Transport>,
     require_issuer_chain: bool,
     check_validity: bool,
@@ -57,8 +57,11 @@ impl ServerBuilder {
         }
     }
 
-    /// A server fed by a live metadata store (its status also feeds `/readyz` and `/metrics`).
-    pub fn with_store(store: MetadataStore) -> Self {
+    /// A server fed by live metadata: one store (`MetadataStore`, converted) or several
+    /// federations' merged ([`MetadataSources`]); their status also feeds `/readyz` and
+    /// `/metrics`, one entry per source.
+    pub fn with_store(store: impl Into<MetadataSources>) -> Self {
+        let store: MetadataSources = store.into();
         let mut builder = Self::new(Arc::new(store.clone()));
         builder.store = Some(store);
         builder
@@ -219,7 +222,7 @@ impl ServerBuilder {
 
 pub(super) struct Shared {
     pub(super) source: Arc<dyn SnapshotSource>,
-    pub(super) store: Option<MetadataStore>,
+    pub(super) store: Option<MetadataSources>,
     pub(super) acceptor: Option<TlsAcceptor>,
     pub(super) verifier: Arc<PinnedClientVerifier>,
     pub(super) trusted: Vec<TrustedProxy>,

@@ -49,8 +49,10 @@ pub(super) async fn handle<H: Handler>(
         match authorize(shared, connection, forwarded_cert) {
             Err(refusal) => (refusal.into_response(shared.refusal.as_ref()), None),
             Ok((peer, certificate)) => {
-                let organization_id = logged.as_ref().and_then(|_| peer.organization_id.clone());
-                let ids = (peer.entity_id.clone(), organization_id);
+                let about = logged
+                    .as_ref()
+                    .map(|_| (peer.organization_id.clone(), peer.source.clone()));
+                let ids = (peer.entity_id.clone(), about);
                 request.extensions_mut().insert(certificate);
                 (
                     admit(shared, peer, connection, request, handler).await,
@@ -65,12 +67,14 @@ pub(super) async fn handle<H: Handler>(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = response.status().as_u16();
-    let (entity_id, organization_id) = peer.unwrap_or_else(|| ("-".to_owned(), None));
+    let (entity_id, about) = peer.unwrap_or_else(|| ("-".to_owned(), None));
+    let (organization_id, source) = about.unwrap_or_default();
     shared.metrics.request(status, &entity_id);
     let entry = logged.map(|(started, method, path)| AccessLog {
         remote: connection.info.remote_addr,
         entity_id,
         organization_id,
+        source,
         method,
         path,
         status,

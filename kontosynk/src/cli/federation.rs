@@ -3,13 +3,13 @@
 //!
 //! One declaration keeps the flag names, environment variables, help and error messages the
 //! same in `health`, `sync`, `token` and `push`, and one loader builds the verified
-//! [`MetadataStore`] for them and for `quickstart`.
+//! [`MetadataSources`] for them (one federation, or several at once) and for `quickstart`.
 
 use std::path::{Path, PathBuf};
 
-use fedtls::claims::ClaimsPolicy;
-use fedtls::jwk::Jwks;
-use fedtls::store::{MetadataSource, MetadataStore, StoreConfig};
+use fedtls::SnapshotSource;
+use fedtls::store::federations::{self, FederationSource};
+use fedtls::store::{MetadataSource, MetadataSources, Readiness};
 use kontosynk_client::client::Identity;
 
 use super::CliError;
@@ -22,15 +22,48 @@ use super::CliError;
 /// when needed ([`OptionalFederation`]) and ask with a clear error.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FederationArgs<const REQUIRED: bool> {
-    /// Federation metadata: an https:// URL or a file.
-    #[arg(long, value_name = "SOURCE", env = "KONTOSYNK_METADATA", required = REQUIRED)]
-    metadata: Option<String>,
-    /// The federation's trust anchor (JWKS file) that signs the metadata.
-    #[arg(long, value_name = "JWKS", env = "KONTOSYNK_JWKS", required = REQUIRED)]
-    jwks: Option<PathBuf>,
-    /// Require this metadata issuer (`iss`).
-    #[arg(long, value_name = "URI", env = "KONTOSYNK_METADATA_ISS")]
-    iss: Option<String>,
+    /// Federation metadata: an https:// URL or a file. Repeat it, each with its own --jwks
+    /// in the same order, to find servers in several federations at once (the first listed
+    /// wins where two list the same entity or pin).
+    #[arg(
+        long,
+        value_name = "SOURCE",
+        env = "KONTOSYNK_METADATA",
+        value_delimiter = ',',
+        required_unless_present_any = if REQUIRED { &["federations"][..] } else { &[][..] },
+        conflicts_with = "federations"
+    )]
+    metadata: Vec<MetadataSource>,
+    /// The trust anchor (JWKS file) of each --metadata, in the same order.
+    #[arg(
+        long,
+        value_name = "JWKS",
+        env = "KONTOSYNK_JWKS",
+        value_delimiter = ',',
+        required_unless_present_any = if REQUIRED { &["federations"][..] } else { &[][..] },
+        conflicts_with = "federations"
+    )]
+    jwks: Vec<PathBuf>,
+    /// Require this metadata issuer (`iss`) of each source (one per --metadata, or none).
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "KONTOSYNK_METADATA_ISS",
+        value_delimiter = ','
+    )]
+    iss: Vec<String>,
+    /// A name for each source in messages and reports (one per --metadata, or none).
+    #[arg(
+        long = "source-name",
+        value_name = "NAME",
+        env = "KONTOSYNK_SOURCE_NAMES",
+        value_delimiter = ','
+    )]
+    source_names: Vec<String>,
+    /// The federations from a TOML file: one [[federation]] table per source with metadata,
+    /// jwks and optionally name, cache, iss (instead of --metadata/--jwks).
+    #[arg(long, value_name = "FILE", env = "KONTOSYNK_FEDERATIONS")]
+    federations: Option<PathBuf>,
     /// Your client certificate chain (PEM, leaf first), presented in every handshake.
     #[arg(long, value_name = "CLIENT_PEM", env = "KONTOSYNK_CLIENT_CERT", required = REQUIRED)]
     cert: Option<PathBuf>,
@@ -46,14 +79,22 @@ pub type RequiredFederation = FederationArgs<true>;
 pub type OptionalFederation = FederationArgs<false>;
 
 impl<const REQUIRED: bool> FederationArgs<REQUIRED> {
-    /// Whether `--metadata` (or `KONTOSYNK_METADATA`) was given.
+    /// Whether `--metadata` or `--federations` (or their variables) was given.
     pub fn has_metadata(&self) -> bool {
-        self.metadata.is_some()
+        !self.metadata.is_empty() || self.federations.is_some()
     }
 
-    /// The metadata source as given, for reports and log labels (empty when not given).
-    pub fn metadata_label(&self) -> &str {
-        self.metadata.as_deref().unwrap_or_default()
+    /// The metadata sources as given, for reports and log labels (empty when not given).
+    pub fn metadata_label(&self) -> String {
+        match &self.federations {
+            Some(file) => file.display().to_string(),
+            None => self
+                .metadata
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 
     /// The client certificate file (`--cert`), or an error saying it is required.
@@ -71,14 +112,33 @@ impl<const REQUIRED: bool> FederationArgs<REQUIRED> {
         Identity::from_pem_files(self.cert()?, self.key()?).map_err(CliError::failed)
     }
 
-    /// Fetches and verifies the metadata (`--metadata`, `--jwks`, `--iss`) once.
+    /// Fetches and verifies the metadata (`--metadata`, `--jwks`, `--iss`, or
+    /// `--federations`) once: every source at once, merged.
     ///
-    /// Fails with one message naming the file or source at fault: a missing flag, an
+    /// Fails with one message naming the flag, file or source at fault: a missing flag, an
     /// unreadable or invalid trust anchor, or metadata that does not verify or has expired.
-    pub async fn metadata_store(&self) -> Result<MetadataStore, CliError> {
-        let source = required(self.metadata.as_deref(), "--metadata")?;
-        let jwks = required(self.jwks.as_deref(), "--jwks (with --metadata)")?;
-        load_metadata(source, jwks, self.iss.clone()).await
+    /// With several sources one valid source suffices; the others are named in a warning.
+    pub async fn metadata_store(&self) -> Result<MetadataSources, CliError> {
+        let list = match &self.federations {
+            Some(file) => federations::read_file(file).map_err(CliError::failed)?,
+            None => {
+                if self.metadata.is_empty() {
+                    return Err(CliError::failed("--metadata is required"));
+                }
+                if self.jwks.is_empty() {
+                    return Err(CliError::failed("--jwks (with --metadata) is required"));
+                }
+                federations::pair_flags(
+                    &self.metadata,
+                    &self.jwks,
+                    &[],
+                    &self.iss,
+                    &self.source_names,
+                )
+                .map_err(CliError::failed)?
+            }
+        };
+        load_sources(&list).await
     }
 }
 
@@ -86,27 +146,39 @@ fn required<'a, T: ?Sized>(value: Option<&'a T>, flag: &str) -> Result<&'a T, Cl
     value.ok_or_else(|| CliError::failed(format!("{flag} is required")))
 }
 
-/// Builds a metadata store for `source` (an https:// URL or a file) trusting the JWKS in
-/// `jwks`, requiring issuer `iss` when given, and loads it once.
-pub async fn load_metadata(
-    source: &str,
-    jwks: &Path,
-    iss: Option<String>,
-) -> Result<MetadataStore, CliError> {
-    let anchor = Jwks::from_file(jwks).map_err(CliError::failed)?;
-    let source: MetadataSource = source.parse().unwrap_or_else(|never| match never {});
-    let mut config = StoreConfig::new(source.clone(), anchor);
-    config.verify.policy = ClaimsPolicy {
-        required_iss: iss,
-        ..ClaimsPolicy::default()
+/// Builds one store per source, loads them once, and merges them; a source that fails is
+/// reported on stderr when another one is valid.
+pub async fn load_sources(list: &[FederationSource]) -> Result<MetadataSources, CliError> {
+    let sources =
+        federations::build_sources(list, Readiness::AnySource).map_err(CliError::failed)?;
+    let label = |name: &str| {
+        if list.len() == 1 {
+            format!("metadata {}", list[0].metadata)
+        } else {
+            format!("metadata source {name}")
+        }
     };
-    let store = MetadataStore::new(config)
-        .map_err(|e| CliError::failed(format!("metadata {source}: {e}")))?;
-    store
-        .load()
-        .await
-        .map_err(|e| CliError::failed(format!("metadata {source}: {e}")))?;
-    Ok(store)
+    match sources.load().await {
+        Ok(_) => {
+            for member in sources.members() {
+                if member.store.current().is_none() {
+                    let reason = member.store.status().last_error.unwrap_or_default();
+                    eprintln!(
+                        "warning: {}: {reason}; its servers are not used",
+                        label(&member.name)
+                    );
+                }
+            }
+            Ok(sources)
+        }
+        Err(fedtls::store::StoreError::Source { name, source, .. }) => {
+            Err(CliError::failed(format!("{}: {source}", label(&name))))
+        }
+        Err(e) => Err(CliError::failed(format!(
+            "{}: {e}",
+            label(&list[0].display_name())
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +259,21 @@ mod tests {
             .unwrap()
             .federation;
         assert_eq!(no_key.key().unwrap_err().message, "--key is required");
+    }
+
+    async fn load_metadata(
+        source: &str,
+        jwks: &Path,
+        iss: Option<String>,
+    ) -> Result<MetadataSources, CliError> {
+        load_sources(&[FederationSource {
+            name: None,
+            metadata: source.parse().unwrap_or_else(|never| match never {}),
+            jwks: jwks.to_owned(),
+            cache: None,
+            iss,
+        }])
+        .await
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fedtls::OrganizationId;
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::MetadataStore;
+use fedtls::store::MetadataSources;
 use kontosynk_client::discovery::ServerQuery;
 use kontosynk_client::health::history::History;
 use kontosynk_client::health::html::{self, ReportContext};
@@ -126,8 +126,8 @@ impl Args {
         })
     }
 
-    async fn check_once(&self, store: &MetadataStore, cert: Arc<ClientCert>) -> Result<ExitCode, CliError> {
-        let snapshot = store.cell().current().ok_or_else(|| {
+    async fn check_once(&self, store: &MetadataSources, cert: Arc<ClientCert>) -> Result<ExitCode, CliError> {
+        let snapshot = store.current().ok_or_else(|| {
             CliError::failed("no valid federation metadata (it has expired): refusing to check")
         })?;
         let query = self.query();
@@ -142,7 +142,7 @@ impl Args {
         if let Some(path) = &self.html {
             let context = ReportContext {
                 title: "Federation health".to_owned(),
-                metadata_source: self.federation.metadata_label().to_owned(),
+                metadata_source: self.federation.metadata_label(),
                 metadata_iss: kontosynk_client::health::metadata_issuers(&snapshot),
                 metadata_expires: Some(rfc3339(snapshot.expires_at())),
                 checked_at: rfc3339(fedtls::verify::unix_now()),
@@ -170,7 +170,7 @@ impl Args {
     async fn serve_forever(
         &self,
         addr: SocketAddr,
-        store: MetadataStore,
+        store: MetadataSources,
         cert: Arc<ClientCert>,
     ) -> Result<ExitCode, CliError> {
         let history = History::open(&self.history).map_err(CliError::failed)?;
@@ -179,7 +179,7 @@ impl Args {
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
         let refresh = store.spawn();
         let monitor = Arc::new(Monitor::new(
-            store.cell(),
+            Arc::new(store.clone()),
             cert,
             MonitorConfig {
                 query: self.query(),
@@ -188,7 +188,7 @@ impl Args {
                 keep_days: self.keep_days,
                 uptime_runs: 288,
                 title: "Federation health".to_owned(),
-                metadata_label: self.federation.metadata_label().to_owned(),
+                metadata_label: self.federation.metadata_label(),
             },
             history,
         ));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fedtls::{OrganizationId, Pin};
 use fedtls::snapshot::SnapshotSource;
-use fedtls::store::MetadataStore;
+use fedtls::store::MetadataSources;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ss12000::{Collection, Database, Store};
 
@@ -128,9 +128,8 @@ impl Args {
     }
 
     /// The server: by query, or by `--url` (and `--pin`) among the metadata's servers.
-    fn target(&self, metadata: &MetadataStore) -> Result<ServerTarget, CliError> {
+    fn target(&self, metadata: &MetadataSources) -> Result<ServerTarget, CliError> {
         let snapshot = metadata
-            .cell()
             .current()
             .ok_or_else(|| CliError::failed("no valid federation metadata"))?;
         let index = snapshot.index();
@@ -186,7 +185,7 @@ impl Args {
         runtime.block_on(async move {
             let metadata = self.federation.metadata_store().await?;
             let target = self.target(&metadata)?;
-            let client = FederationClient::builder(metadata.cell(), identity)
+            let client = FederationClient::builder(std::sync::Arc::new(metadata.clone()), identity)
                 .server(target)
                 .timeout(Some(Duration::from_secs(self.timeout)))
                 .retry(RetryPolicy::default())

@@ -60,6 +60,8 @@ async fn whoami_handler(request: Request<RequestBody>) -> http::Response<Body> {
                 "tags": peer.tags,
                 "scopes": peer.scopes,
                 "pin": peer.pin,
+                "source": peer.source,
+                "source_iss": peer.source_iss,
             }),
         ),
         None => response::json_error(

@@ -76,7 +76,10 @@ pub struct Index {
     server_tags: HashMap<Tag, Vec<EndpointRef>>,
     by_organization_id: HashMap<OrganizationId, Vec<u32>>,
     by_scope: HashMap<Box<str>, Vec<u32>>,
-    by_issuer_thumbprint: HashMap<CertThumbprint, Vec<u32>>,
+    /// Built on first use: hashing every issuer certificate is a sixth of the cost of
+    /// verifying a large aggregate, and only servers that recognise clients by their issuer
+    /// certificate (the SUNET rule) ever look it up.
+    by_issuer_thumbprint: std::sync::OnceLock<HashMap<CertThumbprint, Vec<u32>>>,
     ambiguities: Vec<PinAmbiguity>,
     /// For a merged index: the source of each entity (parallel to the entities); empty for
     /// one document (every entity is from source 0).
@@ -135,7 +138,7 @@ impl Index {
             server_tags: HashMap::new(),
             by_organization_id: HashMap::new(),
             by_scope: HashMap::new(),
-            by_issuer_thumbprint: HashMap::new(),
+            by_issuer_thumbprint: std::sync::OnceLock::new(),
             ambiguities: Vec::new(),
             entity_source,
             metadata,
@@ -172,15 +175,6 @@ impl Index {
             let list = self
                 .by_scope
                 .entry(scope.to_ascii_lowercase().into_boxed_str())
-                .or_default();
-            if list.last() != Some(&entity_index) {
-                list.push(entity_index);
-            }
-        }
-        for issuer in &entity.issuers {
-            let list = self
-                .by_issuer_thumbprint
-                .entry(issuer.thumbprint())
                 .or_default();
             if list.last() != Some(&entity_index) {
                 list.push(entity_index);
@@ -375,7 +369,20 @@ impl Index {
         &'a self,
         thumbprint: &CertThumbprint,
     ) -> impl ExactSizeIterator<Item = &'a Entity> + 'a {
-        self.entity_list(self.by_issuer_thumbprint.get(thumbprint))
+        let by_thumbprint = self.by_issuer_thumbprint.get_or_init(|| {
+            let mut map: HashMap<CertThumbprint, Vec<u32>> = HashMap::new();
+            for (position, entity) in self.metadata.entities.iter().enumerate() {
+                let position = u32::try_from(position).unwrap_or(u32::MAX);
+                for issuer in &entity.issuers {
+                    let list = map.entry(issuer.thumbprint()).or_default();
+                    if list.last() != Some(&position) {
+                        list.push(position);
+                    }
+                }
+            }
+            map
+        });
+        self.entity_list(by_thumbprint.get(thumbprint))
     }
 
     fn entity_list<'a>(

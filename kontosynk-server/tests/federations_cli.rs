@@ -3,9 +3,11 @@
 //! `/metrics` show each source, and when one source expires only its members are refused.
 //! The real binary, real files, curl as the members' client.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod process;
 
 use fedtls::jwk::SigningKey;
 use fedtls::jws::{JwsFormat, SignOptions, sign_metadata};
@@ -44,55 +46,9 @@ fn republish(fed: &TestFederation, lifetime: i64) {
     std::fs::write(&fed.metadata_jws, signed).unwrap();
 }
 
-/// A running server whose stderr goes to a file; killed on drop.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
+type Running = process::Logged;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn start(mut command: Command, log: PathBuf) -> Running {
-        let child = command
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Running { child, log }
-    }
-
-    /// Waits up to 30 s for a log line containing `text`; the log so far.
-    fn wait_for(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains(text) {
-                return log;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no {text:?} in the log: {log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The `field=VALUE` of the first log line containing `text`.
-    fn logged(&self, text: &str, field: &str) -> String {
-        let log = self.wait_for(text);
-        let line = log.lines().find(|l| l.contains(text)).unwrap();
-        let at = line.find(&format!("{field}=")).unwrap() + field.len() + 1;
-        line[at..].split_whitespace().next().unwrap().to_owned()
-    }
-
+impl process::Logged {
     fn addr(&self) -> String {
         self.logged("whoami listening", "addr")
     }

@@ -2,9 +2,10 @@
 //! unlisted one is named with the fix (a warning, or a refusal with `--require-listed`), and
 //! `/metrics` says whether the certificate in use is listed. The real binary, real files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+mod process;
 
 use fedtls::testfed::{FederationOptions, TestFederation};
 
@@ -34,49 +35,11 @@ fn whoami(fed: &TestFederation, cert: &Path, key: &Path, extra: &[&str]) -> Comm
     command
 }
 
-/// A running server whose stderr goes to a file; killed on drop.
-struct Running {
-    child: Child,
-    log: PathBuf,
-}
+type Running = process::Logged;
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn start(mut command: Command, dir: &Path, name: &str) -> Running {
-        let log = dir.join(format!("{name}.log"));
-        let child = command
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Running { child, log }
-    }
-
-    /// Waits up to 30 s for a log line containing `text`, and returns the log so far.
-    fn wait_for(&self, text: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            if log.contains(text) {
-                return log;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "no {text:?} in the log: {log}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
+impl process::Logged {
     fn metrics(&self) -> String {
-        let log = self.wait_for("admin_addr=");
-        let at = log.find("admin_addr=").unwrap() + "admin_addr=".len();
-        let addr = log[at..].split_whitespace().next().unwrap();
+        let addr = self.logged("admin_addr=", "admin_addr");
         let out = Command::new(fedtls::testfed::require_program("curl", "curl"))
             .args(["--silent", "--show-error", "--max-time", "20"])
             .arg(format!("http://{addr}/metrics"))
@@ -115,8 +78,7 @@ fn an_unlisted_server_certificate_is_named_refused_on_request_and_shown_in_metri
     // Without it: the server starts, says the same in a warning, and /metrics shows it.
     let server = Running::start(
         whoami(&fed, &unlisted.cert, &unlisted.key, &[]),
-        dir.path(),
-        "unlisted",
+        dir.path().join("unlisted.log"),
     );
     let log = server.wait_for("whoami listening");
     assert!(log.contains("WARN") && log.contains(&pin), "{log}");
@@ -130,8 +92,7 @@ fn an_unlisted_server_certificate_is_named_refused_on_request_and_shown_in_metri
     let listed = fed.party("school-server").unwrap();
     let server = Running::start(
         whoami(&fed, &listed.cert, &listed.key, &[]),
-        dir.path(),
-        "listed",
+        dir.path().join("listed.log"),
     );
     server.wait_for("whoami listening");
     let metrics = server.metrics();
@@ -158,8 +119,7 @@ fn on_sighup_an_unlisted_certificate_is_not_switched_to_with_require_listed() {
     std::fs::copy(&listed.key, &key).unwrap();
     let server = Running::start(
         whoami(&fed, &cert, &key, &["--require-listed"]),
-        dir.path(),
-        "reload",
+        dir.path().join("reload.log"),
     );
     server.wait_for("whoami listening");
 

@@ -20,3 +20,5 @@ pub mod problem;
 pub mod saml;
 
 pub use problem::{Problem, Severity};
+#[cfg(feature = "testing")]
+pub mod testing;

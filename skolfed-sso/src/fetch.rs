@@ -371,7 +371,11 @@ impl<T: FeedDocument> Feed<T> {
     }
 
     /// GETs the URL conditionally; `None` for `304 Not Modified`.
-    async fn fetch(&self, client: &reqwest::Client, url: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    async fn fetch(
+        &self,
+        client: &reqwest::Client,
+        url: &str,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
         let timeout = self.config.fetch_timeout;
         let timed_out = || FetchError::Timeout {
             url: url.to_owned(),
@@ -484,7 +488,9 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
         Ok(()) => u64::from_le_bytes(random),
         Err(_) => u64::MAX,
     };
-    let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
+    let millis = u64::try_from(ceiling.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     Duration::from_millis((random % millis).max(1000))
 }
 
@@ -618,3 +624,16 @@ pub fn unix_now() -> i64 {
 }
 
 impl FeedDocument for crate::links::ParsedLinks {}
+
+/// Raw bytes, for a one-off fetch (`skolfed-sso lint URL`).
+impl FeedDocument for Vec<u8> {}
+
+/// Fetches (or reads) `config.source` once, with the feed's limits; no cache file.
+pub async fn fetch_once(mut config: FetchConfig) -> Result<Vec<u8>, FetchError> {
+    config.cache_file = None;
+    let feed = Feed::new(config, |bytes: &[u8]| Ok(bytes.to_vec()))?;
+    feed.refresh().await?;
+    feed.current()
+        .map(|bytes| bytes.as_ref().clone())
+        .ok_or_else(|| FetchError::Expired(feed.source().to_string()))
+}

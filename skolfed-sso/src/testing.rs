@@ -20,9 +20,12 @@ pub struct TestSigner {
 impl TestSigner {
     /// A fresh key and certificate with common name `cn`.
     pub fn generate(cn: &str) -> Self {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key generation");
+        let key =
+            rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key generation");
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
         let cert = params.self_signed(&key).expect("self-signed certificate");
         Self {
             key_pem: key.serialize_pem(),
@@ -42,7 +45,9 @@ impl TestSigner {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let write = |name: &str, text: &str| {
             let path = dir.path().join(name);
-            std::fs::write(&path, text).map(|()| path).map_err(|e| e.to_string())
+            std::fs::write(&path, text)
+                .map(|()| path)
+                .map_err(|e| e.to_string())
         };
         let key = write("key.pem", &self.key_pem)?;
         let cert = write("cert.pem", &self.cert_pem)?;
@@ -71,7 +76,10 @@ impl TestSigner {
 
 /// Whether the `xmlsec1` command is installed.
 pub fn xmlsec1_available() -> bool {
-    Command::new("xmlsec1").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("xmlsec1")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// An IdP in a generated aggregate.
@@ -123,7 +131,11 @@ impl AggregateBuilder {
     /// The unsigned XML.
     pub fn build(&self) -> String {
         let mut xml = String::new();
-        let reference = if self.reference_by_id { "#_skolfed" } else { "" };
+        let reference = if self.reference_by_id {
+            "#_skolfed"
+        } else {
+            ""
+        };
         let _ = write!(
             xml,
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntitiesDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:mdui=\"urn:oasis:names:tc:SAML:metadata:ui\" xmlns:shibmd=\"urn:mace:shibboleth:metadata:1.0\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" ID=\"_skolfed\" Name=\"http://fed.skolfederation.se/test\" validUntil=\"{}\">\n",

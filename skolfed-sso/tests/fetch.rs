@@ -25,34 +25,39 @@ async fn serve(state: Arc<Mutex<Served>>) -> String {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let state = state.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
-                    let state = state.clone();
-                    async move {
-                        let mut served = state.lock().unwrap();
-                        served.requests += 1;
-                        let etag = format!("\"{}\"", served.body.len());
-                        let matches = request
-                            .headers()
-                            .get("if-none-match")
-                            .is_some_and(|v| v.to_str().unwrap() == etag);
-                        if request.headers().contains_key("if-none-match") {
-                            served.conditional += 1;
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let state = state.clone();
+                        async move {
+                            let mut served = state.lock().unwrap();
+                            served.requests += 1;
+                            let etag = format!("\"{}\"", served.body.len());
+                            let matches = request
+                                .headers()
+                                .get("if-none-match")
+                                .is_some_and(|v| v.to_str().unwrap() == etag);
+                            if request.headers().contains_key("if-none-match") {
+                                served.conditional += 1;
+                            }
+                            let response = if matches && served.status == 200 {
+                                Response::builder()
+                                    .status(304)
+                                    .body(Full::new(Bytes::new()))
+                            } else {
+                                Response::builder()
+                                    .status(StatusCode::from_u16(served.status).unwrap())
+                                    .header("etag", etag)
+                                    .header("cache-control", "max-age=600")
+                                    .body(Full::new(Bytes::from(served.body.clone())))
+                            };
+                            Ok::<_, Infallible>(response.unwrap())
                         }
-                        let response = if matches && served.status == 200 {
-                            Response::builder().status(304).body(Full::new(Bytes::new()))
-                        } else {
-                            Response::builder()
-                                .status(StatusCode::from_u16(served.status).unwrap())
-                                .header("etag", etag)
-                                .header("cache-control", "max-age=600")
-                                .body(Full::new(Bytes::from(served.body.clone())))
-                        };
-                        Ok::<_, Infallible>(response.unwrap())
-                    }
-                });
+                    });
                 let io = hyper_util::rt::TokioIo::new(stream);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(io, service)
@@ -89,8 +94,16 @@ async fn conditional_requests_last_good_and_cache() {
     let feed = Feed::new(config.clone(), strict).unwrap();
     feed.load().await.unwrap();
     assert_eq!(feed.current().unwrap().links.organizations.len(), 1);
-    assert_eq!(std::fs::read_to_string(&cache).unwrap(), EXAMPLE, "the cache holds the bytes");
-    assert_eq!(feed.next_delay().as_secs(), 600, "Cache-Control: max-age is followed");
+    assert_eq!(
+        std::fs::read_to_string(&cache).unwrap(),
+        EXAMPLE,
+        "the cache holds the bytes"
+    );
+    assert_eq!(
+        feed.next_delay().as_secs(),
+        600,
+        "Cache-Control: max-age is followed"
+    );
 
     // Unchanged: the request is conditional and answered 304.
     assert_eq!(feed.refresh().await.unwrap(), RefreshOutcome::Unchanged);
@@ -99,7 +112,10 @@ async fn conditional_requests_last_good_and_cache() {
     // The server fails: the last good document stays, the error is recorded.
     state.lock().unwrap().status = 503;
     let err = feed.refresh().await.unwrap_err();
-    assert!(matches!(err, FetchError::HttpStatus { status: 503, .. }), "{err}");
+    assert!(
+        matches!(err, FetchError::HttpStatus { status: 503, .. }),
+        "{err}"
+    );
     assert!(feed.current().is_some());
     let status = feed.status();
     assert_eq!(status.consecutive_failures, 1);
@@ -115,7 +131,11 @@ async fn conditional_requests_last_good_and_cache() {
     let err = feed.refresh().await.unwrap_err();
     assert!(matches!(err, FetchError::Document { .. }), "{err}");
     assert_eq!(feed.current().unwrap().links.organizations.len(), 1);
-    assert_eq!(std::fs::read_to_string(&cache).unwrap(), EXAMPLE, "a bad document is not cached");
+    assert_eq!(
+        std::fs::read_to_string(&cache).unwrap(),
+        EXAMPLE,
+        "a bad document is not cached"
+    );
 
     // A restart with the server down starts from the cache.
     state.lock().unwrap().status = 500;
@@ -140,13 +160,25 @@ async fn conditional_requests_last_good_and_cache() {
     small.cache_file = None;
     small.max_body = 1000;
     let limited = Feed::new(small, strict).unwrap();
-    assert!(matches!(limited.refresh().await, Err(FetchError::TooLarge { .. })));
+    assert!(matches!(
+        limited.refresh().await,
+        Err(FetchError::TooLarge { .. })
+    ));
 }
 
 #[test]
 fn sources() {
-    assert!(matches!("https://fed.example/links.json".parse(), Ok(Source::Url(_))));
-    assert!(matches!("http://127.0.0.1:8080/x".parse(), Ok(Source::Url(_))));
+    assert!(matches!(
+        "https://fed.example/links.json".parse(),
+        Ok(Source::Url(_))
+    ));
+    assert!(matches!(
+        "http://127.0.0.1:8080/x".parse(),
+        Ok(Source::Url(_))
+    ));
     assert!(matches!("/etc/links.json".parse(), Ok(Source::File(_))));
-    assert!(matches!("http://fed.example/links.json".parse::<Source>(), Err(FetchError::InvalidSource { .. })));
+    assert!(matches!(
+        "http://fed.example/links.json".parse::<Source>(),
+        Err(FetchError::InvalidSource { .. })
+    ));
 }

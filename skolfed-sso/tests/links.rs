@@ -28,14 +28,21 @@ fn the_pilot_example_parses_without_problems() {
     assert_eq!(orgs.len(), 1);
     assert_eq!(orgs[0].info.display_name, "Example Service Provider");
     assert_eq!(orgs[0].info.name, "Example Service Provider AB");
-    assert_eq!(orgs[0].info.logotype.as_deref(), Some("https://example.com/logo.svg"));
+    assert_eq!(
+        orgs[0].info.logotype.as_deref(),
+        Some("https://example.com/logo.svg")
+    );
     assert_eq!(orgs[0].links.len(), 2);
     let math = &orgs[0].links[0];
     assert_eq!(math.display_name, "Math Rocket");
-    assert!(matches!(&math.login, LoginMethod::EntityId { idp_parameter, .. } if idp_parameter == "entityID"));
+    assert!(
+        matches!(&math.login, LoginMethod::EntityId { idp_parameter, .. } if idp_parameter == "entityID")
+    );
     assert_eq!(
         math.login_url("https://idp.example1.com").as_deref(),
-        Some("https://example.com/math/Shibboleth.sso/Login?entityID=https%3A%2F%2Fidp.example1.com&Target")
+        Some(
+            "https://example.com/math/Shibboleth.sso/Login?entityID=https%3A%2F%2Fidp.example1.com&Target"
+        )
     );
     let bjj = &orgs[0].links[1];
     assert_eq!(
@@ -59,7 +66,10 @@ fn awkward_entity_ids_survive_link_building() {
         let url = math.login_url(idp).unwrap();
         let (base, query) = url.split_once('?').unwrap();
         assert_eq!(base, "https://example.com/math/Shibboleth.sso/Login");
-        assert!(!url.contains(' ') && !url.contains('#') && url.is_ascii(), "{url}");
+        assert!(
+            !url.contains(' ') && !url.contains('#') && url.is_ascii(),
+            "{url}"
+        );
         // A standard query parser gives back exactly the entityID.
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -77,21 +87,31 @@ fn disabled_services_get_no_link_and_stay_listed() {
     let parsed = parse(doc.to_string().as_bytes());
     let links = &parsed.links.organizations[0].links;
     assert_eq!(links.len(), 2);
-    assert!(links[0].disabled && links[1].disabled, "a non-boolean disabled fails closed");
+    assert!(
+        links[0].disabled && links[1].disabled,
+        "a non-boolean disabled fails closed"
+    );
     assert_eq!(links[0].login_url("https://idp.example1.com"), None);
     assert_eq!(links[1].login_url("https://idp.example1.com"), None);
-    assert_eq!(problems_at(&parsed, Severity::Warning), ["$[0].sso_links[1].disabled"]);
+    assert_eq!(
+        problems_at(&parsed, Severity::Warning),
+        ["$[0].sso_links[1].disabled"]
+    );
 }
 
 #[test]
 fn a_bad_link_is_left_out_and_the_rest_stays() {
     let mut doc = example();
     // Link 0: an entity_id service without sp_init; link 1 stays good.
-    doc[0]["sso_links"][0].as_object_mut().unwrap().remove("sp_init");
+    doc[0]["sso_links"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("sp_init");
     // A second organization whose services are all fine but one uses http.
     let mut second = example()[0].clone();
     second["organization_info"]["display_name"] = json!("Second");
-    second["sso_links"][1]["link_mapping"]["https://idp.example1.com"] = json!("http://insecure.example/login");
+    second["sso_links"][1]["link_mapping"]["https://idp.example1.com"] =
+        json!("http://insecure.example/login");
     second["sso_links"][0]["sso_type"] = json!("magic");
     doc.as_array_mut().unwrap().push(second);
     // A third without organization_info.
@@ -100,19 +120,36 @@ fn a_bad_link_is_left_out_and_the_rest_stays() {
     let orgs = &parsed.links.organizations;
     assert_eq!(orgs.len(), 2, "the organization without info is left out");
     assert_eq!(orgs[0].links.len(), 1);
-    assert_eq!(orgs[0].links[0].display_name, "Example Digital Brazilian Jiu-Jitsu Service");
-    assert_eq!(orgs[1].links.len(), 1, "the unknown sso_type is left out");
-    assert_eq!(orgs[1].links[0].login_url("https://idp.example1.com"), None, "no http links");
     assert_eq!(
-        orgs[1].links[0].login_url("https://idp.example3.com").as_deref(),
+        orgs[0].links[0].display_name,
+        "Example Digital Brazilian Jiu-Jitsu Service"
+    );
+    assert_eq!(orgs[1].links.len(), 1, "the unknown sso_type is left out");
+    assert_eq!(
+        orgs[1].links[0].login_url("https://idp.example1.com"),
+        None,
+        "no http links"
+    );
+    assert_eq!(
+        orgs[1].links[0]
+            .login_url("https://idp.example3.com")
+            .as_deref(),
         Some("https://example.com/bjj/login?idp=example3-idp")
     );
     assert_eq!(
         problems_at(&parsed, Severity::Error),
-        ["$[0].sso_links[0].sp_init", "$[1].sso_links[0].sso_type", "$[2].organization_info"]
+        [
+            "$[0].sso_links[0].sp_init",
+            "$[1].sso_links[0].sso_type",
+            "$[2].organization_info"
+        ]
     );
     let warnings = problems_at(&parsed, Severity::Warning);
-    assert!(warnings.contains(&"$[1].sso_links[1].link_mapping[\"https://idp.example1.com\"]".to_owned()), "{warnings:?}");
+    assert!(
+        warnings
+            .contains(&"$[1].sso_links[1].link_mapping[\"https://idp.example1.com\"]".to_owned()),
+        "{warnings:?}"
+    );
     assert!(parsed.has_errors());
 }
 
@@ -137,10 +174,21 @@ fn lint_reports_inconsistent_and_missing_fields() {
         "$[0].sso_links[0].link_mapping",
         "$[0].sso_links[1].sp_init",
     ] {
-        assert!(warnings.contains(&expected.to_owned()), "{expected} not in {warnings:?}");
+        assert!(
+            warnings.contains(&expected.to_owned()),
+            "{expected} not in {warnings:?}"
+        );
     }
-    assert_eq!(problems_at(&parsed, Severity::Error), ["$[0].sso_links[1].link_mapping"]);
-    let message = &parsed.problems.iter().find(|p| p.path.ends_with("logotype")).unwrap().message;
+    assert_eq!(
+        problems_at(&parsed, Severity::Error),
+        ["$[0].sso_links[1].link_mapping"]
+    );
+    let message = &parsed
+        .problems
+        .iter()
+        .find(|p| p.path.ends_with("logotype"))
+        .unwrap()
+        .message;
     assert!(message.contains("https"), "{message}");
 }
 

@@ -32,9 +32,14 @@ struct Signed {
 
 /// Signs with xmlsec1; a machine without it fails the test (CI installs it).
 fn signed(builder: &AggregateBuilder) -> Option<Signed> {
-    assert!(xmlsec1_available(), "xmlsec1 is not installed: apt-get install xmlsec1");
+    assert!(
+        xmlsec1_available(),
+        "xmlsec1 is not installed: apt-get install xmlsec1"
+    );
     let signer = TestSigner::generate("Skolfederation metadata signer (test)");
-    let bytes = signer.sign_with_xmlsec1(&builder.build()).expect("xmlsec1 signs");
+    let bytes = signer
+        .sign_with_xmlsec1(&builder.build())
+        .expect("xmlsec1 signs");
     Some(Signed {
         signer,
         xml: String::from_utf8(bytes).expect("UTF-8"),
@@ -53,7 +58,9 @@ fn verify(signed: &Signed, xml: &str) -> Result<skolfed_sso::saml::Aggregate, Sa
 fn xmlsec1_signature_verifies_and_lists_idps_and_sps() {
     let mut builder = AggregateBuilder::new(awkward_idps());
     builder.sps = vec!["https://sp.example.com/math".into()];
-    let Some(signed) = signed(&builder) else { return };
+    let Some(signed) = signed(&builder) else {
+        return;
+    };
     let aggregate = verify(&signed, &signed.xml).expect("the xmlsec1 signature verifies");
     assert_eq!(aggregate.idps.len(), 2);
     assert_eq!(aggregate.sps.len(), 1);
@@ -61,12 +68,18 @@ fn xmlsec1_signature_verifies_and_lists_idps_and_sps() {
     let awkward = aggregate
         .idp("https://idp.example.se/saml?a=1&b=%20två")
         .expect("the awkward entityID is indexed as written");
-    assert_eq!(awkward.display_name.sv.as_deref(), Some("Bergsskolan & Co <test>"));
+    assert_eq!(
+        awkward.display_name.sv.as_deref(),
+        Some("Bergsskolan & Co <test>")
+    );
     assert_eq!(awkward.name("en"), "Bergs school");
     assert_eq!(awkward.scopes, vec!["bergs.example.se".to_owned()]);
     assert_eq!(awkward.logos[0].url, "https://bergs.example.se/logo.png");
     assert_eq!(awkward.logos[0].width, Some(64));
-    assert_eq!(awkward.organization.name.sv.as_deref(), Some("Bergsskolan & Co <test> AB"));
+    assert_eq!(
+        awkward.organization.name.sv.as_deref(),
+        Some("Bergsskolan & Co <test> AB")
+    );
     // Sorted by Swedish name: "Bergsskolan" before "Älvkommunens".
     assert_eq!(aggregate.idps[0].entity_id, awkward.entity_id);
     assert!(awkward.matches("bergs co"));
@@ -77,7 +90,9 @@ fn xmlsec1_signature_verifies_and_lists_idps_and_sps() {
 fn reference_by_root_id_verifies() {
     let mut builder = AggregateBuilder::new(awkward_idps());
     builder.reference_by_id = true;
-    let Some(signed) = signed(&builder) else { return };
+    let Some(signed) = signed(&builder) else {
+        return;
+    };
     assert!(signed.xml.contains("URI=\"#_skolfed\""));
     verify(&signed, &signed.xml).expect("a reference to the root's ID verifies");
 }
@@ -85,32 +100,63 @@ fn reference_by_root_id_verifies() {
 #[test]
 fn tampered_copies_are_refused() {
     let builder = AggregateBuilder::new(awkward_idps());
-    let Some(signed) = signed(&builder) else { return };
+    let Some(signed) = signed(&builder) else {
+        return;
+    };
     let xml = &signed.xml;
 
     // A changed attribute.
-    let changed = xml.replace("https://idp.alvkommun.se/idp/shibboleth", "https://evil.example/idp");
-    assert!(matches!(verify(&signed, &changed), Err(SamlError::DigestMismatch)));
+    let changed = xml.replace(
+        "https://idp.alvkommun.se/idp/shibboleth",
+        "https://evil.example/idp",
+    );
+    assert!(matches!(
+        verify(&signed, &changed),
+        Err(SamlError::DigestMismatch)
+    ));
 
     // A changed text inside.
     let changed = xml.replace("Älvkommunens skolor", "Älvkommunens skolor!");
-    assert!(matches!(verify(&signed, &changed), Err(SamlError::DigestMismatch)));
+    assert!(matches!(
+        verify(&signed, &changed),
+        Err(SamlError::DigestMismatch)
+    ));
 
     // A changed SignedInfo (the digest algorithm's text is not what was signed).
-    let changed = xml.replacen("<ds:Reference URI=\"\">", "<ds:Reference URI=\"\" Id=\"x\">", 1);
-    assert!(matches!(verify(&signed, &changed), Err(SamlError::BadSignature)));
+    let changed = xml.replacen(
+        "<ds:Reference URI=\"\">",
+        "<ds:Reference URI=\"\" Id=\"x\">",
+        1,
+    );
+    assert!(matches!(
+        verify(&signed, &changed),
+        Err(SamlError::BadSignature)
+    ));
 
     // The signature moved into the first entity: the root is no longer signed.
     let start = xml.find("<ds:Signature").unwrap();
     let end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
     let signature = &xml[start..end];
     let without = format!("{}{}", &xml[..start], &xml[end..]);
-    let moved = without.replacen("<md:Organization>", &format!("{signature}<md:Organization>"), 1);
-    assert!(matches!(verify(&signed, &moved), Err(SamlError::SignaturePlacement(_))));
+    let moved = without.replacen(
+        "<md:Organization>",
+        &format!("{signature}<md:Organization>"),
+        1,
+    );
+    assert!(matches!(
+        verify(&signed, &moved),
+        Err(SamlError::SignaturePlacement(_))
+    ));
 
     // The signature moved after the entities (not where the schema puts it).
-    let moved = without.replace("</md:EntitiesDescriptor>", &format!("{signature}</md:EntitiesDescriptor>"));
-    assert!(matches!(verify(&signed, &moved), Err(SamlError::SignaturePlacement(_))));
+    let moved = without.replace(
+        "</md:EntitiesDescriptor>",
+        &format!("{signature}</md:EntitiesDescriptor>"),
+    );
+    assert!(matches!(
+        verify(&signed, &moved),
+        Err(SamlError::SignaturePlacement(_))
+    ));
 
     // Wrapping: a new unsigned root carrying the signature, with the original signed
     // aggregate hidden inside its Extensions and a forged entity beside it.
@@ -122,15 +168,28 @@ fn tampered_copies_are_refused() {
         original.replacen(signature, "", 1).trim_end()
     );
     let refused = verify(&signed, &wrapped);
-    assert!(matches!(refused, Err(SamlError::DigestMismatch)), "{refused:?}");
+    assert!(
+        matches!(refused, Err(SamlError::DigestMismatch)),
+        "{refused:?}"
+    );
 
     // A second signature beside the first.
     let twice = xml.replacen(signature, &format!("{signature}{signature}"), 1);
-    assert!(matches!(verify(&signed, &twice), Err(SamlError::SignaturePlacement(_))));
+    assert!(matches!(
+        verify(&signed, &twice),
+        Err(SamlError::SignaturePlacement(_))
+    ));
 
     // A reference to something other than the root.
-    let elsewhere = xml.replacen("<ds:Reference URI=\"\">", "<ds:Reference URI=\"#other\">", 1);
-    assert!(matches!(verify(&signed, &elsewhere), Err(SamlError::NotCoveringRoot(_))));
+    let elsewhere = xml.replacen(
+        "<ds:Reference URI=\"\">",
+        "<ds:Reference URI=\"#other\">",
+        1,
+    );
+    assert!(matches!(
+        verify(&signed, &elsewhere),
+        Err(SamlError::NotCoveringRoot(_))
+    ));
 
     // A DOCTYPE with an entity.
     let doctype = xml.replacen(
@@ -142,43 +201,71 @@ fn tampered_copies_are_refused() {
 
     // Another certificate.
     let other = TestSigner::generate("someone else");
-    let refused = verify_aggregate(xml.as_bytes(), &other.certificate(), VerifyOptions { now: now() });
+    let refused = verify_aggregate(
+        xml.as_bytes(),
+        &other.certificate(),
+        VerifyOptions { now: now() },
+    );
     assert!(matches!(refused, Err(SamlError::BadSignature)));
 
     // Other algorithms, even correctly named ones, are refused before anything is computed.
     for (from, to) in [
         ("xmldsig-more#rsa-sha256", "xmldsig#rsa-sha1"),
         ("xmlenc#sha256", "xmldsig#sha1"),
-        ("<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"", "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\""),
+        (
+            "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"",
+            "<ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/TR/2001/REC-xml-c14n-20010315\"",
+        ),
     ] {
         let other = xml.replacen(from, to, 1);
-        assert!(matches!(verify(&signed, &other), Err(SamlError::SignatureForm(_))), "{to}");
+        assert!(
+            matches!(verify(&signed, &other), Err(SamlError::SignatureForm(_))),
+            "{to}"
+        );
     }
     let extra_transform = xml.replacen(
         "</ds:Transforms>",
         "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xpath-19991116\"/></ds:Transforms>",
         1,
     );
-    assert!(matches!(verify(&signed, &extra_transform), Err(SamlError::SignatureForm(_))));
+    assert!(matches!(
+        verify(&signed, &extra_transform),
+        Err(SamlError::SignatureForm(_))
+    ));
 
     // Unsigned.
     let unsigned = without;
-    assert!(matches!(verify(&signed, &unsigned), Err(SamlError::SignaturePlacement(_))));
+    assert!(matches!(
+        verify(&signed, &unsigned),
+        Err(SamlError::SignaturePlacement(_))
+    ));
 }
 
 #[test]
 fn expired_valid_until_is_refused() {
     let mut builder = AggregateBuilder::new(awkward_idps());
     builder.valid_until = "2020-01-01T00:00:00Z".into();
-    let Some(signed) = signed(&builder) else { return };
+    let Some(signed) = signed(&builder) else {
+        return;
+    };
     // The signature is fine; the date is not.
     let refused = verify(&signed, &signed.xml);
-    assert!(matches!(refused, Err(SamlError::Validity(_))), "{refused:?}");
-    let then = time::OffsetDateTime::parse("2019-12-31T00:00:00Z", &time::format_description::well_known::Rfc3339)
-        .unwrap()
-        .unix_timestamp();
-    verify_aggregate(signed.xml.as_bytes(), &signed.signer.certificate(), VerifyOptions { now: then })
-        .expect("valid before validUntil");
+    assert!(
+        matches!(refused, Err(SamlError::Validity(_))),
+        "{refused:?}"
+    );
+    let then = time::OffsetDateTime::parse(
+        "2019-12-31T00:00:00Z",
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    verify_aggregate(
+        signed.xml.as_bytes(),
+        &signed.signer.certificate(),
+        VerifyOptions { now: then },
+    )
+    .expect("valid before validUntil");
 }
 
 #[test]

@@ -61,17 +61,38 @@ mod tests {
 
     #[test]
     fn separators() {
-        assert_eq!(append_query_parameter("https://a/x?", "e", "v"), "https://a/x?e=v");
-        assert_eq!(append_query_parameter("https://a/x", "e", "v"), "https://a/x?e=v");
-        assert_eq!(append_query_parameter("https://a/x?p=1", "e", "v"), "https://a/x?p=1&e=v");
-        assert_eq!(append_query_parameter("https://a/x?p=1&", "e", "v"), "https://a/x?p=1&e=v");
-        assert_eq!(append_query_parameter("https://a/x#top", "e", "v"), "https://a/x?e=v#top");
+        assert_eq!(
+            append_query_parameter("https://a/x?", "e", "v"),
+            "https://a/x?e=v"
+        );
+        assert_eq!(
+            append_query_parameter("https://a/x", "e", "v"),
+            "https://a/x?e=v"
+        );
+        assert_eq!(
+            append_query_parameter("https://a/x?p=1", "e", "v"),
+            "https://a/x?p=1&e=v"
+        );
+        assert_eq!(
+            append_query_parameter("https://a/x?p=1&", "e", "v"),
+            "https://a/x?p=1&e=v"
+        );
+        assert_eq!(
+            append_query_parameter("https://a/x#top", "e", "v"),
+            "https://a/x?e=v#top"
+        );
     }
 
     #[test]
     fn awkward_values_are_encoded() {
-        assert_eq!(encode_component("https://idp.x/a b"), "https%3A%2F%2Fidp.x%2Fa%20b");
+        assert_eq!(
+            encode_component("https://idp.x/a b"),
+            "https%3A%2F%2Fidp.x%2Fa%20b"
+        );
         assert_eq!(encode_component("a%20b&c=d#e+f"), "a%2520b%26c%3Dd%23e%2Bf");
-        assert_eq!(encode_component("https://skola.se/å"), "https%3A%2F%2Fskola.se%2F%C3%A5");
+        assert_eq!(
+            encode_component("https://skola.se/å"),
+            "https%3A%2F%2Fskola.se%2F%C3%A5"
+        );
     }
 }

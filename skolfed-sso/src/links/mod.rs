@@ -9,7 +9,9 @@
 mod build;
 mod model;
 mod parse;
+mod resolve;
 
 pub use build::{append_query_parameter, encode_component};
 pub use model::{LoginMethod, Organization, OrganizationInfo, SsoLink, SsoLinks};
 pub use parse::{MAX_ORGANIZATIONS, ParsedLinks, parse};
+pub use resolve::{IdpLinks, OrganizationLinks, ServiceLink};

@@ -96,7 +96,10 @@ fn organization(
     problems: &mut Vec<Problem>,
 ) -> Option<Organization> {
     let Some(object) = item.as_object() else {
-        problems.push(Problem::error(path, "an organization must be a JSON object"));
+        problems.push(Problem::error(
+            path,
+            "an organization must be a JSON object",
+        ));
         return None;
     };
     unknown_fields(object, &["organization_info", "sso_links"], path, problems);
@@ -121,7 +124,10 @@ fn organization(
         }
     };
     if links.is_empty() {
-        problems.push(Problem::warning(&links_path, "the organization lists no services"));
+        problems.push(Problem::warning(
+            &links_path,
+            "the organization lists no services",
+        ));
     }
     let mut parsed = Vec::new();
     for (j, link) in links.iter().enumerate() {
@@ -392,7 +398,10 @@ impl Fields<'_> {
             return None;
         };
         if map.is_empty() {
-            self.warn(key, "link_mapping is empty: no IdP gets a link to this service");
+            self.warn(
+                key,
+                "link_mapping is empty: no IdP gets a link to this service",
+            );
         }
         let mut link_mapping = BTreeMap::new();
         for (idp, url) in map {

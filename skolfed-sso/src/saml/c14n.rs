@@ -46,7 +46,11 @@ enum Step<'a, 'input> {
 impl Canonicalizer<'_> {
     /// Canonicalizes the whole document (`URI=""`): the root element and the processing
     /// instructions around it; comments are left out.
-    pub fn document(&self, doc: &roxmltree::Document<'_>, out: &mut Vec<u8>) -> Result<(), C14nError> {
+    pub fn document(
+        &self,
+        doc: &roxmltree::Document<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), C14nError> {
         let mut after_root = false;
         for child in doc.root().children() {
             match child.node_type() {
@@ -128,7 +132,12 @@ impl Canonicalizer<'_> {
                 })?;
                 wanted.push((attr_prefix, uri));
             }
-            attributes.push((attribute.namespace().unwrap_or(""), attribute.name(), attr_name, attribute.value()));
+            attributes.push((
+                attribute.namespace().unwrap_or(""),
+                attribute.name(),
+                attr_name,
+                attribute.value(),
+            ));
         }
         for inclusive in self.inclusive_prefixes {
             let (p, uri) = if *inclusive == "#default" {

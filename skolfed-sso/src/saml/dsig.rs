@@ -59,7 +59,9 @@ pub enum SamlError {
     #[error("the digest does not match: the metadata was changed after it was signed")]
     DigestMismatch,
     /// The signature value does not verify with the operator's certificate.
-    #[error("the signature does not verify with the given certificate (a changed SignedInfo or the wrong certificate)")]
+    #[error(
+        "the signature does not verify with the given certificate (a changed SignedInfo or the wrong certificate)"
+    )]
     BadSignature,
     /// `validUntil` is missing, malformed or past.
     #[error("validUntil: {0}")]
@@ -135,7 +137,10 @@ pub fn verify_aggregate(
     .map_err(SamlError::Xml)?;
     let root = doc.root_element();
     if root.tag_name().namespace() != Some(MD)
-        || !matches!(root.tag_name().name(), "EntitiesDescriptor" | "EntityDescriptor")
+        || !matches!(
+            root.tag_name().name(),
+            "EntitiesDescriptor" | "EntityDescriptor"
+        )
     {
         return Err(SamlError::Root(format!(
             "{{{}}}{}",
@@ -144,11 +149,17 @@ pub fn verify_aggregate(
         )));
     }
     verify_root_signature(&doc, root, certificate)?;
-    let valid_until = root
-        .attribute("validUntil")
-        .ok_or_else(|| SamlError::Validity("missing on the root: metadata without an end of validity could be replayed forever".into()))?;
-    let valid_until = parse_datetime(valid_until)
-        .ok_or_else(|| SamlError::Validity(format!("{valid_until:?} is not an xs:dateTime with a time zone")))?;
+    let valid_until = root.attribute("validUntil").ok_or_else(|| {
+        SamlError::Validity(
+            "missing on the root: metadata without an end of validity could be replayed forever"
+                .into(),
+        )
+    })?;
+    let valid_until = parse_datetime(valid_until).ok_or_else(|| {
+        SamlError::Validity(format!(
+            "{valid_until:?} is not an xs:dateTime with a time zone"
+        ))
+    })?;
     if valid_until <= options.now {
         return Err(SamlError::Validity(format!(
             "the metadata expired at {}; fetch a fresh copy",
@@ -172,7 +183,9 @@ fn has_doctype(text: &str) -> bool {
 }
 
 fn is(node: Node<'_, '_>, namespace: &str, name: &str) -> bool {
-    node.is_element() && node.tag_name().namespace() == Some(namespace) && node.tag_name().name() == name
+    node.is_element()
+        && node.tag_name().namespace() == Some(namespace)
+        && node.tag_name().name() == name
 }
 
 /// The single element child of `parent` named `{DS}name`, refusing none or several.
@@ -197,8 +210,15 @@ fn algorithm<'a>(node: Node<'a, '_>) -> Result<&'a str, SamlError> {
 fn inclusive_prefixes<'a>(method: Node<'a, '_>) -> Result<Vec<&'a str>, SamlError> {
     let mut prefixes = Vec::new();
     for child in method.children().filter(Node::is_element) {
-        if child.tag_name().namespace() == Some(EXC_C14N) && child.tag_name().name() == "InclusiveNamespaces" {
-            prefixes.extend(child.attribute("PrefixList").unwrap_or("").split_ascii_whitespace());
+        if child.tag_name().namespace() == Some(EXC_C14N)
+            && child.tag_name().name() == "InclusiveNamespaces"
+        {
+            prefixes.extend(
+                child
+                    .attribute("PrefixList")
+                    .unwrap_or("")
+                    .split_ascii_whitespace(),
+            );
         } else {
             return Err(SamlError::SignatureForm(format!(
                 "unexpected {} in the canonicalization method",
@@ -216,7 +236,10 @@ fn verify_root_signature(
 ) -> Result<(), SamlError> {
     // The signature must be the root's own: the first element child (as the SAML metadata
     // schema places it), the only ds:Signature among its children.
-    let signatures: Vec<_> = root.children().filter(|c| is(*c, DS, "Signature")).collect();
+    let signatures: Vec<_> = root
+        .children()
+        .filter(|c| is(*c, DS, "Signature"))
+        .collect();
     let signature = match signatures.as_slice() {
         [] => {
             return Err(SamlError::SignaturePlacement(
@@ -237,7 +260,9 @@ fn verify_root_signature(
     }
     let signed_info = only_child(signature, "SignedInfo")?;
     if signature.first_element_child().map(|c| c.id()) != Some(signed_info.id()) {
-        return Err(SamlError::SignatureForm("ds:SignedInfo is not first in ds:Signature".into()));
+        return Err(SamlError::SignatureForm(
+            "ds:SignedInfo is not first in ds:Signature".into(),
+        ));
     }
     let c14n_method = only_child(signed_info, "CanonicalizationMethod")?;
     if algorithm(c14n_method)? != EXC_C14N {
@@ -255,7 +280,9 @@ fn verify_root_signature(
         )));
     }
     if signature_method.has_children() && signature_method.children().any(|c| c.is_element()) {
-        return Err(SamlError::SignatureForm("parameters in ds:SignatureMethod".into()));
+        return Err(SamlError::SignatureForm(
+            "parameters in ds:SignatureMethod".into(),
+        ));
     }
     let reference = only_child(signed_info, "Reference")?;
     let element_children = signed_info.children().filter(Node::is_element).count();
@@ -319,7 +346,8 @@ fn verify_root_signature(
         canonicalizer.subtree(root, &mut canonical)?;
     }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical);
-    if aws_lc_rs::constant_time::verify_slices_are_equal(digest.as_ref(), &expected_digest).is_err() {
+    if aws_lc_rs::constant_time::verify_slices_are_equal(digest.as_ref(), &expected_digest).is_err()
+    {
         return Err(SamlError::DigestMismatch);
     }
     // The signature over the canonical SignedInfo.
@@ -344,19 +372,26 @@ fn base64_text(node: Node<'_, '_>) -> Result<Vec<u8>, SamlError> {
         .collect();
     base64::engine::general_purpose::STANDARD
         .decode(text.as_bytes())
-        .map_err(|e| SamlError::SignatureForm(format!("ds:{} is not base64: {e}", node.tag_name().name())))
+        .map_err(|e| {
+            SamlError::SignatureForm(format!("ds:{} is not base64: {e}", node.tag_name().name()))
+        })
 }
 
 /// Parses an xs:dateTime with a time zone (`2026-12-09T12:00:00Z`, fractions and offsets
 /// allowed) to Unix seconds.
 pub(crate) fn parse_datetime(text: &str) -> Option<i64> {
-    let parsed = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    let parsed =
+        time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+            .ok()?;
     Some(parsed.unix_timestamp())
 }
 
 pub(crate) fn format_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }

@@ -104,7 +104,11 @@ impl IdentityProvider {
 
     fn search_text(&self) -> String {
         let mut text = String::new();
-        for part in [&self.display_name, &self.organization.display_name, &self.organization.name] {
+        for part in [
+            &self.display_name,
+            &self.organization.display_name,
+            &self.organization.name,
+        ] {
             for value in [&part.sv, &part.en, &part.other].into_iter().flatten() {
                 text.push_str(value);
                 text.push(' ');
@@ -167,7 +171,11 @@ fn collect(node: Node<'_, '_>, depth: usize, now: i64, out: &mut Aggregate) {
 }
 
 fn entity(node: Node<'_, '_>, now: i64, out: &mut Aggregate) {
-    let Some(entity_id) = node.attribute("entityID").map(str::trim).filter(|e| !e.is_empty()) else {
+    let Some(entity_id) = node
+        .attribute("entityID")
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+    else {
         return;
     };
     if node
@@ -188,9 +196,17 @@ fn entity(node: Node<'_, '_>, now: i64, out: &mut Aggregate) {
         let mut scopes: Vec<String> = [Some(idp), node.children().find(|c| md(*c, "Extensions"))]
             .into_iter()
             .flatten()
-            .flat_map(|n| n.children().filter(|c| md(*c, "Extensions")).chain(if md(n, "Extensions") { Some(n) } else { None }))
+            .flat_map(|n| {
+                n.children()
+                    .filter(|c| md(*c, "Extensions"))
+                    .chain(if md(n, "Extensions") { Some(n) } else { None })
+            })
             .flat_map(|ext| ext.children())
-            .filter(|c| c.is_element() && c.tag_name().namespace() == Some(SHIBMD) && c.tag_name().name() == "Scope")
+            .filter(|c| {
+                c.is_element()
+                    && c.tag_name().namespace() == Some(SHIBMD)
+                    && c.tag_name().name() == "Scope"
+            })
             .filter_map(|c| c.text().map(|t| t.trim().to_owned()))
             .filter(|s| !s.is_empty())
             .collect();
@@ -226,9 +242,16 @@ fn ui_info(role: Node<'_, '_>) -> UiInfo {
         .children()
         .filter(|c| md(*c, "Extensions"))
         .flat_map(|e| e.children())
-        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(MDUI) && c.tag_name().name() == "UIInfo");
+        .filter(|c| {
+            c.is_element()
+                && c.tag_name().namespace() == Some(MDUI)
+                && c.tag_name().name() == "UIInfo"
+        });
     for info in infos {
-        for item in info.children().filter(|c| c.is_element() && c.tag_name().namespace() == Some(MDUI)) {
+        for item in info
+            .children()
+            .filter(|c| c.is_element() && c.tag_name().namespace() == Some(MDUI))
+        {
             let lang = item.attribute((XML, "lang"));
             let text = item.text().unwrap_or_default();
             match item.tag_name().name() {
@@ -249,7 +272,10 @@ fn ui_info(role: Node<'_, '_>) -> UiInfo {
 
 fn read_organization(node: Node<'_, '_>) -> Organization {
     let mut organization = Organization::default();
-    for item in node.children().filter(|c| c.is_element() && c.tag_name().namespace() == Some(MD)) {
+    for item in node
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().namespace() == Some(MD))
+    {
         let lang = item.attribute((XML, "lang"));
         let text = item.text().unwrap_or_default();
         match item.tag_name().name() {

@@ -12,7 +12,9 @@ mod entities;
 mod names;
 
 pub use c14n::{C14nError, Canonicalizer};
-pub use dsig::{MAX_AGGREGATE_BYTES, SamlError, SigningCertificate, VerifyOptions, verify_aggregate};
+pub use dsig::{
+    MAX_AGGREGATE_BYTES, SamlError, SigningCertificate, VerifyOptions, verify_aggregate,
+};
 pub use entities::{Aggregate, IdentityProvider, Logo, Organization, ServiceProvider};
 pub use names::LocalizedText;
 

@@ -7,6 +7,7 @@ use kontosynk_framework::cli::parse_args;
 
 mod gnap;
 mod import;
+mod portal;
 mod ss12000;
 mod whoami;
 
@@ -34,6 +35,7 @@ enum Command {
     Ss12000(ss12000::Ss12000Args),
     Import(import::ImportArgs),
     Export(import::ExportArgs),
+    Portal(portal::PortalArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             Command::Ss12000(args) => ss12000::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::run_export(args).await,
+            Command::Portal(args) => portal::run(args).await,
         }
     });
     match result {

@@ -20,7 +20,8 @@ mod whoami;
 Clients are authenticated by their certificate's SPKI pin against the federation's signed \
 metadata, which is kept fresh in the background; when it expires, every client is refused \
 until valid metadata arrives. SIGTERM or Ctrl-C drains in-flight requests; SIGHUP reloads the \
-server certificate.\n\nExit codes: 0 clean shutdown, 1 startup failure, 2 usage error."
+server certificate. `portal` is the exception: a plain-HTTP page for people (behind a TLS proxy) \
+with Skolfederation's SSO links.\n\nExit codes: 0 clean shutdown, 1 startup failure, 2 usage error."
 )]
 struct Cli {
     #[command(subcommand)]

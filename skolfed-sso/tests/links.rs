@@ -202,3 +202,23 @@ fn not_a_document() {
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert!(parse(deep.as_bytes()).has_errors());
 }
+
+proptest::proptest! {
+    /// Any entityID, whatever it holds, comes back unchanged from the built link's query, and
+    /// the link never carries a space, a fragment or raw non-ASCII.
+    #[test]
+    fn every_entity_id_round_trips(idp in "\\PC{0,40}") {
+        let parsed = parse(EXAMPLE.as_bytes());
+        let url = parsed.links.organizations[0].links[0].login_url(&idp).unwrap();
+        let query = url.split_once('?').unwrap().1;
+        let first = url::form_urlencoded::parse(query.as_bytes()).next().unwrap();
+        proptest::prop_assert_eq!(first.1.as_ref(), idp.as_str());
+        proptest::prop_assert!(url.is_ascii() && !url.contains(' ') && !url.contains('#'));
+    }
+
+    /// Arbitrary bytes never panic the parser.
+    #[test]
+    fn arbitrary_input_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        let _ = parse(&bytes);
+    }
+}

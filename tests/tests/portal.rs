@@ -377,3 +377,38 @@ async fn json_endpoints_for_other_portals() {
     );
     assert_eq!(response.headers()["referrer-policy"], "no-referrer");
 }
+
+#[tokio::test]
+async fn a_tampered_or_foreign_aggregate_keeps_the_portal_from_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = TestSigner::generate("Skolfederation metadata signer (test)");
+    let signed = signer
+        .sign_with_xmlsec1(&AggregateBuilder::new(numbered_idps(3)).build())
+        .unwrap();
+    let tampered = String::from_utf8(signed.clone())
+        .unwrap()
+        .replace("Skola 0001", "Skola 6666");
+    let links = write_file(dir.path(), "links.json", sso_links().to_string().as_bytes());
+    for (name, bytes, certificate) in [
+        ("tampered.xml", tampered.into_bytes(), signer.certificate()),
+        (
+            "foreign.xml",
+            signed,
+            TestSigner::generate("someone else").certificate(),
+        ),
+    ] {
+        let saml = write_file(dir.path(), name, &bytes);
+        let portal = Portal::new(PortalConfig {
+            links: FetchConfig::new(links.to_str().unwrap().parse().unwrap()),
+            saml: FetchConfig::new(saml.to_str().unwrap().parse().unwrap()),
+            saml_certificate: certificate,
+            secure_cookies: true,
+        })
+        .unwrap();
+        let err = portal.load().await.unwrap_err();
+        assert!(
+            matches!(err, kontosynk_server::portal::PortalError::Saml(_)),
+            "{name}: {err}"
+        );
+    }
+}

@@ -39,8 +39,8 @@ impl TestSigner {
     }
 
     /// Signs an aggregate made by [`AggregateBuilder`] (it holds the signature template)
-    /// with `xmlsec1 --sign`. `id_attribute`: the root's ID attribute when the template's
-    /// Reference is `#ID`.
+    /// with `xmlsec1 --sign` (the root's `ID` is registered, so `Reference URI="#_skolfed"`
+    /// works too).
     pub fn sign_with_xmlsec1(&self, unsigned: &str) -> Result<Vec<u8>, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let write = |name: &str, text: &str| {

@@ -1,10 +1,12 @@
 //! The federation's server applications on the [`kontosynk_framework`] mutual-TLS framework:
 //! the SS 12000 API over an `ss12000` store ([`ss12000`]), the bearer-JWT checks Skolverket
 //! requires of a school's API ([`bearer`]) and a GNAP authorization server that speaks the
-//! SUNET server's protocol ([`gnap`]). The `kontosynk-server` binary serves them.
+//! SUNET server's protocol ([`gnap`]), and the SSO portal of Skolfederation's SSO links
+//! ([`portal`]). The `kontosynk-server` binary serves them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bearer;
 pub mod gnap;
+pub mod portal;
 pub mod ss12000;

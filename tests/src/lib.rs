@@ -8,10 +8,12 @@
 //! - [`provisioning_standin`]: **a local stand-in of Skolverket's Provisioning API** (labelled
 //!   as such: it implements the documented protocol, it is not Skolverket's service).
 //! - [`quickstart`]: the scenario `kontosynk quickstart` runs.
+//! - [`browser`]: a headless-Chromium driver over the DevTools protocol, for tests of pages.
 //!
 //! The cross-crate scenarios themselves are in `tests/tests/`.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod federation;
 pub mod gnap;
 pub mod provisioning_standin;

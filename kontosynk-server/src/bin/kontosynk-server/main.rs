@@ -7,6 +7,7 @@ use kontosynk_framework::cli::parse_args;
 
 mod gnap;
 mod import;
+mod portal;
 mod ss12000;
 mod whoami;
 
@@ -19,7 +20,8 @@ mod whoami;
 Clients are authenticated by their certificate's SPKI pin against the federation's signed \
 metadata, which is kept fresh in the background; when it expires, every client is refused \
 until valid metadata arrives. SIGTERM or Ctrl-C drains in-flight requests; SIGHUP reloads the \
-server certificate.\n\nExit codes: 0 clean shutdown, 1 startup failure, 2 usage error."
+server certificate. `portal` is the exception: a plain-HTTP page for people (behind a TLS proxy) \
+with Skolfederation's SSO links.\n\nExit codes: 0 clean shutdown, 1 startup failure, 2 usage error."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +36,7 @@ enum Command {
     Ss12000(ss12000::Ss12000Args),
     Import(import::ImportArgs),
     Export(import::ExportArgs),
+    Portal(portal::PortalArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Ss12000(args) => ss12000::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::run_export(args).await,
+            Command::Portal(args) => portal::run(args).await,
         }
     });
     match result {

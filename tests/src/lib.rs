@@ -12,6 +12,7 @@
 //! The cross-crate scenarios themselves are in `tests/tests/`.
 #![forbid(unsafe_code)]
 
+pub mod egil;
 pub mod federation;
 pub mod gnap;
 pub mod provisioning_standin;

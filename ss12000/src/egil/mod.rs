@@ -109,4 +109,5 @@ pub struct EgilPage {
 pub const EGIL_MAX_PAGE: usize = 10_000;
 
 pub mod export;
+pub mod from_ss12000;
 pub mod to_ss12000;

@@ -77,9 +77,16 @@ impl EgilScim {
         addr: SocketAddr,
         client: Option<&str>,
     ) -> Result<EgilScim, String> {
+        EgilScim::connect_with(&fed.connector(client, "supplier-server"), addr).await
+    }
+
+    /// Connects to `addr` with `connector` (a client certificate of one's own).
+    pub async fn connect_with(
+        connector: &tokio_rustls::TlsConnector,
+        addr: SocketAddr,
+    ) -> Result<EgilScim, String> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let tls = fed
-            .connector(client, "supplier-server")
+        let tls = connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .map_err(|e| e.to_string())?;
@@ -190,6 +197,40 @@ impl EgilScim {
     pub async fn get(&mut self, path: &str) -> Answer {
         self.send(Method::GET, path, None).await.unwrap()
     }
+}
+
+/// Adds `count` school organizers to the federation, each an entity with one client tagged
+/// `egilv1` and a certificate of its own, and returns a connector for each (presenting that
+/// certificate, pinning `supplier-server`). Re-sign (`fed.snapshot()`) afterwards.
+pub fn add_tenants(fed: &mut Fed, count: usize) -> Vec<tokio_rustls::TlsConnector> {
+    let now = fedtls::verify::unix_now();
+    let server_pin = fed.party("supplier-server").pin;
+    let mut connectors = Vec::new();
+    for i in 0..count {
+        let stem = format!("tenant{i}");
+        let (cert, key, pin) = crate::federation::rcgen_cert(
+            fed.dir.path(),
+            &stem,
+            &["localhost"],
+            now - 60,
+            now + 86_400,
+        );
+        fed.push_entity(json!({
+            "entity_id": format!("https://huvudman{i}.test.example"),
+            "organization": format!("Huvudman {i}"),
+            "organization_id": format!("SE21200{i:05}"),
+            "issuers": [],
+            "clients": [{"pins": [{"alg": "sha256", "digest": pin.to_string()}], "tags": ["egilv1"]}]
+        }));
+        let identity = (
+            fedtls::tls::load_cert_chain(&cert).unwrap(),
+            fedtls::tls::load_private_key(&key).unwrap(),
+        );
+        let verifier = fedtls::tls::PinnedServerVerifier::new([server_pin]).into_arc();
+        let config = fedtls::tls::client_config(verifier, Some(identity), &[b"http/1.1"]).unwrap();
+        connectors.push(tokio_rustls::TlsConnector::from(Arc::new(config)));
+    }
+    connectors
 }
 
 /// The URN of EGIL's user extension.

@@ -14,4 +14,4 @@ pub mod engine;
 pub mod plan;
 
 pub use engine::{EgilPushConfig, EgilPushError, EgilPushReport, EgilPusher, ResourceSummary};
-pub use plan::{GuardTrip, Plan};
+pub use plan::{GuardTrip, Known, Plan};

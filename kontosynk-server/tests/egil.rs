@@ -512,3 +512,74 @@ async fn the_tenant_rate_limit_waits_before_it_refuses() {
         .unwrap();
     assert_eq!(supplier.get("/Users").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_tenant_at_its_object_limit_gets_507_and_others_are_not_affected() {
+    let fed = Fed::new();
+    let db = ss12000::testing::sqlite();
+    let config = EgilConfig {
+        max_objects_per_tenant: Some(2),
+        ..EgilConfig::default()
+    };
+    let (running, _) = start_egil(&fed, fed.cell.clone(), db.open().await, config, false).await;
+    let mut school = EgilScim::connect(&fed, running.addr, Some("school-client"))
+        .await
+        .unwrap();
+    assert_eq!(
+        school
+            .post("Organisations", &organisation(&uuid(1, 1), "A"))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        school
+            .post("Organisations", &organisation(&uuid(1, 2), "B"))
+            .await
+            .status,
+        201
+    );
+    let full = school
+        .post("Organisations", &organisation(&uuid(1, 3), "C"))
+        .await;
+    assert_eq!(full.status, StatusCode::INSUFFICIENT_STORAGE);
+    assert!(
+        full.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--max-objects-per-tenant")
+    );
+    // Updates still work; a deletion makes room.
+    assert_eq!(
+        school
+            .put(
+                "Organisations",
+                &uuid(1, 1),
+                &organisation(&uuid(1, 1), "A2")
+            )
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        school.delete("Organisations", &uuid(1, 2)).await.status,
+        204
+    );
+    assert_eq!(
+        school
+            .post("Organisations", &organisation(&uuid(1, 3), "C"))
+            .await
+            .status,
+        201
+    );
+    let mut supplier = EgilScim::connect(&fed, running.addr, Some("supplier-client"))
+        .await
+        .unwrap();
+    assert_eq!(
+        supplier
+            .post("Organisations", &organisation(&uuid(1, 9), "S"))
+            .await
+            .status,
+        201
+    );
+}

@@ -1036,31 +1036,18 @@ fn tenant(id: &str) -> ss12000::EgilTenant {
 
 async fn egil_objects_are_kept_per_tenant(db: &TestDatabase) {
     use ss12000::EgilResource::{Organisations, Users};
+    use ss12000::egil::EgilCreated::{Created, Exists, TenantFull};
     let store = db.open().await;
     let (a, b) = (tenant("https://a.example"), tenant("https://b.example"));
-    assert!(
-        store
-            .egil_create(&a, Users, "u1", r#"{"n":"a1"}"#)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .egil_create(&a, Users, "u1", r#"{"n":"again"}"#)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .egil_create(&b, Users, "u1", r#"{"n":"b1"}"#)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .egil_create(&a, Organisations, "u1", r#"{"n":"org"}"#)
-            .await
-            .unwrap()
+    let create = async |t: &ss12000::EgilTenant, r, id: &str, body: &str| {
+        store.egil_create(t, r, id, body, None).await.unwrap()
+    };
+    assert_eq!(create(&a, Users, "u1", r#"{"n":"a1"}"#).await, Created);
+    assert_eq!(create(&a, Users, "u1", r#"{"n":"again"}"#).await, Exists);
+    assert_eq!(create(&b, Users, "u1", r#"{"n":"b1"}"#).await, Created);
+    assert_eq!(
+        create(&a, Organisations, "u1", r#"{"n":"org"}"#).await,
+        Created
     );
     assert_eq!(
         store.egil_get(&a.id, Users, "u1").await.unwrap().as_deref(),
@@ -1088,7 +1075,7 @@ async fn egil_objects_are_kept_per_tenant(db: &TestDatabase) {
     );
     for n in 2..=5 {
         store
-            .egil_create(&a, Users, &format!("u{n}"), "{}")
+            .egil_create(&a, Users, &format!("u{n}"), "{}", None)
             .await
             .unwrap();
     }
@@ -1105,7 +1092,7 @@ async fn egil_objects_are_kept_per_tenant(db: &TestDatabase) {
     let tenants = store.egil_tenants().await.unwrap();
     assert_eq!(tenants, [a.clone(), b.clone()]);
     assert!(matches!(
-        store.egil_create(&tenant(""), Users, "x", "{}").await,
+        store.egil_create(&tenant(""), Users, "x", "{}", None).await,
         Err(StoreError::InvalidInput(_))
     ));
     // The tables survive reopening, and an SS 12000 listing never shows EGIL objects.
@@ -1113,6 +1100,22 @@ async fn egil_objects_are_kept_per_tenant(db: &TestDatabase) {
     let store = db.open().await;
     assert_eq!(store.egil_list(&a.id, Users, 0, 10).await.unwrap().total, 4);
     assert!(store.collections().await.unwrap().is_empty());
+    // The per-tenant cap counts objects of every resource, and deletions free room.
+    assert_eq!(store.egil_count(&a.id).await.unwrap(), 5);
+    let capped = |id: &'static str| store.egil_create(&a, Users, id, "{}", Some(6));
+    assert_eq!(capped("u6").await.unwrap(), Created);
+    assert_eq!(capped("u7").await.unwrap(), TenantFull);
+    assert!(store.egil_get(&a.id, Users, "u7").await.unwrap().is_none());
+    assert_eq!(store.egil_count(&a.id).await.unwrap(), 6);
+    assert_eq!(
+        store
+            .egil_create(&b, Users, "u7", "{}", Some(6))
+            .await
+            .unwrap(),
+        Created
+    );
+    assert!(store.egil_delete(&a.id, Users, "u2").await.unwrap());
+    assert_eq!(capped("u7").await.unwrap(), Created);
 }
 
 async fn egil_concurrent_creates_of_one_id_make_one_object(db: &TestDatabase) {
@@ -1128,6 +1131,7 @@ async fn egil_concurrent_creates_of_one_id_make_one_object(db: &TestDatabase) {
                     ss12000::EgilResource::Users,
                     "same",
                     &format!("{{\"n\":{n}}}"),
+                    None,
                 )
                 .await
                 .unwrap()
@@ -1135,7 +1139,7 @@ async fn egil_concurrent_creates_of_one_id_make_one_object(db: &TestDatabase) {
     }
     let mut created = 0;
     for task in tasks {
-        created += usize::from(task.await.unwrap());
+        created += usize::from(task.await.unwrap() == ss12000::egil::EgilCreated::Created);
     }
     assert_eq!(
         created, 1,
@@ -1146,4 +1150,32 @@ async fn egil_concurrent_creates_of_one_id_make_one_object(db: &TestDatabase) {
         .await
         .unwrap();
     assert_eq!(page.total, 1);
+    assert_eq!(
+        store.egil_count(&t.id).await.unwrap(),
+        1,
+        "the count stays exact"
+    );
+    // Eight different ids at once against a cap of 5: exactly 5 are stored.
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (store, t) = (store.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .egil_create(
+                    &t,
+                    ss12000::EgilResource::Activities,
+                    &format!("a{n}"),
+                    "{}",
+                    Some(5),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.unwrap() == ss12000::egil::EgilCreated::Created);
+    }
+    assert_eq!(created, 4);
+    assert_eq!(store.egil_count(&t.id).await.unwrap(), 5);
 }

@@ -48,11 +48,18 @@ pub struct EgilConfig {
     pub api_keys: Option<Arc<ApiKeys>>,
     /// The optional per-tenant rate limit.
     pub tenant_limit: Option<TenantLimit>,
+    /// The most objects (of all resources) one tenant may hold; creates beyond get 507.
+    pub max_objects_per_tenant: Option<u64>,
 }
+
+/// The default of [`EgilConfig::max_objects_per_tenant`]: far above the largest school
+/// organizer (Stockholm: some 150,000 pupils and staff with their groups and activities).
+pub const DEFAULT_MAX_OBJECTS_PER_TENANT: u64 = 5_000_000;
 
 impl Default for EgilConfig {
     /// Mounted at `/`, 1,000 items per page by default and at most 10,000, 1,000 dangling
-    /// references in a report, no API keys, no per-tenant limit.
+    /// references in a report, no API keys, no per-tenant rate limit,
+    /// [`DEFAULT_MAX_OBJECTS_PER_TENANT`] objects per tenant.
     fn default() -> EgilConfig {
         EgilConfig {
             base_path: String::new(),
@@ -61,6 +68,7 @@ impl Default for EgilConfig {
             max_report: 1_000,
             api_keys: None,
             tenant_limit: None,
+            max_objects_per_tenant: Some(DEFAULT_MAX_OBJECTS_PER_TENANT),
         }
     }
 }

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use ss12000::egil::EgilCreated;
 use ss12000::{EgilResource, EgilTenant};
 
 use super::EgilServer;
@@ -155,20 +156,39 @@ async fn create(
     let valid = validate(resource, body, None)?;
     let created = server
         .store()
-        .egil_create(tenant, resource, &valid.key, &valid.text)
+        .egil_create(
+            tenant,
+            resource,
+            &valid.key,
+            &valid.text,
+            server.config().max_objects_per_tenant,
+        )
         .await
         .map_err(|e| ScimError::store(&e))?;
-    if !created {
-        return Err(ScimError {
-            scim_type: Some("uniqueness"),
-            ..ScimError::new(
-                StatusCode::CONFLICT,
+    match created {
+        EgilCreated::Created => {}
+        EgilCreated::Exists => {
+            return Err(ScimError {
+                scim_type: Some("uniqueness"),
+                ..ScimError::new(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "{resource}/{} exists: update it with PUT /{resource}/{}",
+                        valid.key, valid.key
+                    ),
+                )
+            });
+        }
+        EgilCreated::TenantFull => {
+            tracing::warn!(tenant = %tenant.id, "EGIL tenant is at its object limit");
+            return Err(ScimError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
                 format!(
-                    "{resource}/{} exists: update it with PUT /{resource}/{}",
-                    valid.key, valid.key
+                    "this client already has the most objects this server keeps per client ({}); delete objects it no longer needs, or ask the operator to raise --max-objects-per-tenant",
+                    server.config().max_objects_per_tenant.unwrap_or_default()
                 ),
-            )
-        });
+            ));
+        }
     }
     let mut response = scim_response(StatusCode::CREATED, valid.text);
     if let Some(location) = location(server, resource, &valid.key) {

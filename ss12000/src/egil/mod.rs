@@ -108,6 +108,8 @@ pub struct EgilPage {
 /// The most objects one [`crate::Store::egil_list`] page returns.
 pub const EGIL_MAX_PAGE: usize = 10_000;
 
+pub use crate::store::egil::EgilCreated;
+
 pub mod export;
 pub mod from_ss12000;
 pub mod to_ss12000;

@@ -17,7 +17,8 @@ CREATE TABLE IF NOT EXISTS egil_objects (
 CREATE TABLE IF NOT EXISTS egil_tenants (
     tenant TEXT PRIMARY KEY NOT NULL,
     organization TEXT,
-    organization_id TEXT
+    organization_id TEXT,
+    objects INTEGER NOT NULL DEFAULT 0
 );
 ";
 
@@ -33,17 +34,29 @@ CREATE TABLE IF NOT EXISTS egil_objects (
 CREATE TABLE IF NOT EXISTS egil_tenants (
     tenant TEXT COLLATE "C" PRIMARY KEY,
     organization TEXT,
-    organization_id TEXT
+    organization_id TEXT,
+    objects BIGINT NOT NULL DEFAULT 0
 );
 "#;
 
 /// One write to the EGIL tables.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum EgilWrite {
-    /// Insert unless the id exists.
-    Create,
+    /// Insert unless the id exists, or the tenant holds this many objects (`None`: no cap).
+    Create(Option<u64>),
     /// Replace only when the id exists.
     Replace,
+}
+
+/// What became of a create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EgilCreated {
+    /// Stored.
+    Created,
+    /// The tenant already has an object of this resource with this id; nothing written.
+    Exists,
+    /// The tenant already holds the most objects allowed; nothing written.
+    TenantFull,
 }
 
 fn check(tenant: &str, id: &str) -> Result<(), StoreError> {
@@ -56,17 +69,19 @@ fn check(tenant: &str, id: &str) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// Stores a new object of `tenant`. `Ok(false)` (and nothing written) when the tenant
-    /// already has an object of this resource with this id. Records the tenant's organization.
+    /// Stores a new object of `tenant`, unless it has one of this resource with this id or
+    /// already holds `max_objects` objects (of all resources; counted exactly, also under
+    /// concurrent creates). Records the tenant's organization.
     pub async fn egil_create(
         &self,
         tenant: &EgilTenant,
         resource: EgilResource,
         id: &str,
         body: &str,
-    ) -> Result<bool, StoreError> {
+        max_objects: Option<u64>,
+    ) -> Result<EgilCreated, StoreError> {
         check(&tenant.id, id)?;
-        dispatch!(self.egil_write(EgilWrite::Create, tenant, resource, id, body))
+        dispatch!(self.egil_write(EgilWrite::Create(max_objects), tenant, resource, id, body))
     }
 
     /// Replaces an existing object of `tenant`. `Ok(false)` (and nothing written) when the
@@ -79,7 +94,8 @@ impl Store {
         body: &str,
     ) -> Result<bool, StoreError> {
         check(&tenant.id, id)?;
-        dispatch!(self.egil_write(EgilWrite::Replace, tenant, resource, id, body))
+        let outcome = dispatch!(self.egil_write(EgilWrite::Replace, tenant, resource, id, body))?;
+        Ok(outcome == EgilCreated::Created)
     }
 
     /// Deletes an object of `tenant`; `Ok(false)` when there was none.
@@ -124,6 +140,11 @@ impl Store {
         resource: EgilResource,
     ) -> Result<Vec<String>, StoreError> {
         dispatch!(self.egil_ids(tenant, resource))
+    }
+
+    /// How many objects (of all resources) `tenant` holds.
+    pub async fn egil_count(&self, tenant: &str) -> Result<u64, StoreError> {
+        dispatch!(self.egil_count(tenant))
     }
 
     /// Every tenant that has written, with its organization, ordered by id.

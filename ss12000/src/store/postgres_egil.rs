@@ -5,7 +5,7 @@ use deadpool_postgres::GenericClient;
 use super::{PgStore, query_error};
 use crate::egil::{EgilPage, EgilResource, EgilTenant};
 use crate::store::StoreError;
-use crate::store::egil::EgilWrite;
+use crate::store::egil::{EgilCreated, EgilWrite};
 
 impl PgStore {
     pub(crate) async fn egil_write(
@@ -15,51 +15,72 @@ impl PgStore {
         resource: EgilResource,
         id: &str,
         body: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<EgilCreated, StoreError> {
         let op = format!("egil {write:?} {resource}");
         let mut client = self.client(&op).await?;
         let tx = client
             .transaction()
             .await
             .map_err(|e| query_error(&op, &e))?;
-        let sql = match write {
-            EgilWrite::Create => {
-                "INSERT INTO egil_objects (tenant, resource, id, body) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant, resource, id) DO NOTHING"
+        match write {
+            EgilWrite::Create(max) => {
+                // The tenant's row is locked until commit: concurrent creates of one tenant
+                // count one after the other, so the cap is exact.
+                let statement = tx
+                    .prepare_cached(
+                        "INSERT INTO egil_tenants (tenant, organization, organization_id, objects)
+                         VALUES ($1, $2, $3, 1)
+                         ON CONFLICT (tenant) DO UPDATE SET organization = excluded.organization,
+                           organization_id = excluded.organization_id,
+                           objects = egil_tenants.objects + 1
+                         RETURNING objects",
+                    )
+                    .await
+                    .map_err(|e| query_error(&op, &e))?;
+                let objects: i64 = tx
+                    .query_one(
+                        &statement,
+                        &[&tenant.id, &tenant.organization, &tenant.organization_id],
+                    )
+                    .await
+                    .map_err(|e| query_error(&op, &e))?
+                    .get(0);
+                if max.is_some_and(|max| u64::try_from(objects).unwrap_or(0) > max) {
+                    return Ok(EgilCreated::TenantFull);
+                }
+                let statement = tx
+                    .prepare_cached(
+                        "INSERT INTO egil_objects (tenant, resource, id, body) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (tenant, resource, id) DO NOTHING",
+                    )
+                    .await
+                    .map_err(|e| query_error(&op, &e))?;
+                let inserted = tx
+                    .execute(&statement, &[&tenant.id, &resource.path(), &id, &body])
+                    .await
+                    .map_err(|e| query_error(&op, &e))?;
+                if inserted == 0 {
+                    return Ok(EgilCreated::Exists);
+                }
             }
             EgilWrite::Replace => {
-                "UPDATE egil_objects SET body = $4 WHERE tenant = $1 AND resource = $2 AND id = $3"
+                let statement = tx
+                    .prepare_cached(
+                        "UPDATE egil_objects SET body = $4 WHERE tenant = $1 AND resource = $2 AND id = $3",
+                    )
+                    .await
+                    .map_err(|e| query_error(&op, &e))?;
+                let updated = tx
+                    .execute(&statement, &[&tenant.id, &resource.path(), &id, &body])
+                    .await
+                    .map_err(|e| query_error(&op, &e))?;
+                if updated == 0 {
+                    return Ok(EgilCreated::Exists);
+                }
             }
-        };
-        let statement = tx
-            .prepare_cached(sql)
-            .await
-            .map_err(|e| query_error(&op, &e))?;
-        let changed = tx
-            .execute(&statement, &[&tenant.id, &resource.path(), &id, &body])
-            .await
-            .map_err(|e| query_error(&op, &e))?;
-        if changed == 0 {
-            return Ok(false);
         }
-        let statement = tx
-            .prepare_cached(
-                "INSERT INTO egil_tenants (tenant, organization, organization_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant) DO UPDATE SET organization = excluded.organization,
-                   organization_id = excluded.organization_id
-                 WHERE egil_tenants.organization IS DISTINCT FROM excluded.organization
-                    OR egil_tenants.organization_id IS DISTINCT FROM excluded.organization_id",
-            )
-            .await
-            .map_err(|e| query_error(&op, &e))?;
-        tx.execute(
-            &statement,
-            &[&tenant.id, &tenant.organization, &tenant.organization_id],
-        )
-        .await
-        .map_err(|e| query_error(&op, &e))?;
         tx.commit().await.map_err(|e| query_error(&op, &e))?;
-        Ok(true)
+        Ok(EgilCreated::Created)
     }
 
     pub(crate) async fn egil_delete(
@@ -69,18 +90,44 @@ impl PgStore {
         id: &str,
     ) -> Result<bool, StoreError> {
         let op = format!("egil delete {resource}");
-        let client = self.client(&op).await?;
-        let statement = client
+        let mut client = self.client(&op).await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| query_error(&op, &e))?;
+        let statement = tx
             .prepare_cached(
                 "DELETE FROM egil_objects WHERE tenant = $1 AND resource = $2 AND id = $3",
             )
             .await
             .map_err(|e| query_error(&op, &e))?;
-        let n = client
+        let n = tx
             .execute(&statement, &[&tenant, &resource.path(), &id])
             .await
             .map_err(|e| query_error(&op, &e))?;
+        if n > 0 {
+            tx.execute(
+                "UPDATE egil_tenants SET objects = greatest(objects - 1, 0) WHERE tenant = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| query_error(&op, &e))?;
+        }
+        tx.commit().await.map_err(|e| query_error(&op, &e))?;
         Ok(n > 0)
+    }
+
+    pub(crate) async fn egil_count(&self, tenant: &str) -> Result<u64, StoreError> {
+        let op = "egil count";
+        let client = self.client(op).await?;
+        let row = client
+            .query_opt(
+                "SELECT objects FROM egil_tenants WHERE tenant = $1",
+                &[&tenant],
+            )
+            .await
+            .map_err(|e| query_error(op, &e))?;
+        Ok(row.map_or(0, |row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
     }
 
     pub(crate) async fn egil_get(

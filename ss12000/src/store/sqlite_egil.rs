@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use super::{SqliteStore, query_error};
 use crate::egil::{EgilPage, EgilResource, EgilTenant};
 use crate::store::StoreError;
-use crate::store::egil::EgilWrite;
+use crate::store::egil::{EgilCreated, EgilWrite};
 
 impl SqliteStore {
     pub(crate) async fn egil_write(
@@ -15,7 +15,7 @@ impl SqliteStore {
         resource: EgilResource,
         id: &str,
         body: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<EgilCreated, StoreError> {
         let tenant = tenant.clone();
         let id = id.to_owned();
         let body = body.to_owned();
@@ -24,40 +24,51 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| query_error(&op, e))?;
-            let changed = match write {
-                EgilWrite::Create => tx
-                    .prepare_cached(
-                        "INSERT INTO egil_objects (tenant, resource, id, body) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (tenant, resource, id) DO NOTHING",
-                    )
-                    .and_then(|mut s| s.execute(params![tenant.id, resource.path(), id, body])),
-                EgilWrite::Replace => tx
-                    .prepare_cached(
-                        "UPDATE egil_objects SET body = ?4 WHERE tenant = ?1 AND resource = ?2 AND id = ?3",
-                    )
-                    .and_then(|mut s| s.execute(params![tenant.id, resource.path(), id, body])),
+            match write {
+                EgilWrite::Create(max) => {
+                    let objects: i64 = tx
+                        .prepare_cached(
+                            "INSERT INTO egil_tenants (tenant, organization, organization_id, objects)
+                             VALUES (?1, ?2, ?3, 1)
+                             ON CONFLICT (tenant) DO UPDATE SET organization = excluded.organization,
+                               organization_id = excluded.organization_id, objects = objects + 1
+                             RETURNING objects",
+                        )
+                        .and_then(|mut s| {
+                            s.query_row(
+                                params![tenant.id, tenant.organization, tenant.organization_id],
+                                |row| row.get(0),
+                            )
+                        })
+                        .map_err(|e| query_error(&op, e))?;
+                    if max.is_some_and(|max| u64::try_from(objects).unwrap_or(0) > max) {
+                        return Ok(EgilCreated::TenantFull);
+                    }
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT INTO egil_objects (tenant, resource, id, body) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (tenant, resource, id) DO NOTHING",
+                        )
+                        .and_then(|mut s| s.execute(params![tenant.id, resource.path(), id, body]))
+                        .map_err(|e| query_error(&op, e))?;
+                    if inserted == 0 {
+                        return Ok(EgilCreated::Exists);
+                    }
+                }
+                EgilWrite::Replace => {
+                    let updated = tx
+                        .prepare_cached(
+                            "UPDATE egil_objects SET body = ?4 WHERE tenant = ?1 AND resource = ?2 AND id = ?3",
+                        )
+                        .and_then(|mut s| s.execute(params![tenant.id, resource.path(), id, body]))
+                        .map_err(|e| query_error(&op, e))?;
+                    if updated == 0 {
+                        return Ok(EgilCreated::Exists);
+                    }
+                }
             }
-            .map_err(|e| query_error(&op, e))?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            tx.prepare_cached(
-                "INSERT INTO egil_tenants (tenant, organization, organization_id) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (tenant) DO UPDATE SET organization = excluded.organization,
-                   organization_id = excluded.organization_id
-                 WHERE organization IS NOT excluded.organization
-                    OR organization_id IS NOT excluded.organization_id",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    tenant.id,
-                    tenant.organization,
-                    tenant.organization_id
-                ])
-            })
-            .map_err(|e| query_error(&op, e))?;
             tx.commit().map_err(|e| query_error(&op, e))?;
-            Ok(true)
+            Ok(EgilCreated::Created)
         })
         .await
     }
@@ -72,13 +83,37 @@ impl SqliteStore {
         let id = id.to_owned();
         let op = format!("egil delete {resource}");
         self.write(op.clone(), move |conn| {
-            let n = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| query_error(&op, e))?;
+            let n = tx
                 .prepare_cached(
                     "DELETE FROM egil_objects WHERE tenant = ?1 AND resource = ?2 AND id = ?3",
                 )
                 .and_then(|mut s| s.execute(params![tenant, resource.path(), id]))
                 .map_err(|e| query_error(&op, e))?;
+            if n > 0 {
+                tx.prepare_cached(
+                    "UPDATE egil_tenants SET objects = max(objects - 1, 0) WHERE tenant = ?1",
+                )
+                .and_then(|mut s| s.execute(params![tenant]))
+                .map_err(|e| query_error(&op, e))?;
+            }
+            tx.commit().map_err(|e| query_error(&op, e))?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    pub(crate) async fn egil_count(&self, tenant: &str) -> Result<u64, StoreError> {
+        let tenant = tenant.to_owned();
+        let op = "egil count".to_owned();
+        self.read(op.clone(), move |conn| {
+            let n: Option<i64> = conn
+                .prepare_cached("SELECT objects FROM egil_tenants WHERE tenant = ?1")
+                .and_then(|mut s| s.query_row(params![tenant], |row| row.get(0)).optional())
+                .map_err(|e| query_error(&op, e))?;
+            Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
         })
         .await
     }

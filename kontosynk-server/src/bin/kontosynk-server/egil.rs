@@ -9,7 +9,9 @@ use std::time::Duration;
 use kontosynk_framework::cli::{ServeArgs, init_logging};
 use kontosynk_framework::{RateLimit, ServerBuilder, shutdown};
 use kontosynk_server::base_path::own_base_path;
-use kontosynk_server::egil::{ApiKeys, EgilConfig, EgilServer, TenantLimit};
+use kontosynk_server::egil::{
+    ApiKeys, DEFAULT_MAX_OBJECTS_PER_TENANT, EgilConfig, EgilServer, TenantLimit,
+};
 use ss12000::{Database, Store};
 
 /// Serve EGIL (SS 12000:2018 over SCIM, Moa tag egilv1): school organizers push
@@ -90,6 +92,11 @@ pub struct EgilArgs {
     #[arg(long, value_name = "N", default_value_t = 50, env = "KONTOSYNK_EGIL_TENANT_BURST",
           value_parser = clap::value_parser!(u32).range(1..))]
     tenant_burst: u32,
+    /// The most objects one client may keep on this server (all resources together); a POST
+    /// beyond it is refused with 507 and a message.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_OBJECTS_PER_TENANT,
+          env = "KONTOSYNK_EGIL_MAX_OBJECTS_PER_TENANT", value_parser = clap::value_parser!(u64).range(1..))]
+    max_objects_per_tenant: u64,
     /// Seconds a request may wait under --tenant-rate-limit before it is refused.
     #[arg(
         long,
@@ -172,6 +179,7 @@ pub async fn run(args: EgilArgs) -> Result<(), String> {
             max_count: args.max_count as usize,
             api_keys: keys.clone(),
             tenant_limit,
+            max_objects_per_tenant: Some(args.max_objects_per_tenant),
             ..EgilConfig::default()
         },
     );

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod discovery;
+pub mod egil;
 pub mod health;
 pub mod push;
 pub mod sync;

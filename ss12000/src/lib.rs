@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod collection;
+pub mod egil;
 pub mod import;
 pub mod model;
 pub mod object;
@@ -26,6 +27,7 @@ pub mod testing;
 pub mod timestamp;
 
 pub use collection::Collection;
+pub use egil::{EGIL_MAX_PAGE, EgilPage, EgilResource, EgilTenant};
 pub use object::{Object, ObjectError};
 pub use store::{
     ApplySummary, CollectionSummary, Database, DeletedQuery, ListQuery, Store, StoreError,

@@ -53,6 +53,8 @@ suite!(
     json_text_survives_byte_for_byte,
     other_collections_are_kept,
     same_value_is_unchanged_and_edits_get_a_newer_modified,
+    egil_objects_are_kept_per_tenant,
+    egil_concurrent_creates_of_one_id_make_one_object,
 );
 
 fn t(text: &str) -> Timestamp {
@@ -1022,4 +1024,158 @@ async fn same_value_is_unchanged_and_edits_get_a_newer_modified(db: &TestDatabas
     let summary = store.apply(batch).await.unwrap();
     assert_eq!(summary.collections[&p].modified_set, 0);
     assert_eq!(store.get(&p, "a").await.unwrap().unwrap().json(), later);
+}
+
+fn tenant(id: &str) -> ss12000::EgilTenant {
+    ss12000::EgilTenant {
+        id: id.to_owned(),
+        organization: Some(format!("Org {id}")),
+        organization_id: None,
+    }
+}
+
+async fn egil_objects_are_kept_per_tenant(db: &TestDatabase) {
+    use ss12000::EgilResource::{Organisations, Users};
+    use ss12000::egil::EgilCreated::{Created, Exists, TenantFull};
+    let store = db.open().await;
+    let (a, b) = (tenant("https://a.example"), tenant("https://b.example"));
+    let create = async |t: &ss12000::EgilTenant, r, id: &str, body: &str| {
+        store.egil_create(t, r, id, body, None).await.unwrap()
+    };
+    assert_eq!(create(&a, Users, "u1", r#"{"n":"a1"}"#).await, Created);
+    assert_eq!(create(&a, Users, "u1", r#"{"n":"again"}"#).await, Exists);
+    assert_eq!(create(&b, Users, "u1", r#"{"n":"b1"}"#).await, Created);
+    assert_eq!(
+        create(&a, Organisations, "u1", r#"{"n":"org"}"#).await,
+        Created
+    );
+    assert_eq!(
+        store.egil_get(&a.id, Users, "u1").await.unwrap().as_deref(),
+        Some(r#"{"n":"a1"}"#)
+    );
+    assert_eq!(
+        store.egil_get(&b.id, Users, "u1").await.unwrap().as_deref(),
+        Some(r#"{"n":"b1"}"#)
+    );
+    assert!(
+        store
+            .egil_replace(&a, Users, "u1", r#"{"n":"a2"}"#)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .egil_replace(&a, Users, "u2", r#"{"n":"x"}"#)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.egil_get(&b.id, Users, "u1").await.unwrap().as_deref(),
+        Some(r#"{"n":"b1"}"#)
+    );
+    for n in 2..=5 {
+        store
+            .egil_create(&a, Users, &format!("u{n}"), "{}", None)
+            .await
+            .unwrap();
+    }
+    let page = store.egil_list(&a.id, Users, 1, 2).await.unwrap();
+    assert_eq!(page.total, 5);
+    assert_eq!(page.bodies, ["{}", "{}"]);
+    assert_eq!(
+        store.egil_ids(&a.id, Users).await.unwrap(),
+        ["u1", "u2", "u3", "u4", "u5"]
+    );
+    assert!(store.egil_delete(&a.id, Users, "u1").await.unwrap());
+    assert!(!store.egil_delete(&a.id, Users, "u1").await.unwrap());
+    assert!(store.egil_get(&b.id, Users, "u1").await.unwrap().is_some());
+    let tenants = store.egil_tenants().await.unwrap();
+    assert_eq!(tenants, [a.clone(), b.clone()]);
+    assert!(matches!(
+        store.egil_create(&tenant(""), Users, "x", "{}", None).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    // The tables survive reopening, and an SS 12000 listing never shows EGIL objects.
+    drop(store);
+    let store = db.open().await;
+    assert_eq!(store.egil_list(&a.id, Users, 0, 10).await.unwrap().total, 4);
+    assert!(store.collections().await.unwrap().is_empty());
+    // The per-tenant cap counts objects of every resource, and deletions free room.
+    assert_eq!(store.egil_count(&a.id).await.unwrap(), 5);
+    let capped = |id: &'static str| store.egil_create(&a, Users, id, "{}", Some(6));
+    assert_eq!(capped("u6").await.unwrap(), Created);
+    assert_eq!(capped("u7").await.unwrap(), TenantFull);
+    assert!(store.egil_get(&a.id, Users, "u7").await.unwrap().is_none());
+    assert_eq!(store.egil_count(&a.id).await.unwrap(), 6);
+    assert_eq!(
+        store
+            .egil_create(&b, Users, "u7", "{}", Some(6))
+            .await
+            .unwrap(),
+        Created
+    );
+    assert!(store.egil_delete(&a.id, Users, "u2").await.unwrap());
+    assert_eq!(capped("u7").await.unwrap(), Created);
+}
+
+async fn egil_concurrent_creates_of_one_id_make_one_object(db: &TestDatabase) {
+    let store = db.open().await;
+    let t = tenant("https://a.example");
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (store, t) = (store.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .egil_create(
+                    &t,
+                    ss12000::EgilResource::Users,
+                    "same",
+                    &format!("{{\"n\":{n}}}"),
+                    None,
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.unwrap() == ss12000::egil::EgilCreated::Created);
+    }
+    assert_eq!(
+        created, 1,
+        "exactly one create wins; the others are told it exists"
+    );
+    let page = store
+        .egil_list(&t.id, ss12000::EgilResource::Users, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!(
+        store.egil_count(&t.id).await.unwrap(),
+        1,
+        "the count stays exact"
+    );
+    // Eight different ids at once against a cap of 5: exactly 5 are stored.
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (store, t) = (store.clone(), t.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .egil_create(
+                    &t,
+                    ss12000::EgilResource::Activities,
+                    &format!("a{n}"),
+                    "{}",
+                    Some(5),
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.unwrap() == ss12000::egil::EgilCreated::Created);
+    }
+    assert_eq!(created, 4);
+    assert_eq!(store.egil_count(&t.id).await.unwrap(), 5);
 }

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod browser;
+pub mod egil;
 pub mod federation;
 pub mod gnap;
 pub mod provisioning_standin;

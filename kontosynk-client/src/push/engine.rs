@@ -599,7 +599,9 @@ fn record_local(
     batch.set_state(&t.state_key(id), Some(state.to_value()));
 }
 
-fn hash(json: &str) -> String {
+/// SHA-256 of `json`, base64url without padding: what a push remembers of the JSON it sent
+/// (also used by the EGIL push).
+pub(crate) fn hash(json: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, json.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }

@@ -39,6 +39,7 @@ subcommands! {
     Health => health,
     Token => token,
     Push => push,
+    Egil => egil,
     Sync => sync,
     Quickstart => quickstart,
 }

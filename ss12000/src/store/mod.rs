@@ -429,6 +429,8 @@ macro_rules! dispatch {
     };
 }
 
+pub(crate) mod egil;
+
 /// Caps a requested page size at [`MAX_PAGE`].
 pub(crate) fn page_limit(limit: usize) -> usize {
     limit.min(MAX_PAGE)

@@ -13,6 +13,9 @@ use crate::collection::Collection;
 use crate::object::Object;
 use crate::timestamp::Timestamp;
 
+#[path = "postgres_egil.rs"]
+mod egil;
+
 /// Connections in the pool.
 const POOL_SIZE: usize = 8;
 
@@ -214,6 +217,9 @@ impl PgStore {
             .map_err(|e| open_error(pg_message(&e)))?;
             tracing::info!(database = %label, version = SCHEMA_VERSION, "created store schema");
         }
+        tx.batch_execute(super::egil::SCHEMA_POSTGRES)
+            .await
+            .map_err(|e| open_error(pg_message(&e)))?;
         tx.commit().await.map_err(|e| open_error(pg_message(&e)))?;
         drop(client);
         Ok(store)

@@ -15,6 +15,9 @@ use crate::collection::Collection;
 use crate::object::Object;
 use crate::timestamp::Timestamp;
 
+#[path = "sqlite_egil.rs"]
+mod egil;
+
 /// Idle reader connections kept open.
 const IDLE_READERS: usize = 4;
 
@@ -188,6 +191,12 @@ impl SqliteStore {
         let shared = tokio::task::spawn_blocking(move || -> Result<Shared, StoreError> {
             let mut writer = open_connection(&path, &label)?;
             prepare_schema(&mut writer, &label)?;
+            writer
+                .execute_batch(super::egil::SCHEMA_SQLITE)
+                .map_err(|e| StoreError::Open {
+                    database: label.clone(),
+                    message: e.to_string(),
+                })?;
             Ok(Shared {
                 label,
                 path,

@@ -247,19 +247,63 @@ pub struct ExportArgs {
     /// Write here instead of stdout (replaced only when the export succeeds).
     #[arg(long, short, value_name = "FILE", env = "KONTOSYNK_EXPORT_OUTPUT")]
     output: Option<PathBuf>,
+    /// Export what this EGIL client (its entity_id, or api-key:NAME) pushed to
+    /// `kontosynk-server egil`, mapped to SS 12000:2020 objects (a file `import` loads).
+    #[arg(
+        long,
+        value_name = "TENANT",
+        env = "KONTOSYNK_EXPORT_EGIL_TENANT",
+        conflicts_with = "collections"
+    )]
+    egil_tenant: Option<String>,
+    /// List the EGIL clients that have pushed to this store (JSON lines: tenant,
+    /// organization, organization_id) and exit.
+    #[arg(long, env = "KONTOSYNK_EXPORT_EGIL_TENANTS", conflicts_with_all = ["collections", "egil_tenant"])]
+    egil_tenants: bool,
 }
 
 fn parse_collection(text: &str) -> Result<Collection, String> {
     Collection::from_path(text).map_err(|e| e.to_string())
 }
 
+/// Writes the chosen export to `out`; the count per collection.
+async fn write_export(
+    store: &Store,
+    args: &ExportArgs,
+    out: &mut dyn Write,
+) -> Result<Vec<(String, u64)>, ss12000::import::ExportError> {
+    let mut out = out;
+    match &args.egil_tenant {
+        Some(tenant) => Ok(
+            ss12000::egil::export::export_tenant(store, tenant, &mut out)
+                .await?
+                .into_iter()
+                .collect(),
+        ),
+        None => Ok(export(store, &args.collections, &mut out)
+            .await?
+            .into_iter()
+            .map(|(c, n)| (c.path().to_owned(), n))
+            .collect()),
+    }
+}
+
 /// Runs the export.
 pub async fn run_export(args: ExportArgs) -> Result<(), String> {
     let store = Store::open(&args.db).await.map_err(|e| e.to_string())?;
+    if args.egil_tenants {
+        let mut out = std::io::stdout().lock();
+        for tenant in store.egil_tenants().await.map_err(|e| e.to_string())? {
+            let line = serde_json::json!({"tenant": tenant.id, "organization": tenant.organization,
+                "organization_id": tenant.organization_id});
+            writeln!(out, "{line}").map_err(|e| format!("cannot write: {e}"))?;
+        }
+        return Ok(());
+    }
     let counts = match &args.output {
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            export(&store, &args.collections, &mut out)
+            write_export(&store, &args, &mut out)
                 .await
                 .map_err(|e| e.to_string())?
         }
@@ -270,7 +314,7 @@ pub async fn run_export(args: ExportArgs) -> Result<(), String> {
             let file = std::fs::File::create(&tmp)
                 .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            let counts = match export(&store, &args.collections, &mut out).await {
+            let counts = match write_export(&store, &args, &mut out).await {
                 Ok(counts) => counts,
                 Err(e) => {
                     drop(out);

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kontosynk_framework::cli::parse_args;
 
+mod egil;
 mod gnap;
 mod import;
 mod portal;
@@ -34,6 +35,7 @@ enum Command {
     Whoami(whoami::WhoamiArgs),
     Gnap(gnap::GnapArgs),
     Ss12000(ss12000::Ss12000Args),
+    Egil(egil::EgilArgs),
     Import(import::ImportArgs),
     Export(import::ExportArgs),
     Portal(portal::PortalArgs),
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
             Command::Whoami(args) => whoami::run(args).await,
             Command::Gnap(args) => gnap::run(args).await,
             Command::Ss12000(args) => ss12000::run(args).await,
+            Command::Egil(args) => egil::run(args).await,
             Command::Import(args) => import::run(args).await,
             Command::Export(args) => import::run_export(args).await,
             Command::Portal(args) => portal::run(args).await,

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fedtls::snapshot::SnapshotSource;
 use kontosynk_framework::cli::{ServeArgs, init_logging};
 use kontosynk_framework::shutdown;
+use kontosynk_server::base_path::{own_base_path, path_of};
 use kontosynk_server::bearer::{BearerConfig, BearerVerifier, JwksSource, webpki_client_config};
 use kontosynk_server::ss12000::{
     ApiConfig, AuthMode, DEFAULT_MAX_SUBSCRIPTIONS, DEFAULT_SUBSCRIPTION_CREATES_PER_MINUTE,
@@ -130,25 +130,6 @@ pub struct Ss12000Args {
     webhook_record_days: u64,
 }
 
-fn path_of(url: &str) -> String {
-    url.split_once("://")
-        .map(|(_, rest)| rest.find('/').map_or("", |at| &rest[at..]))
-        .unwrap_or("")
-        .trim_end_matches('/')
-        .to_owned()
-}
-
-/// The path of this server's own `base_uri` in the metadata, found by its certificate's pin,
-/// so the API answers where members are told to call it.
-fn own_base_path(prepared: &kontosynk_framework::cli::Prepared) -> Option<String> {
-    let pin = prepared.resolver.pin()?;
-    let snapshot = prepared.store.current()?;
-    let found = snapshot.index().server_by_pin(&pin)?;
-    let base_uri = found.endpoint.base_uri.as_deref()?;
-    tracing::info!(entity_id = %found.entity.entity_id, base_uri, "serving under the path of this server's base_uri in the metadata");
-    Some(path_of(base_uri))
-}
-
 async fn bearer(args: &Ss12000Args) -> Result<Option<Arc<BearerVerifier>>, String> {
     let Some(jwks) = &args.jwt_jwks else {
         if args.jwt_organization_id.is_some() || args.jwt_location.is_some() {
@@ -246,7 +227,7 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
     config.base_path = match (&args.base_path, &args.jwt_location) {
         (Some(path), _) => path.clone(),
         (None, Some(location)) => path_of(location),
-        (None, None) => own_base_path(&prepared).unwrap_or_default(),
+        (None, None) => own_base_path(&prepared, None).unwrap_or_default(),
     };
     let api = Ss12000Api::new(store, config, webhooks.clone());
     let poller = webhooks.spawn_poller();
@@ -258,16 +239,4 @@ pub async fn run(args: Ss12000Args) -> Result<(), String> {
         .await;
     poller.abort();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base_path_comes_from_the_location() {
-        assert_eq!(
-            super::path_of("https://s.example/ss12000/v2.0/"),
-            "/ss12000/v2.0"
-        );
-        assert_eq!(super::path_of("https://s.example"), "");
-    }
 }

@@ -86,7 +86,13 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Indexed<T> {
                     let index = out.len();
                     match seq.next_element::<T>() {
                         Ok(Some(item)) => out.push(item),
-                        Ok(None) => return Ok(Indexed(out)),
+                        Ok(None) => {
+                            // Arrays in metadata are short (an entity's issuers, endpoints,
+                            // pins, tags): without a size hint the vector grew to 4; the index
+                            // keeps these for the document's lifetime, so keep only what is used.
+                            out.shrink_to_fit();
+                            return Ok(Indexed(out));
+                        }
                         Err(err) => return Err(nested(format_args!("[{index}]"), err)),
                     }
                 }

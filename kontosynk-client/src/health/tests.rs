@@ -236,19 +236,36 @@ async fn each_failure_is_found_and_named() {
     );
     assert_eq!(down.pin_match, None);
 
+    // Refuses our client certificate: the handshake is judged on its own (reachable, pin
+    // OK, valid, names the host), so this is a warning state, not a failure.
     let strict = by_entity(&results, "https://strict.test.example");
-    assert!(!strict.healthy);
-    let error = strict.error.as_deref().unwrap();
+    assert!(strict.healthy, "{strict:#?}");
+    assert_eq!(strict.state, HealthState::RefusedClient);
+    assert_eq!(strict.error, None);
+    assert_eq!(strict.client_accepted, Some(false));
+    assert_eq!(strict.pin_match, Some(true));
+    assert_eq!(strict.hostname_match, Some(true));
     assert!(
-        error.contains("client certificate") || error.contains("alert"),
-        "{error}"
+        strict.warnings[0]
+            .starts_with("reachable, pin OK, but the server refused our client certificate"),
+        "{:?}",
+        strict.warnings
     );
+    assert_eq!(school.state, HealthState::Healthy);
+    assert_eq!(school.client_accepted, Some(true));
+    assert_eq!(wrong.state, HealthState::Unhealthy);
+    assert_eq!(
+        wrong.client_accepted, None,
+        "an unpinned server is not asked"
+    );
+    assert_eq!(expiring.state, HealthState::Unhealthy);
 
     let summary = Summary::of(&results, 30);
     assert_eq!(summary.total, 8);
-    assert_eq!(summary.healthy, 1);
-    assert_eq!(summary.unhealthy, 7);
+    assert_eq!(summary.healthy, 2);
+    assert_eq!(summary.unhealthy, 6);
     assert_eq!(summary.expiring, 1);
+    assert_eq!(summary.refused_client, 1);
 }
 
 #[tokio::test]
@@ -283,6 +300,7 @@ async fn hostname_mismatch_can_be_a_warning() {
     let results = check_all(&found, cert, &options).await;
     assert_eq!(results.len(), 1);
     assert!(results[0].healthy, "{:#?}", results[0]);
+    assert_eq!(results[0].state, HealthState::Warning);
     assert_eq!(results[0].hostname_match, Some(false));
     assert!(results[0].warnings[0].contains("does not name localhost"));
 }
@@ -400,11 +418,11 @@ async fn html_report_renders_in_chromium_with_counts_and_red_rows() {
         "{dom}"
     );
     assert!(
-        dom.contains(r#"id="count-healthy"><b>1</b>healthy"#),
+        dom.contains(r#"id="count-healthy"><b>2</b>healthy"#),
         "{dom}"
     );
     assert!(
-        dom.contains(r#"id="count-unhealthy"><b>7</b>unhealthy"#),
+        dom.contains(r#"id="count-unhealthy"><b>6</b>unhealthy"#),
         "{dom}"
     );
     assert!(dom.contains(r#"id="count-expiring"><b>1</b>"#), "{dom}");
@@ -482,9 +500,13 @@ async fn json_and_metrics_carry_the_promised_fields() {
     assert!(school["cert_not_after"].as_str().unwrap().ends_with('Z'));
 
     let text = metrics::render(&results, 3, 1_700_000_000, 30);
+    assert!(
+        text.contains("kontosynk_health_servers{state=\"refused_client\"} 1\n"),
+        "{text}"
+    );
     assert!(text.contains("kontosynk_health_runs_total 3\n"), "{text}");
     assert!(
-        text.contains("kontosynk_health_servers{state=\"unhealthy\"} 7\n"),
+        text.contains("kontosynk_health_servers{state=\"unhealthy\"} 6\n"),
         "{text}"
     );
     assert!(

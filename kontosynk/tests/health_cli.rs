@@ -120,6 +120,28 @@ async fn json_report_and_exit_codes() {
         "{text}"
     );
 
+    // --only-failures: only the down supplier is printed; the summary line and the exit
+    // code still count both servers; no progress bar when stderr is not a terminal.
+    let output = kontosynk(&fed, "metadata.jws", &["--only-failures"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with(&format!("FAIL  {SUPPLIER}")), "{text}");
+    assert!(!text.contains(&format!("OK    {SCHOOL}")), "{text}");
+    assert!(
+        text.contains("2 server(s): 1 healthy, 1 unhealthy"),
+        "{text}"
+    );
+    assert!(!stderr(&output).contains("ETA"), "{}", stderr(&output));
+    let output = kontosynk(&fed, "metadata.jws", &["--only-failures", "--json"]).await;
+    let only: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["entity_id"], SUPPLIER);
+    assert!(
+        stderr(&output).contains("2 server(s): 1 healthy, 1 unhealthy"),
+        "the summary goes to stderr with --json: {}",
+        stderr(&output)
+    );
+
     // The HTML report is written beside the text report.
     let html = fed.dir.path().join("report.html");
     let output = kontosynk(&fed, "metadata.jws", &["--html", html.to_str().unwrap()]).await;

@@ -19,10 +19,13 @@
 //!   its own state ([`HealthState::RefusedClient`]) instead of a failure.
 //! - Any HTTP status below 500 is healthy: `base_uri` itself may well answer 401, 403 or 404.
 
+pub mod alerts;
 pub mod history;
 pub mod html;
+pub mod i18n;
 pub mod metrics;
 mod probe;
+pub mod rows;
 pub mod serve;
 
 use std::sync::Arc;
@@ -469,5 +472,7 @@ impl Summary {
     }
 }
 
+#[cfg(test)]
+mod page_tests;
 #[cfg(test)]
 pub(crate) mod tests;

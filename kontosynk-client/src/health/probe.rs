@@ -171,7 +171,21 @@ impl Probe<'_> {
             self.describe_certificate(der, &target.pins);
         }
         let tls = match tls {
-            Ok(stream) => {
+            Ok(mut stream) => {
+                // TLS 1.3 servers judge our certificate after we finished the handshake: wait
+                // briefly for their verdict (an alert, or tickets/HTTP/2 settings) so a
+                // refusal is recognised as one rather than raced by the HTTP request.
+                let tls13 =
+                    stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
+                if tls13 {
+                    if let Verdict::Refused(alert) =
+                        await_verdict(&mut stream, VERDICT_WAIT.min(self.options.http_timeout))
+                            .await
+                    {
+                        self.refused_client(Stage::Tls, t, alert);
+                        return (None, presented);
+                    }
+                }
                 let (_, connection) = stream.get_ref();
                 self.health.tls_version = connection.protocol_version().map(|v| match v {
                     rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_owned(),
@@ -520,6 +534,53 @@ async fn http_get(
             }
             failure
         }),
+    }
+}
+
+/// How long to wait after a TLS 1.3 handshake for the server's verdict on our certificate.
+const VERDICT_WAIT: Duration = Duration::from_secs(1);
+
+/// What the server sent after our TLS 1.3 handshake finished.
+enum Verdict {
+    /// A refusal of our client certificate.
+    Refused(AlertDescription),
+    /// Something else (tickets, HTTP/2 settings, another error, silence): the HTTP stage
+    /// judges the rest.
+    Other,
+}
+
+/// Reads TLS records into the connection without consuming plaintext (hyper reads it later)
+/// until the server sends something or `limit` passes.
+async fn await_verdict(stream: &mut TlsStream<TcpStream>, limit: Duration) -> Verdict {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let (tcp, connection) = stream.get_mut();
+        match tokio::time::timeout_at(deadline, tcp.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Verdict::Other,
+        }
+        let mut reader = TryRead(tcp);
+        match connection.read_tls(&mut reader) {
+            Ok(0) => return Verdict::Other,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Verdict::Other,
+        }
+        return match connection.process_new_packets() {
+            Err(rustls::Error::AlertReceived(alert)) if is_client_refusal(alert) => {
+                Verdict::Refused(alert)
+            }
+            _ => Verdict::Other,
+        };
+    }
+}
+
+/// `std::io::Read` over a tokio socket's non-blocking `try_read`.
+struct TryRead<'a>(&'a TcpStream);
+
+impl std::io::Read for TryRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.try_read(buf)
     }
 }
 

@@ -1,6 +1,7 @@
 //! `kontosynk health`: check every server of the federation the way peers connect, once
 //! (`--json`, `--html`) or continuously (`--serve`).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +15,9 @@ use kontosynk_client::discovery::ServerQuery;
 use kontosynk_client::health::history::History;
 use kontosynk_client::health::html::{self, ReportContext};
 use kontosynk_client::health::serve::{Monitor, MonitorConfig, bind, serve_dashboard};
-use kontosynk_client::health::{ClientCert, HealthOptions, ServerHealth, Summary, check_all, rfc3339};
+use kontosynk_client::health::{
+    ClientCert, HealthOptions, HealthState, ServerHealth, Summary, check_all_with_progress, rfc3339,
+};
 
 use super::CliError;
 use super::federation::RequiredFederation;
@@ -32,7 +35,10 @@ use super::federation::RequiredFederation;
     --serve 127.0.0.1:9100 --interval 300 --history health.sqlite\n\n\
     Unhealthy: DNS/TCP/TLS failure, a pin the metadata does not list, an expired certificate, a certificate\n\
     that does not name the base_uri host (--hostname-warn-only makes that a warning), HTTP 5xx or no answer.\n\
-    Warning: a certificate expiring within --expiry-warning-days.\n\
+    Warning: a certificate expiring within --expiry-warning-days; refused_client: reachable, pin and certificate\n\
+    fine, but the server refused our client certificate (is our pin in the metadata it reads?).\n\
+    A progress bar with counts and ETA is drawn on stderr when it is a terminal; a summary line ends the text\n\
+    output (and goes to stderr with --json).\n\
     Exit codes: 0 every checked server is healthy, 1 at least one is not, 2 usage or operational error\n\
     (bad flags, unreadable files, metadata that does not verify or has expired, no matching server).")]
 pub struct Args {
@@ -65,6 +71,10 @@ pub struct Args {
     /// Print a JSON array with one object per server instead of the text report.
     #[arg(long, conflicts_with = "serve", env = "KONTOSYNK_HEALTH_JSON")]
     json: bool,
+    /// Print (text or JSON) only the unhealthy servers; the summary and exit code still count
+    /// every server.
+    #[arg(long, env = "KONTOSYNK_HEALTH_ONLY_FAILURES")]
+    only_failures: bool,
     /// Also write a self-contained HTML report to FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "serve", env = "KONTOSYNK_HEALTH_HTML")]
     html: Option<PathBuf>,
@@ -138,7 +148,25 @@ impl Args {
             )));
         }
         let options = self.options();
-        let results = check_all(&found, cert, &options).await;
+        let bar = progress_bar(found.servers.len() + found.skipped.len());
+        let mut failures = 0_u64;
+        let results = check_all_with_progress(&found, cert, &options, |health| {
+            if let Some(bar) = &bar {
+                if !health.healthy {
+                    failures += 1;
+                    bar.set_message(format!("{failures} unhealthy"));
+                }
+                bar.inc(1);
+            }
+        })
+        .await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let shown: Vec<&ServerHealth> = results
+            .iter()
+            .filter(|r| !self.only_failures || !r.healthy)
+            .collect();
         if let Some(path) = &self.html {
             let context = ReportContext {
                 title: "Federation health".to_owned(),
@@ -154,11 +182,19 @@ impl Args {
             })?;
         }
         if self.json {
-            let text = serde_json::to_string_pretty(&results)
+            let text = serde_json::to_string_pretty(&shown)
                 .map_err(|e| CliError::failed(format!("cannot serialize the results: {e}")))?;
             println!("{text}");
+            eprintln!(
+                "{}",
+                Summary::of(&results, self.expiry_warning_days).line(self.expiry_warning_days)
+            );
         } else {
-            print_text(&results, self.expiry_warning_days);
+            print_text(&shown);
+            println!(
+                "{}",
+                Summary::of(&results, self.expiry_warning_days).line(self.expiry_warning_days)
+            );
         }
         Ok(if results.iter().all(|r| r.healthy) {
             ExitCode::SUCCESS
@@ -205,9 +241,30 @@ impl Args {
     }
 }
 
-fn print_text(results: &[ServerHealth], expiry_warning_days: i64) {
+/// A progress bar on stderr for `total` checks, when stderr is a terminal.
+fn progress_bar(total: usize) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} servers checked, {msg} · {per_sec} · ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("0 unhealthy");
+    Some(bar)
+}
+
+fn print_text(results: &[&ServerHealth]) {
     for r in results {
-        if r.healthy {
+        if r.state == HealthState::RefusedClient {
+            println!(
+                "REFUSED  {}  {}  reachable, pin OK; the server refused our client certificate",
+                r.entity_id, r.base_uri
+            );
+        } else if r.healthy {
             println!(
                 "OK    {}  {}  HTTP {}  {} ms  certificate until {}",
                 r.entity_id,
@@ -228,9 +285,4 @@ fn print_text(results: &[ServerHealth], expiry_warning_days: i64) {
             println!("WARN  {}  {}  {warning}", r.entity_id, r.base_uri);
         }
     }
-    let s = Summary::of(results, expiry_warning_days);
-    println!(
-        "{} server(s): {} healthy, {} unhealthy, {} certificate(s) expiring within {expiry_warning_days} days",
-        s.total, s.healthy, s.unhealthy, s.expiring
-    );
 }

@@ -13,7 +13,9 @@ use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataSources;
 use kontosynk_client::discovery::ServerQuery;
 use kontosynk_client::health::history::History;
+use kontosynk_client::health::alerts::Webhook;
 use kontosynk_client::health::html::{self, ReportContext};
+use kontosynk_client::health::i18n::Lang;
 use kontosynk_client::health::serve::{Monitor, MonitorConfig, bind, serve_dashboard};
 use kontosynk_client::health::{
     ClientCert, HealthOptions, HealthState, ServerHealth, Summary, check_all_with_progress, rfc3339,
@@ -87,6 +89,17 @@ pub struct Args {
     /// With --serve: the SQLite history file.
     #[arg(long, value_name = "FILE", default_value = "kontosynk-health.sqlite", env = "KONTOSYNK_HEALTH_HISTORY")]
     history: PathBuf,
+    /// Language of the HTML report and the dashboard's default (the dashboard follows the
+    /// browser's Accept-Language when it names sv or en): sv (svenska) or en (English).
+    #[arg(long, value_name = "LANG", default_value = "sv", value_parser = parse_lang, env = "KONTOSYNK_HEALTH_LANG")]
+    lang: Lang,
+    /// With --serve: POST a JSON alert to this URL once per change (server went down, pin
+    /// mismatch, certificate expiring within --alert-expiry-days, back to ok).
+    #[arg(long, value_name = "URL", requires = "serve", env = "KONTOSYNK_HEALTH_ALERT_WEBHOOK")]
+    alert_webhook: Option<reqwest::Url>,
+    /// With --serve: alert when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14, env = "KONTOSYNK_HEALTH_ALERT_EXPIRY_DAYS")]
+    alert_expiry_days: i64,
     /// With --serve: days of history to keep.
     #[arg(long, value_name = "DAYS", default_value_t = 30, env = "KONTOSYNK_HEALTH_KEEP_DAYS")]
     keep_days: i64,
@@ -169,12 +182,16 @@ impl Args {
             .collect();
         if let Some(path) = &self.html {
             let context = ReportContext {
-                title: "Federation health".to_owned(),
+                title: match self.lang {
+                    Lang::Sv => "Federationens hälsa".to_owned(),
+                    Lang::En => "Federation health".to_owned(),
+                },
                 metadata_source: self.federation.metadata_label(),
                 metadata_iss: kontosynk_client::health::metadata_issuers(&snapshot),
                 metadata_expires: Some(rfc3339(snapshot.expires_at())),
                 checked_at: rfc3339(fedtls::verify::unix_now()),
                 expiry_warning_days: self.expiry_warning_days,
+                lang: self.lang,
                 ..ReportContext::default()
             };
             std::fs::write(path, html::render(&results, &context)).map_err(|e| {
@@ -214,7 +231,7 @@ impl Args {
             .await
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
         let refresh = store.spawn();
-        let monitor = Arc::new(Monitor::new(
+        let mut monitor = Monitor::new(
             Arc::new(store.clone()),
             cert,
             MonitorConfig {
@@ -223,11 +240,21 @@ impl Args {
                 interval: Duration::from_secs(self.interval),
                 keep_days: self.keep_days,
                 uptime_runs: 288,
-                title: "Federation health".to_owned(),
+                title: match self.lang {
+                    Lang::Sv => "Federationens hälsa".to_owned(),
+                    Lang::En => "Federation health".to_owned(),
+                },
                 metadata_label: self.federation.metadata_label(),
+                lang: self.lang,
+                alert_expiry_days: self.alert_expiry_days,
             },
             history,
-        ));
+        )
+        .with_sources(store.clone());
+        if let Some(url) = &self.alert_webhook {
+            monitor = monitor.with_webhook(Webhook::new(url.clone()).map_err(CliError::failed)?);
+        }
+        let monitor = Arc::new(monitor);
         let local = listener.local_addr().map_or(addr, |a| a);
         eprintln!("kontosynk health: serving http://{local}/ (also /metrics, /api/results); checking every {} s", self.interval);
         let checker = tokio::spawn(Arc::clone(&monitor).run_forever());
@@ -239,6 +266,10 @@ impl Args {
         refresh.abort();
         Ok(ExitCode::SUCCESS)
     }
+}
+
+fn parse_lang(text: &str) -> Result<Lang, String> {
+    text.parse().map_err(|e: kontosynk_client::health::i18n::UnknownLang| e.to_string())
 }
 
 /// A progress bar on stderr for `total` checks, when stderr is a terminal.

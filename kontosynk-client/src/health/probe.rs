@@ -177,14 +177,13 @@ impl Probe<'_> {
                 // refusal is recognised as one rather than raced by the HTTP request.
                 let tls13 =
                     stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-                if tls13 {
-                    if let Verdict::Refused(alert) =
+                if tls13
+                    && let Verdict::Refused(alert) =
                         await_verdict(&mut stream, VERDICT_WAIT.min(self.options.http_timeout))
                             .await
-                    {
-                        self.refused_client(Stage::Tls, t, alert);
-                        return (None, presented);
-                    }
+                {
+                    self.refused_client(Stage::Tls, t, alert);
+                    return (None, presented);
                 }
                 let (_, connection) = stream.get_ref();
                 self.health.tls_version = connection.protocol_version().map(|v| match v {

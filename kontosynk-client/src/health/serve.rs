@@ -256,10 +256,10 @@ impl Monitor {
                 }
                 changes
             };
-        if let Some(webhook) = &self.webhook {
-            if !changes.is_empty() {
-                webhook.send(&changes).await;
-            }
+        if let Some(webhook) = &self.webhook
+            && !changes.is_empty()
+        {
+            webhook.send(&changes).await;
         }
     }
 

@@ -552,6 +552,31 @@ async fn json_and_metrics_carry_the_promised_fields() {
     );
 }
 
+#[tokio::test]
+async fn the_prometheus_rules_example_uses_metrics_we_export() {
+    let rules = include_str!("../../../deploy/prometheus/kontosynk-health.rules.yml");
+    let (_fed, results) = federation_of_cases().await;
+    let text = metrics::render(&results, 1, 1_700_000_000, 30);
+    let mut used = 0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("kontosynk_health_") {
+            used += 1;
+            assert!(
+                text.contains(&format!("\n{word}{{")) || text.contains(&format!("\n{word} ")),
+                "{word} is not exported:\n{text}"
+            );
+        }
+    }
+    assert!(used >= 4, "{used}");
+    for alert in [
+        "KontosynkServerDown",
+        "KontosynkPinMismatch",
+        "KontosynkCertificateExpiring",
+    ] {
+        assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
     use std::time::Duration;

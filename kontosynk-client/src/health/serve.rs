@@ -87,6 +87,10 @@ pub struct Monitor {
     check_now: tokio::sync::Semaphore,
 }
 
+/// Most webhook alerts one run sends (the first run of a broken federation would otherwise
+/// post one per server).
+const ALERTS_PER_RUN: usize = 200;
+
 /// Most servers one "check now" checks (an organization's).
 const CHECK_NOW_MAX: usize = 100;
 
@@ -259,7 +263,18 @@ impl Monitor {
         if let Some(webhook) = &self.webhook
             && !changes.is_empty()
         {
-            webhook.send(&changes).await;
+            // In the background, so a slow webhook never delays the checks; bounded per run.
+            let mut changes = changes;
+            if changes.len() > ALERTS_PER_RUN {
+                warn!(
+                    changes = changes.len(),
+                    sent = ALERTS_PER_RUN,
+                    "more alert changes than one run sends; the rest are on /metrics"
+                );
+                changes.truncate(ALERTS_PER_RUN);
+            }
+            let webhook = webhook.clone();
+            tokio::spawn(async move { webhook.send(&changes).await });
         }
     }
 

@@ -877,6 +877,7 @@ async fn alerts_are_posted_once_per_change() {
 
     // Healthy the first time it is seen: nothing to say.
     monitor.run_once().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(received.lock().unwrap().is_empty());
 
     // The server moves to a port nobody listens on: it went down, once.
@@ -889,6 +890,13 @@ async fn alerts_are_posted_once_per_change() {
     metadata.store(fed.snapshot());
     monitor.run_once().await;
     monitor.run_once().await;
+    for _ in 0..100 {
+        if !received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
     {
         let got = received.lock().unwrap();
         assert_eq!(got.len(), 1, "{got:?}");
@@ -904,5 +912,6 @@ async fn alerts_are_posted_once_per_change() {
     fed.set_base_uri(SCHOOL, &healthy_uri);
     metadata.store(fed.snapshot());
     monitor.run_once().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(received.lock().unwrap().len(), 1);
 }

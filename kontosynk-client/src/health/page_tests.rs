@@ -330,3 +330,44 @@ fn five_thousand_servers_one_table_under_a_megabyte() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[test]
+fn expired_metadata_banner_names_the_expired_source_and_the_valid_ones() {
+    let results = federation(10);
+    let mut context = context(Lang::Sv);
+    context.sources = vec![
+        html::SourceState {
+            name: "moa-trial".to_owned(),
+            expires_at: Some("2026-11-30T12:00:00Z".to_owned()),
+            expired: true,
+        },
+        html::SourceState {
+            name: "moa-prod".to_owned(),
+            expires_at: Some("2026-12-09T00:00:00Z".to_owned()),
+            expired: false,
+        },
+    ];
+    let page = html::render(&results, &context);
+    assert!(
+        page.contains("Metadata från moa-trial gick ut 2026-11-30T12:00:00Z"),
+        "{page}"
+    );
+    assert!(page.contains("Fortfarande giltiga källor: moa-prod (2026-12-09T00:00:00Z)"));
+    assert!(
+        page.contains("https://kommun1.example.se"),
+        "the last results stay"
+    );
+
+    context.lang = Lang::En;
+    context.sources.truncate(1);
+    let page = html::render(&results, &context);
+    assert!(page.contains("Metadata from moa-trial expired at 2026-11-30T12:00:00Z"));
+    assert!(!page.contains("class=\"valid-sources\""), "none is");
+
+    context.sources.clear();
+    let page = html::render(&results, &context);
+    assert!(
+        !page.contains("id=\"run-error\""),
+        "no banner while every source is valid"
+    );
+}

@@ -171,20 +171,7 @@ impl Probe<'_> {
             self.describe_certificate(der, &target.pins);
         }
         let tls = match tls {
-            Ok(mut stream) => {
-                // TLS 1.3 servers judge our certificate after we finished the handshake: wait
-                // briefly for their verdict (an alert, or tickets/HTTP/2 settings) so a
-                // refusal is recognised as one rather than raced by the HTTP request.
-                let tls13 =
-                    stream.get_ref().1.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
-                if tls13
-                    && let Verdict::Refused(alert) =
-                        await_verdict(&mut stream, VERDICT_WAIT.min(self.options.http_timeout))
-                            .await
-                {
-                    self.refused_client(Stage::Tls, t, alert);
-                    return (None, presented);
-                }
+            Ok(stream) => {
                 let (_, connection) = stream.get_ref();
                 self.health.tls_version = connection.protocol_version().map(|v| match v {
                     rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_owned(),
@@ -466,7 +453,11 @@ async fn http_get(
     limit: Duration,
 ) -> Result<u16, HttpFailure> {
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let io = TokioIo::new(stream);
+    let seen_alert = Arc::new(Mutex::new(None));
+    let io = TokioIo::new(AlertWatch {
+        inner: stream,
+        alert: Arc::clone(&seen_alert),
+    });
     let authority = match target.base_uri.port() {
         Some(port) => format!("{}:{port}", target.host_for_header()),
         None => target.host_for_header(),
@@ -526,6 +517,9 @@ async fn http_get(
             limit.as_secs_f64()
         ))),
         Ok(result) => result.map_err(|mut failure| {
+            if failure.alert.is_none() {
+                failure.alert = *seen_alert.lock().unwrap_or_else(|p| p.into_inner());
+            }
             if failure.alert.is_none() && failure.message.contains("alert") {
                 failure.message.push_str(
                     " (the server ended the session after the handshake: it probably refuses our client certificate; is our pin in the metadata it uses?)",
@@ -536,50 +530,53 @@ async fn http_get(
     }
 }
 
-/// How long to wait after a TLS 1.3 handshake for the server's verdict on our certificate.
-const VERDICT_WAIT: Duration = Duration::from_secs(1);
-
-/// What the server sent after our TLS 1.3 handshake finished.
-enum Verdict {
-    /// A refusal of our client certificate.
-    Refused(AlertDescription),
-    /// Something else (tickets, HTTP/2 settings, another error, silence): the HTTP stage
-    /// judges the rest.
-    Other,
+/// The TLS stream for hyper, noting any alert the server sends on the way: HTTP/2 shares a
+/// connection error among its streams as a message-only `io::Error` (or reports only
+/// "connection closed" when the driver ended first), so the alert is read here, where rustls
+/// reports it, not from hyper's error.
+struct AlertWatch {
+    inner: TlsStream<TcpStream>,
+    alert: Arc<Mutex<Option<AlertDescription>>>,
 }
 
-/// Reads TLS records into the connection without consuming plaintext (hyper reads it later)
-/// until the server sends something or `limit` passes.
-async fn await_verdict(stream: &mut TlsStream<TcpStream>, limit: Duration) -> Verdict {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        let (tcp, connection) = stream.get_mut();
-        match tokio::time::timeout_at(deadline, tcp.readable()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) | Err(_) => return Verdict::Other,
+impl tokio::io::AsyncRead for AlertWatch {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Err(error)) = &polled
+            && let Some(alert) = refusal_alert(error)
+        {
+            *this.alert.lock().unwrap_or_else(|p| p.into_inner()) = Some(alert);
         }
-        let mut reader = TryRead(tcp);
-        match connection.read_tls(&mut reader) {
-            Ok(0) => return Verdict::Other,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return Verdict::Other,
-        }
-        return match connection.process_new_packets() {
-            Err(rustls::Error::AlertReceived(alert)) if is_client_refusal(alert) => {
-                Verdict::Refused(alert)
-            }
-            _ => Verdict::Other,
-        };
+        polled
     }
 }
 
-/// `std::io::Read` over a tokio socket's non-blocking `try_read`.
-struct TryRead<'a>(&'a TcpStream);
+impl tokio::io::AsyncWrite for AlertWatch {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
 
-impl std::io::Read for TryRead<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.try_read(buf)
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -120,15 +120,61 @@ async fn json_report_and_exit_codes() {
         "{text}"
     );
 
+    // --only-failures: only the down servers are printed; the summary line and the exit
+    // code still count every server; no progress bar when stderr is not a terminal.
+    let output = kontosynk(&fed, "metadata.jws", &["--only-failures"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with(&format!("FAIL  {SUPPLIER}")), "{text}");
+    assert!(!text.contains(&format!("OK    {SCHOOL}")), "{text}");
+    assert!(
+        text.contains("3 server(s): 1 healthy, 2 unhealthy"),
+        "{text}"
+    );
+    assert!(!stderr(&output).contains("ETA"), "{}", stderr(&output));
+    let output = kontosynk(&fed, "metadata.jws", &["--only-failures", "--json"]).await;
+    let only: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(only.len(), 2, "{only:?}");
+    assert!(only.iter().all(|r| r["healthy"] == false));
+    assert!(only.iter().any(|r| r["entity_id"] == SUPPLIER));
+    assert!(
+        stderr(&output).contains("3 server(s): 1 healthy, 2 unhealthy"),
+        "the summary goes to stderr with --json: {}",
+        stderr(&output)
+    );
+
     // The HTML report is written beside the text report.
     let html = fed.dir.path().join("report.html");
     let output = kontosynk(&fed, "metadata.jws", &["--html", html.to_str().unwrap()]).await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(page.contains(r#"id="count-unhealthy"><b>"#), "{page}");
-    assert!(page.contains(&format!(
-        r#"<tr class="unhealthy" data-entity="{SUPPLIER}">"#
-    )));
+    assert!(
+        page.contains(r##"id="count-unhealthy" href="#state=unhealthy"><b>2</b>"##),
+        "{page}"
+    );
+    assert!(page.contains("<html lang=\"sv\""), "Swedish by default");
+    assert!(
+        page.contains(&format!("[0,1,\"{SUPPLIER}\"")),
+        "the down supplier is a failure row: {page}"
+    );
+    let output = kontosynk(
+        &fed,
+        "metadata.jws",
+        &["--html", html.to_str().unwrap(), "--lang", "en"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<html lang=\"en\"") && page.contains("<title>Federation health</title>")
+    );
+    let output = kontosynk(&fed, "metadata.jws", &["--lang", "fi"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("use sv (svenska) or en (English)"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,14 @@
 //! Health history in SQLite: one row per run and one per server per run, for uptime figures
-//! and the `--serve` page. Writes are one transaction per run.
+//! and the `--serve` page, and each server's latest result with the time it entered its
+//! state (`server_state`), so the page survives restarts and alerts fire once per change.
+//! Writes are one transaction per run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
 
-use super::ServerHealth;
+use super::{HealthState, ServerHealth};
 
 /// Why the history could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,17 @@ pub type Uptime = BTreeMap<(String, String), (u64, u64)>;
 pub struct History {
     connection: Connection,
     path: PathBuf,
+}
+
+/// A server whose alert condition changed (see [`History::update_states`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    /// The new result.
+    pub health: ServerHealth,
+    /// The new alert condition (`ok`, `server_down`, `pin_mismatch`, `certificate_expiring`).
+    pub alert: &'static str,
+    /// The previous one, `None` the first time the server is seen.
+    pub previous: Option<String>,
 }
 
 /// One past check of one server.
@@ -75,7 +88,16 @@ impl History {
                      latency_ms INTEGER,
                      detail TEXT NOT NULL
                  );
-                 CREATE INDEX IF NOT EXISTS results_by_server ON results(entity_id, base_uri, run_id);",
+                 CREATE INDEX IF NOT EXISTS results_by_server ON results(entity_id, base_uri, run_id);
+                 CREATE TABLE IF NOT EXISTS server_state (
+                     entity_id TEXT NOT NULL,
+                     base_uri TEXT NOT NULL,
+                     state TEXT NOT NULL,
+                     since INTEGER NOT NULL,
+                     alert TEXT NOT NULL,
+                     detail TEXT NOT NULL,
+                     PRIMARY KEY (entity_id, base_uri)
+                 );",
             )
             .map_err(wrap)?;
         Ok(Self {
@@ -146,6 +168,131 @@ impl History {
         };
         tx.commit().map_err(|e| self.wrap(e))?;
         Ok(run_id)
+    }
+
+    /// Records each result as its server's latest, keeping `since` while the state stays
+    /// and resetting it on a change; `alert_of` names the alert condition of a result
+    /// (`ok` when none). Returns the results whose alert condition changed, with the previous
+    /// one (`None` for a server seen for the first time, which alerts only when not `ok`).
+    pub fn update_states(
+        &mut self,
+        now: i64,
+        results: &[ServerHealth],
+        alert_of: impl Fn(&ServerHealth) -> &'static str,
+    ) -> Result<Vec<StateChange>, HistoryError> {
+        let path = self.path.clone();
+        let wrap = |source| HistoryError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.connection.transaction().map_err(wrap)?;
+        let mut changes = Vec::new();
+        {
+            let mut select = tx
+                .prepare("SELECT state, since, alert FROM server_state WHERE entity_id = ?1 AND base_uri = ?2")
+                .map_err(wrap)?;
+            let mut upsert = tx
+                .prepare(
+                    "INSERT INTO server_state (entity_id, base_uri, state, since, alert, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (entity_id, base_uri) DO UPDATE SET
+                        state = excluded.state, since = excluded.since, alert = excluded.alert,
+                        detail = excluded.detail",
+                )
+                .map_err(wrap)?;
+            for r in results {
+                let previous: Option<(String, i64, String)> = select
+                    .query_row(params![r.entity_id, r.base_uri], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })
+                    .map_err(wrap)?;
+                let state = r.state.as_str();
+                let since = match &previous {
+                    Some((old, since, _)) if old == state => *since,
+                    _ => now,
+                };
+                let alert = alert_of(r);
+                let old_alert = previous.as_ref().map(|(_, _, a)| a.clone());
+                if old_alert.as_deref() != Some(alert) && (old_alert.is_some() || alert != "ok") {
+                    changes.push(StateChange {
+                        health: r.clone(),
+                        alert,
+                        previous: old_alert,
+                    });
+                }
+                let detail = serde_json::to_string(r).unwrap_or_else(|_| "{}".to_owned());
+                upsert
+                    .execute(params![
+                        r.entity_id,
+                        r.base_uri,
+                        state,
+                        since,
+                        alert,
+                        detail
+                    ])
+                    .map_err(wrap)?;
+            }
+        }
+        tx.commit().map_err(wrap)?;
+        Ok(changes)
+    }
+
+    /// Every server's latest result and since when it has been in its state (Unix seconds).
+    pub fn states(&self) -> Result<Vec<(ServerHealth, i64)>, HistoryError> {
+        let mut statement = self
+            .connection
+            .prepare("SELECT detail, since FROM server_state ORDER BY entity_id, base_uri")
+            .map_err(|e| self.wrap(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.wrap(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (detail, since) = row.map_err(|e| self.wrap(e))?;
+            // A row an older or newer version wrote that does not read is skipped, not fatal.
+            if let Ok(mut health) = serde_json::from_str::<ServerHealth>(&detail) {
+                health.state = HealthState::of(&health);
+                out.push((health, since));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The last `checks` results of every server over the last `checks` runs, oldest first,
+    /// as `+` (healthy) and `-` (unhealthy): the page's history bar.
+    pub fn recent(&self, checks: u32) -> Result<BTreeMap<(String, String), String>, HistoryError> {
+        let mut statement = self
+            .connection
+            .prepare(
+                "SELECT entity_id, base_uri, healthy FROM results
+                 WHERE run_id IN (SELECT id FROM runs ORDER BY id DESC LIMIT ?1)
+                 ORDER BY entity_id, base_uri, run_id",
+            )
+            .map_err(|e| self.wrap(e))?;
+        let rows = statement
+            .query_map(params![checks], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, bool>(2)?,
+                ))
+            })
+            .map_err(|e| self.wrap(e))?;
+        let mut out: BTreeMap<(String, String), String> = BTreeMap::new();
+        for row in rows {
+            let (entity, base_uri, healthy) = row.map_err(|e| self.wrap(e))?;
+            out.entry((entity, base_uri))
+                .or_default()
+                .push(if healthy { '+' } else { '-' });
+        }
+        Ok(out)
     }
 
     /// How many runs are stored.

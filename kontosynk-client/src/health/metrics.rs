@@ -57,6 +57,11 @@ pub fn render(
     );
     let _ = writeln!(
         out,
+        "kontosynk_health_servers{{state=\"refused_client\"}} {}",
+        summary.refused_client
+    );
+    let _ = writeln!(
+        out,
         "kontosynk_health_servers{{state=\"expiring\"}} {}",
         summary.expiring
     );

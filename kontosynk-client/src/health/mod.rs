@@ -11,12 +11,21 @@
 //!   server the metadata lists with an unusable `base_uri`.
 //! - **warning** (still healthy): the certificate expires within `expiry_warning_days`
 //!   (default 30); the host name mismatch when downgraded.
+//! - **refused our client** (still healthy, a warning): the handshake told us everything a
+//!   peer needs (reachable, the pin is one the metadata lists, the certificate is valid and,
+//!   unless downgraded, names the host) but the server then refused *our* client certificate
+//!   with a TLS alert. That is a matter between the server and the checking member (is our
+//!   pin in the metadata it reads?), not a fault the federation sees, so it is reported as
+//!   its own state ([`HealthState::RefusedClient`]) instead of a failure.
 //! - Any HTTP status below 500 is healthy: `base_uri` itself may well answer 401, 403 or 404.
 
+pub mod alerts;
 pub mod history;
 pub mod html;
+pub mod i18n;
 pub mod metrics;
 mod probe;
+pub mod rows;
 pub mod serve;
 
 use std::sync::Arc;
@@ -70,7 +79,7 @@ impl Default for HealthOptions {
 }
 
 /// One stage of a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// Resolving the `base_uri` host.
@@ -97,8 +106,75 @@ impl std::fmt::Display for Stage {
     }
 }
 
+/// The verdict on one server, from worst to best: what the table sorts and filters by.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// A failure every peer sees (DNS, TCP, TLS, pin, validity, host name, HTTP 5xx).
+    Unhealthy,
+    /// Reachable, pin and certificate fine, but the server refused our client certificate.
+    RefusedClient,
+    /// Healthy with something to fix soon (certificate expiring, downgraded host name).
+    Warning,
+    /// Every stage passed.
+    Healthy,
+}
+
+impl HealthState {
+    /// The state's stable name (`unhealthy`, `refused_client`, `warning`, `healthy`), as in
+    /// JSON, metrics and the page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Unhealthy => "unhealthy",
+            HealthState::RefusedClient => "refused_client",
+            HealthState::Warning => "warning",
+            HealthState::Healthy => "healthy",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s names.
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            HealthState::Unhealthy,
+            HealthState::RefusedClient,
+            HealthState::Warning,
+            HealthState::Healthy,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// The state of a finished check.
+    pub fn of(health: &ServerHealth) -> Self {
+        if health.error.is_some() {
+            HealthState::Unhealthy
+        } else if health.client_accepted == Some(false) {
+            HealthState::RefusedClient
+        } else if !health.warnings.is_empty() {
+            HealthState::Warning
+        } else {
+            HealthState::Healthy
+        }
+    }
+}
+
+impl HealthState {
+    /// The state older stored results (without a `state` member) are read with.
+    fn unknown_default() -> Self {
+        HealthState::Unhealthy
+    }
+}
+
+impl std::fmt::Display for HealthState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The outcome of one stage.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StageResult {
     /// Which stage.
     pub stage: Stage,
@@ -111,7 +187,7 @@ pub struct StageResult {
 }
 
 /// The health of one server. Serialized as the `--json` output (one object per server).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ServerHealth {
     /// The entity listing the server.
     pub entity_id: String,
@@ -123,8 +199,15 @@ pub struct ServerHealth {
     pub base_uri: String,
     /// The server's tags.
     pub tags: Vec<String>,
-    /// True when every stage passed (warnings allowed).
+    /// True when every stage passed (warnings allowed, a refused client certificate too).
     pub healthy: bool,
+    /// The verdict: `healthy`, `warning`, `refused_client` or `unhealthy`.
+    #[serde(default = "HealthState::unknown_default")]
+    pub state: HealthState,
+    /// Whether the server accepted our client certificate (`null` when the check did not
+    /// get that far, e.g. a wrong pin or no connection).
+    #[serde(default)]
+    pub client_accepted: Option<bool>,
     /// The first failure, or `null`.
     pub error: Option<String>,
     /// Things to fix that do not (yet) break peers.
@@ -172,6 +255,8 @@ impl ServerHealth {
             base_uri: target.base_uri.to_string(),
             tags: target.tags.clone(),
             healthy: false,
+            state: HealthState::Unhealthy,
+            client_accepted: None,
             error: None,
             warnings: Vec::new(),
             pin_match: None,
@@ -201,6 +286,8 @@ impl ServerHealth {
             base_uri: server.base_uri.clone().unwrap_or_default(),
             tags: Vec::new(),
             healthy: false,
+            state: HealthState::Unhealthy,
+            client_accepted: None,
             error: Some(format!("metadata: {}", server.reason)),
             warnings: Vec::new(),
             pin_match: None,
@@ -276,6 +363,17 @@ pub async fn check_all(
     cert: Arc<ClientCert>,
     options: &HealthOptions,
 ) -> Vec<ServerHealth> {
+    check_all_with_progress(found, cert, options, |_| {}).await
+}
+
+/// [`check_all`], calling `progress` with each result as its check finishes (in the order
+/// they finish; unusable servers last), e.g. to drive a progress bar.
+pub async fn check_all_with_progress(
+    found: &Discovered,
+    cert: Arc<ClientCert>,
+    options: &HealthOptions,
+    mut progress: impl FnMut(&ServerHealth),
+) -> Vec<ServerHealth> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(options.concurrency.max(1)));
     let pacer = Arc::new(Pacer::new(Some(options.rate_per_second)));
     let options = Arc::new(options.clone());
@@ -294,7 +392,10 @@ pub async fn check_all(
     let mut results: Vec<Option<ServerHealth>> = vec![None; found.servers.len()];
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((i, health)) => results[i] = Some(health),
+            Ok((i, health)) => {
+                progress(&health);
+                results[i] = Some(health);
+            }
             Err(error) => tracing::error!(%error, "a health check task failed"),
         }
     }
@@ -309,7 +410,11 @@ pub async fn check_all(
             })
         })
         .collect();
-    out.extend(found.skipped.iter().map(ServerHealth::unusable));
+    for skipped in &found.skipped {
+        let health = ServerHealth::unusable(skipped);
+        progress(&health);
+        out.push(health);
+    }
     out
 }
 
@@ -326,6 +431,9 @@ pub struct Summary {
     pub warnings: usize,
     /// Certificates expiring within the warning window (not yet expired).
     pub expiring: usize,
+    /// Servers that are fine as the federation sees them but refused our client
+    /// certificate (counted among the healthy and the warnings).
+    pub refused_client: usize,
 }
 
 impl Summary {
@@ -343,9 +451,28 @@ impl Summary {
                         .is_some_and(|d| (0..expiry_warning_days).contains(&d))
                 })
                 .count(),
+            refused_client: results
+                .iter()
+                .filter(|r| r.state == HealthState::RefusedClient)
+                .count(),
         }
+    }
+
+    /// The one-line summary the CLI prints (English, for logs and terminals).
+    pub fn line(&self, expiry_warning_days: i64) -> String {
+        format!(
+            "{} server(s): {} healthy, {} unhealthy, {} with warnings ({} refused our client certificate), {} certificate(s) expiring within {expiry_warning_days} days",
+            self.total,
+            self.healthy,
+            self.unhealthy,
+            self.warnings,
+            self.refused_client,
+            self.expiring
+        )
     }
 }
 
+#[cfg(test)]
+mod page_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -15,13 +15,13 @@ use fedtls::verify::unix_now;
 use http_body_util::Empty;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::ServerCertVerified;
-use rustls::{CertificateError, ClientConfig};
+use rustls::{AlertDescription, CertificateError, ClientConfig};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::{ClientCert, HealthOptions, ServerHealth, Stage, StageResult, rfc3339};
+use super::{ClientCert, HealthOptions, HealthState, ServerHealth, Stage, StageResult, rfc3339};
 use crate::client::ALPN_H2_HTTP11;
 use crate::client::error_chain;
 use crate::discovery::ServerTarget;
@@ -40,6 +40,7 @@ pub async fn check_server(
     };
     probe.run(target, cert).await;
     health.healthy = health.error.is_none();
+    health.state = HealthState::of(&health);
     health.total_ms = millis(started.elapsed());
     health
 }
@@ -165,6 +166,7 @@ impl Probe<'_> {
             .handshake(tcp, server_name.clone(), Arc::clone(&recorder), cert)
             .await;
         let presented = recorder.decision().seen();
+        let server_accepted = recorder.decision().accepted();
         if let Some(der) = &presented {
             self.describe_certificate(der, &target.pins);
         }
@@ -188,8 +190,13 @@ impl Probe<'_> {
                 Some(stream)
             }
             Err(HandshakeError::Io(error)) => {
-                let problem = describe_tls_error(&error, self.health);
-                self.record(Stage::Tls, t, Err(problem));
+                match refusal_alert(&error).filter(|_| server_accepted) {
+                    Some(alert) => self.refused_client(Stage::Tls, t, alert),
+                    None => {
+                        let problem = describe_tls_error(&error, self.health);
+                        self.record(Stage::Tls, t, Err(problem));
+                    }
+                }
                 None
             }
             Err(HandshakeError::Other(problem)) => {
@@ -240,6 +247,7 @@ impl Probe<'_> {
         let t = Instant::now();
         match http_get(stream, target, self.options.http_timeout).await {
             Ok(status) => {
+                self.health.client_accepted = Some(true);
                 self.health.http_status = Some(status);
                 self.health.latency_ms = Some(millis(t.elapsed()));
                 let outcome = if status >= 500 {
@@ -249,10 +257,30 @@ impl Probe<'_> {
                 };
                 self.record(Stage::Http, t, outcome);
             }
-            Err(problem) => {
-                self.record(Stage::Http, t, Err(problem));
+            Err(HttpFailure {
+                alert: Some(alert), ..
+            }) => self.refused_client(Stage::Http, t, alert),
+            Err(HttpFailure { message, .. }) => {
+                self.record(Stage::Http, t, Err(message));
             }
         }
+    }
+
+    /// The server saw a certificate it accepted (pin, validity) and then refused ours with
+    /// `alert`: not a failure of the server, a warning for the checking member.
+    fn refused_client(&mut self, stage: Stage, started: Instant, alert: AlertDescription) {
+        self.health.client_accepted = Some(false);
+        let problem = format!(
+            "reachable, pin OK, but the server refused our client certificate ({alert:?} alert): \
+             is our pin in the metadata it reads?"
+        );
+        self.health.warnings.push(problem.clone());
+        self.health.stages.push(StageResult {
+            stage,
+            ok: false,
+            ms: millis(started.elapsed()),
+            detail: format!("warning: {problem}"),
+        });
     }
 
     async fn handshake(
@@ -423,9 +451,13 @@ async fn http_get(
     stream: TlsStream<TcpStream>,
     target: &ServerTarget,
     limit: Duration,
-) -> Result<u16, String> {
+) -> Result<u16, HttpFailure> {
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let io = TokioIo::new(stream);
+    let seen_alert = Arc::new(Mutex::new(None));
+    let io = TokioIo::new(AlertWatch {
+        inner: stream,
+        alert: Arc::clone(&seen_alert),
+    });
     let authority = match target.base_uri.port() {
         Some(port) => format!("{}:{port}", target.host_for_header()),
         None => target.host_for_header(),
@@ -435,21 +467,28 @@ async fn http_get(
             let (mut sender, connection) =
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                     .await
-                    .map_err(|e| format!("HTTP/2 setup failed: {}", error_chain(&e)))?;
+                    .map_err(|e| {
+                        HttpFailure::of(&e, format!("HTTP/2 setup failed: {}", error_chain(&e)))
+                    })?;
             let driver = tokio::spawn(connection);
             let request = http::Request::get(target.base_uri.as_str())
                 .header(http::header::USER_AGENT, USER_AGENT)
                 .body(Empty::<Bytes>::new())
-                .map_err(|e| format!("cannot build the request: {e}"))?;
+                .map_err(|e| HttpFailure::plain(format!("cannot build the request: {e}")))?;
             let result = sender.send_request(request).await;
             driver.abort();
-            result
-                .map(|r| r.status().as_u16())
-                .map_err(|e| format!("GET {} failed: {}", target.base_uri, error_chain(&e)))
+            result.map(|r| r.status().as_u16()).map_err(|e| {
+                HttpFailure::of(
+                    &e,
+                    format!("GET {} failed: {}", target.base_uri, error_chain(&e)),
+                )
+            })
         } else {
             let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
                 .await
-                .map_err(|e| format!("HTTP/1.1 setup failed: {}", error_chain(&e)))?;
+                .map_err(|e| {
+                    HttpFailure::of(&e, format!("HTTP/1.1 setup failed: {}", error_chain(&e)))
+                })?;
             let driver = tokio::spawn(connection);
             let mut path = target.base_uri.path().to_owned();
             if let Some(query) = target.base_uri.query() {
@@ -460,31 +499,157 @@ async fn http_get(
                 .header(http::header::HOST, authority)
                 .header(http::header::USER_AGENT, USER_AGENT)
                 .body(Empty::<Bytes>::new())
-                .map_err(|e| format!("cannot build the request: {e}"))?;
+                .map_err(|e| HttpFailure::plain(format!("cannot build the request: {e}")))?;
             let result = sender.send_request(request).await;
             driver.abort();
-            result
-                .map(|r| r.status().as_u16())
-                .map_err(|e| format!("GET {} failed: {}", target.base_uri, error_chain(&e)))
+            result.map(|r| r.status().as_u16()).map_err(|e| {
+                HttpFailure::of(
+                    &e,
+                    format!("GET {} failed: {}", target.base_uri, error_chain(&e)),
+                )
+            })
         }
     };
     match tokio::time::timeout(limit, work).await {
-        Err(_) => Err(format!(
+        Err(_) => Err(HttpFailure::plain(format!(
             "no response to GET {} within {} s",
             target.base_uri,
             limit.as_secs_f64()
-        )),
-        Ok(result) => result.map_err(|problem| {
-            if problem.contains("alert") {
-                format!(
-                    "{problem} (the server ended the session after the handshake: it probably refuses our client certificate; is our pin in the metadata it uses?)"
-                )
-            } else {
-                problem
+        ))),
+        Ok(result) => result.map_err(|mut failure| {
+            if failure.alert.is_none() {
+                failure.alert = *seen_alert.lock().unwrap_or_else(|p| p.into_inner());
             }
+            if failure.alert.is_none() && failure.message.contains("alert") {
+                failure.message.push_str(
+                    " (the server ended the session after the handshake: it probably refuses our client certificate; is our pin in the metadata it uses?)",
+                );
+            }
+            failure
         }),
     }
 }
+
+/// The TLS stream for hyper, noting any alert the server sends on the way: HTTP/2 shares a
+/// connection error among its streams as a message-only `io::Error` (or reports only
+/// "connection closed" when the driver ended first), so the alert is read here, where rustls
+/// reports it, not from hyper's error.
+struct AlertWatch {
+    inner: TlsStream<TcpStream>,
+    alert: Arc<Mutex<Option<AlertDescription>>>,
+}
+
+impl tokio::io::AsyncRead for AlertWatch {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Err(error)) = &polled
+            && let Some(alert) = refusal_alert(error)
+        {
+            *this.alert.lock().unwrap_or_else(|p| p.into_inner()) = Some(alert);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for AlertWatch {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Why `GET base_uri` failed: the message, and the TLS alert when the server refused our
+/// client certificate after the handshake (TLS 1.3 servers judge it after we finished).
+struct HttpFailure {
+    message: String,
+    alert: Option<AlertDescription>,
+}
+
+impl HttpFailure {
+    fn plain(message: String) -> Self {
+        Self {
+            message,
+            alert: None,
+        }
+    }
+
+    fn of(error: &(dyn std::error::Error + 'static), message: String) -> Self {
+        Self {
+            message,
+            alert: refusal_alert(error),
+        }
+    }
+}
+
+/// The alert, when `error` (or an error in its source chain) is a TLS alert a server sends to
+/// refuse a client certificate.
+fn refusal_alert(error: &(dyn std::error::Error + 'static)) -> Option<AlertDescription> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let rustls_error = e.downcast_ref::<rustls::Error>().or_else(|| {
+            e.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::AlertReceived(alert)) = rustls_error {
+            return is_client_refusal(*alert).then_some(*alert);
+        }
+        current = e.source();
+    }
+    // HTTP/2 shares one connection error among its streams as a fresh `io::Error` carrying
+    // only rustls' message ("received fatal alert: CertificateUnknown"), so read it back.
+    let text = error_chain(error);
+    let (_, rest) = text.split_once("received fatal alert: ")?;
+    let name: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    REFUSAL_ALERTS
+        .iter()
+        .copied()
+        .find(|alert| format!("{alert:?}") == name)
+}
+
+/// Alerts a server sends when it does not accept the client's certificate (or the lack of
+/// one): RFC 8446 §4.4.2.4 and §6.2, and what TLS 1.2 servers send in practice.
+fn is_client_refusal(alert: AlertDescription) -> bool {
+    REFUSAL_ALERTS.contains(&alert)
+}
+
+/// See [`is_client_refusal`].
+const REFUSAL_ALERTS: [AlertDescription; 9] = [
+    AlertDescription::CertificateRequired,
+    AlertDescription::BadCertificate,
+    AlertDescription::UnsupportedCertificate,
+    AlertDescription::CertificateRevoked,
+    AlertDescription::CertificateExpired,
+    AlertDescription::CertificateUnknown,
+    AlertDescription::UnknownCA,
+    AlertDescription::AccessDenied,
+    AlertDescription::HandshakeFailure,
+];
 
 const USER_AGENT: &str = concat!("kontosynk-health/", env!("CARGO_PKG_VERSION"));
 
@@ -494,6 +659,7 @@ const USER_AGENT: &str = concat!("kontosynk-health/", env!("CARGO_PKG_VERSION"))
 struct Recorder {
     verifier: PinnedServerVerifier,
     seen: Mutex<Option<CertificateDer<'static>>>,
+    accepted: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -501,7 +667,13 @@ impl Recorder {
         Self {
             verifier: PinnedServerVerifier::new(pins),
             seen: Mutex::new(None),
+            accepted: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the presented certificate passed (pin and validity).
+    fn accepted(&self) -> bool {
+        self.accepted.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn seen(&self) -> Option<CertificateDer<'static>> {
@@ -520,7 +692,15 @@ impl ServerCertDecision for Recorder {
     ) -> Result<ServerCertVerified, rustls::Error> {
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(end_entity.clone().into_owned());
-        self.verifier
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verdict = self.verifier.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        self.accepted
+            .store(verdict.is_ok(), std::sync::atomic::Ordering::Release);
+        verdict
     }
 }

@@ -236,19 +236,36 @@ async fn each_failure_is_found_and_named() {
     );
     assert_eq!(down.pin_match, None);
 
+    // Refuses our client certificate: the handshake is judged on its own (reachable, pin
+    // OK, valid, names the host), so this is a warning state, not a failure.
     let strict = by_entity(&results, "https://strict.test.example");
-    assert!(!strict.healthy);
-    let error = strict.error.as_deref().unwrap();
+    assert!(strict.healthy, "{strict:#?}");
+    assert_eq!(strict.state, HealthState::RefusedClient);
+    assert_eq!(strict.error, None);
+    assert_eq!(strict.client_accepted, Some(false));
+    assert_eq!(strict.pin_match, Some(true));
+    assert_eq!(strict.hostname_match, Some(true));
     assert!(
-        error.contains("client certificate") || error.contains("alert"),
-        "{error}"
+        strict.warnings[0]
+            .starts_with("reachable, pin OK, but the server refused our client certificate"),
+        "{:?}",
+        strict.warnings
     );
+    assert_eq!(school.state, HealthState::Healthy);
+    assert_eq!(school.client_accepted, Some(true));
+    assert_eq!(wrong.state, HealthState::Unhealthy);
+    assert_eq!(
+        wrong.client_accepted, None,
+        "an unpinned server is not asked"
+    );
+    assert_eq!(expiring.state, HealthState::Unhealthy);
 
     let summary = Summary::of(&results, 30);
     assert_eq!(summary.total, 8);
-    assert_eq!(summary.healthy, 1);
-    assert_eq!(summary.unhealthy, 7);
+    assert_eq!(summary.healthy, 2);
+    assert_eq!(summary.unhealthy, 6);
     assert_eq!(summary.expiring, 1);
+    assert_eq!(summary.refused_client, 1);
 }
 
 #[tokio::test]
@@ -283,6 +300,7 @@ async fn hostname_mismatch_can_be_a_warning() {
     let results = check_all(&found, cert, &options).await;
     assert_eq!(results.len(), 1);
     assert!(results[0].healthy, "{:#?}", results[0]);
+    assert_eq!(results[0].state, HealthState::Warning);
     assert_eq!(results[0].hostname_match, Some(false));
     assert!(results[0].warnings[0].contains("does not name localhost"));
 }
@@ -328,6 +346,11 @@ async fn unusable_servers_and_dns_failures_are_unhealthy() {
 
 /// Runs headless Chromium with `args` plus the file URL of `page`; its stdout.
 fn chromium(page: &std::path::Path, args: &[String]) -> String {
+    chromium_url(&format!("file://{}", page.display()), args)
+}
+
+/// Runs headless Chromium with `args` plus `url`; its stdout.
+pub(crate) fn chromium_url(url: &str, args: &[String]) -> String {
     let binary = fedtls::testfed::require_program("chromium", "chromium");
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(binary)
@@ -343,7 +366,7 @@ fn chromium(page: &std::path::Path, args: &[String]) -> String {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
-        .arg(format!("file://{}", page.display()))
+        .arg(url)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -379,7 +402,10 @@ async fn html_report_renders_in_chromium_with_counts_and_red_rows() {
         ..html::ReportContext::default()
     };
     let page = html::render(&results, &context);
-    assert!(!page.contains("<script"), "the page needs no scripts");
+    assert!(
+        !page.contains(" src=") && !page.contains("<link"),
+        "no external scripts, styles or fonts"
+    );
     assert!(
         page.contains("Federation health &lt;test&gt;"),
         "titles are escaped"
@@ -389,38 +415,54 @@ async fn html_report_renders_in_chromium_with_counts_and_red_rows() {
     std::fs::write(&path, &page).unwrap();
 
     let path_for_dom = path.clone();
-    let dom =
-        tokio::task::spawn_blocking(move || chromium(&path_for_dom, &["--dump-dom".to_owned()]))
-            .await
-            .unwrap();
+    let dom = tokio::task::spawn_blocking(move || {
+        chromium_url(
+            &format!("file://{}#lang=en", path_for_dom.display()),
+            &["--dump-dom".to_owned()],
+        )
+    })
+    .await
+    .unwrap();
     let squeeze = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     let dom = squeeze(&dom);
+    let count = |id: &str, n: usize, word: &str| {
+        format!(
+            r##"id="count-{id}" href="#state={}"><b>{n}</b><span data-t="{id}">{word}</span>"##,
+            if id == "total" { "" } else { id }
+        )
+    };
+    assert!(dom.contains(&count("total", 8, "servers")), "{dom}");
+    assert!(dom.contains(&count("healthy", 1, "healthy")), "{dom}");
+    assert!(dom.contains(&count("unhealthy", 6, "unhealthy")), "{dom}");
     assert!(
-        dom.contains(r#"id="count-total"><b>8</b>servers checked"#),
+        dom.contains(&count("refused_client", 1, "refuse our client certificate")),
         "{dom}"
     );
     assert!(
-        dom.contains(r#"id="count-healthy"><b>1</b>healthy"#),
+        dom.contains(r##"id="count-expiring" href="#state=warning"><b>1</b>"##),
         "{dom}"
     );
     assert!(
-        dom.contains(r#"id="count-unhealthy"><b>7</b>unhealthy"#),
-        "{dom}"
-    );
-    assert!(dom.contains(r#"id="count-expiring"><b>1</b>"#), "{dom}");
-    assert!(
-        dom.contains(r#"<tr class="unhealthy" data-entity="https://wrongpin.test.example"><td class="status">✘ FAIL</td>"#),
+        dom.contains(r#"<tr class="s0" data-entity="https://wrongpin.test.example" data-state="unhealthy"><td class="state">✘ FAIL</td>"#),
         "{dom}"
     );
     assert!(
-        dom.contains(&format!(
-            r#"<tr class="healthy" data-entity="{SCHOOL}"><td class="status">✔ OK</td>"#
-        )),
+        dom.contains(r#"<tr class="s1" data-entity="https://strict.test.example" data-state="refused_client"><td class="state">⚠ Refuses us</td>"#),
         "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<td class="state">✔ OK</td><td colspan="10">Exempla kommun"#),
+        "the healthy school is collapsed into its organization: {dom}"
     );
     assert!(dom.contains("expires in 10 day(s)"), "{dom}");
-    assert!(dom.contains("Exempla kommun"), "{dom}");
     assert!(dom.contains("Fel Nyckel AB"), "{dom}");
+    let first_failure = dom.find("data-state=\"unhealthy\"").unwrap();
+    let refused = dom.find("data-state=\"refused_client\"").unwrap();
+    let group = dom.find("<tr class=\"group\"").unwrap();
+    assert!(
+        first_failure < refused && refused < group,
+        "failures, then refused, then healthy"
+    );
 
     // A screenshot a person can look at (KONTOSYNK_KEEP_SCREENSHOT=DIR keeps it).
     let shot = dir.path().join("report.png");
@@ -482,9 +524,13 @@ async fn json_and_metrics_carry_the_promised_fields() {
     assert!(school["cert_not_after"].as_str().unwrap().ends_with('Z'));
 
     let text = metrics::render(&results, 3, 1_700_000_000, 30);
+    assert!(
+        text.contains("kontosynk_health_servers{state=\"refused_client\"} 1\n"),
+        "{text}"
+    );
     assert!(text.contains("kontosynk_health_runs_total 3\n"), "{text}");
     assert!(
-        text.contains("kontosynk_health_servers{state=\"unhealthy\"} 7\n"),
+        text.contains("kontosynk_health_servers{state=\"unhealthy\"} 6\n"),
         "{text}"
     );
     assert!(
@@ -504,6 +550,31 @@ async fn json_and_metrics_carry_the_promised_fields() {
         text.contains("kontosynk_health_server_cert_expiry_timestamp_seconds{"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn the_prometheus_rules_example_uses_metrics_we_export() {
+    let rules = include_str!("../../../deploy/prometheus/kontosynk-health.rules.yml");
+    let (_fed, results) = federation_of_cases().await;
+    let text = metrics::render(&results, 1, 1_700_000_000, 30);
+    let mut used = 0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("kontosynk_health_") {
+            used += 1;
+            assert!(
+                text.contains(&format!("\n{word}{{")) || text.contains(&format!("\n{word} ")),
+                "{word} is not exported:\n{text}"
+            );
+        }
+    }
+    assert!(used >= 4, "{used}");
+    for alert in [
+        "KontosynkServerDown",
+        "KontosynkPinMismatch",
+        "KontosynkCertificateExpiring",
+    ] {
+        assert!(rules.contains(&format!("alert: {alert}")), "{alert}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -537,6 +608,8 @@ async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
             uptime_runs: 10,
             title: "Moa health".to_owned(),
             metadata_label: "test".to_owned(),
+            lang: html_lang_default(),
+            alert_expiry_days: 14,
         },
         History::open(&db).unwrap(),
     ));
@@ -567,17 +640,66 @@ async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
     let page = page.text().await.unwrap();
     assert!(page.contains("<title>Moa health</title>"), "{page}");
     assert!(
-        page.contains("http-equiv=\"refresh\""),
+        page.contains("\"refresh\":300"),
         "the live page reloads itself"
     );
+    assert!(page.contains("<html lang=\"sv\""), "Swedish by default");
     assert!(
-        page.contains("100.0% <span class=\"small\">of 2</span>"),
-        "{page}"
+        page.contains("\"++\",\"\",2,2]"),
+        "two healthy checks in the history bar and uptime: {page}"
     );
+    assert!(page.contains("\"check\":true"), "check-now buttons");
+    let english = http
+        .get(format!("http://{dashboard}/"))
+        .header("accept-language", "en-GB,en;q=0.9,sv;q=0.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(english.contains("<html lang=\"en\""));
+    let swedish = get("/?lang=sv").await.text().await.unwrap();
+    assert!(swedish.contains("<html lang=\"sv\"") && swedish.contains(">fungerar<"));
 
+    // Check now: one server, by its entity and base_uri; bad forms are refused.
+    let base_uri = ServerQuery::entity(SCHOOL)
+        .find(fed.snapshot().index())
+        .servers[0]
+        .base_uri
+        .to_string();
+    let checked = http
+        .post(format!("http://{dashboard}/api/check"))
+        .body(form(&[
+            ("entity_id", SCHOOL),
+            ("base_uri", base_uri.as_str()),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), 200);
+    let checked: serde_json::Value = checked.json().await.unwrap();
+    assert_eq!(checked["checked"], 1, "{checked}");
+    assert_eq!(checked["results"][0]["state"], "healthy");
+    let bad = http
+        .post(format!("http://{dashboard}/api/check"))
+        .body(form(&[("nothing", "here")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let unknown = http
+        .post(format!("http://{dashboard}/api/check"))
+        .body(form(&[("entity_id", "https://nobody.example")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // Two runs and the "check now" are recorded.
     let metrics = get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains("kontosynk_health_runs_total 2\n"),
+        metrics.contains("kontosynk_health_runs_total 3\n"),
         "{metrics}"
     );
     assert!(
@@ -596,7 +718,7 @@ async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
             .json()
             .await
             .unwrap();
-    assert_eq!(history.as_array().unwrap().len(), 2, "{history}");
+    assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
     assert_eq!(history[0]["healthy"], true);
     assert_eq!(get("/api/history").await.status(), 400);
     assert_eq!(get("/nope").await.status(), 404);
@@ -615,10 +737,20 @@ async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
     );
     let page = get("/").await.text().await.unwrap();
     assert!(page.contains("id=\"run-error\""), "{page}");
+    assert_eq!(
+        api["results"][0]["entity_id"], SCHOOL,
+        "the last known results stay under expired metadata: {api}"
+    );
+    assert!(page.contains(&format!("\"{SCHOOL}\"")), "{page}");
 
-    // The history survives a restart.
+    // The history and the last results survive a restart: a new monitor shows them before
+    // its first run.
     let reopened = History::open(&db).unwrap();
-    assert_eq!(reopened.runs().unwrap(), 3);
+    assert_eq!(
+        reopened.runs().unwrap(),
+        4,
+        "two runs, a check now, an expired run"
+    );
     assert_eq!(
         reopened
             .uptime(10)
@@ -626,6 +758,160 @@ async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
             .values()
             .copied()
             .collect::<Vec<_>>(),
-        vec![(2, 2)]
+        vec![(3, 3)]
     );
+    let restarted = Monitor::new(
+        metadata.clone(),
+        Arc::new(ClientCert::new(&fed.identity("supplier-client")).unwrap()),
+        MonitorConfig {
+            query: ServerQuery::entity(SCHOOL),
+            options: HealthOptions::default(),
+            interval: Duration::from_secs(3600),
+            keep_days: 30,
+            uptime_runs: 10,
+            title: "Moa health".to_owned(),
+            metadata_label: "test".to_owned(),
+            lang: html_lang_default(),
+            alert_expiry_days: 14,
+        },
+        reopened,
+    );
+    let page = restarted
+        .respond(&http::Method::GET, "/?lang=en", None)
+        .await;
+    let page = String::from_utf8(
+        http_body_util::BodyExt::collect(page.into_body())
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(page.contains(&format!("\"{SCHOOL}\"")), "{page}");
+    assert!(page.contains("not yet since the start"), "{page}");
+}
+
+/// An `application/x-www-form-urlencoded` body.
+fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn html_lang_default() -> super::i18n::Lang {
+    super::i18n::Lang::Sv
+}
+
+/// A plain HTTP server that keeps every POSTed JSON body.
+async fn webhook_receiver() -> (String, Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let store = Arc::clone(&received);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let store = Arc::clone(&store);
+                        async move {
+                            let body = http_body_util::BodyExt::collect(request.into_body())
+                                .await
+                                .unwrap()
+                                .to_bytes();
+                            store
+                                .lock()
+                                .unwrap()
+                                .push(serde_json::from_slice(&body).unwrap());
+                            Ok::<_, std::convert::Infallible>(Response::new(
+                                http_body_util::Full::new(bytes::Bytes::new()),
+                            ))
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_posted_once_per_change() {
+    use std::time::Duration;
+
+    use super::alerts::Webhook;
+    use super::history::History;
+    use super::serve::{Monitor, MonitorConfig};
+
+    let mut fed = Fed::new();
+    let cell = Arc::new(SnapshotCell::new());
+    let (cert, key) = fed.files("school-server");
+    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    let up = serve(Arc::clone(&cell), &cert, &key, ok).await;
+    let healthy_uri = format!("https://127.0.0.1:{}/", up.port());
+    fed.set_base_uri(SCHOOL, &healthy_uri);
+    cell.store(fed.snapshot());
+    let metadata = Arc::new(SnapshotCell::with(fed.snapshot()));
+    let (url, received) = webhook_receiver().await;
+    let monitor = Monitor::new(
+        metadata.clone(),
+        Arc::new(ClientCert::new(&fed.identity("supplier-client")).unwrap()),
+        MonitorConfig {
+            query: ServerQuery::entity(SCHOOL),
+            options: HealthOptions::default(),
+            interval: Duration::from_secs(3600),
+            keep_days: 30,
+            uptime_runs: 10,
+            title: "t".to_owned(),
+            metadata_label: "test".to_owned(),
+            lang: html_lang_default(),
+            alert_expiry_days: 14,
+        },
+        History::open(&fed.dir.path().join("alerts.sqlite")).unwrap(),
+    )
+    .with_webhook(Webhook::new(url.parse().unwrap()).unwrap());
+
+    // Healthy the first time it is seen: nothing to say.
+    monitor.run_once().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(received.lock().unwrap().is_empty());
+
+    // The server moves to a port nobody listens on: it went down, once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down_uri = format!("https://127.0.0.1:{}/", closed.port());
+    fed.set_base_uri(SCHOOL, &down_uri);
+    metadata.store(fed.snapshot());
+    monitor.run_once().await;
+    monitor.run_once().await;
+    for _ in 0..100 {
+        if !received.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    {
+        let got = received.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["alert"], "server_down");
+        assert_eq!(got[0]["entity_id"], SCHOOL);
+        assert_eq!(got[0]["base_uri"], down_uri);
+        assert_eq!(got[0]["resolved"], false);
+        assert!(got[0]["error"].as_str().unwrap().starts_with("tcp: "));
+    }
+
+    // Back where it answers: that server's condition was ok all along (no alert); the down
+    // address is no longer checked.
+    fed.set_base_uri(SCHOOL, &healthy_uri);
+    metadata.store(fed.snapshot());
+    monitor.run_once().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(received.lock().unwrap().len(), 1);
 }

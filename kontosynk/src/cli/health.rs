@@ -1,6 +1,7 @@
 //! `kontosynk health`: check every server of the federation the way peers connect, once
 //! (`--json`, `--html`) or continuously (`--serve`).
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,9 +13,13 @@ use fedtls::snapshot::SnapshotSource;
 use fedtls::store::MetadataSources;
 use kontosynk_client::discovery::ServerQuery;
 use kontosynk_client::health::history::History;
+use kontosynk_client::health::alerts::Webhook;
 use kontosynk_client::health::html::{self, ReportContext};
+use kontosynk_client::health::i18n::Lang;
 use kontosynk_client::health::serve::{Monitor, MonitorConfig, bind, serve_dashboard};
-use kontosynk_client::health::{ClientCert, HealthOptions, ServerHealth, Summary, check_all, rfc3339};
+use kontosynk_client::health::{
+    ClientCert, HealthOptions, HealthState, ServerHealth, Summary, check_all_with_progress, rfc3339,
+};
 
 use super::CliError;
 use super::federation::RequiredFederation;
@@ -32,7 +37,10 @@ use super::federation::RequiredFederation;
     --serve 127.0.0.1:9100 --interval 300 --history health.sqlite\n\n\
     Unhealthy: DNS/TCP/TLS failure, a pin the metadata does not list, an expired certificate, a certificate\n\
     that does not name the base_uri host (--hostname-warn-only makes that a warning), HTTP 5xx or no answer.\n\
-    Warning: a certificate expiring within --expiry-warning-days.\n\
+    Warning: a certificate expiring within --expiry-warning-days; refused_client: reachable, pin and certificate\n\
+    fine, but the server refused our client certificate (is our pin in the metadata it reads?).\n\
+    A progress bar with counts and ETA is drawn on stderr when it is a terminal; a summary line ends the text\n\
+    output (and goes to stderr with --json).\n\
     Exit codes: 0 every checked server is healthy, 1 at least one is not, 2 usage or operational error\n\
     (bad flags, unreadable files, metadata that does not verify or has expired, no matching server).")]
 pub struct Args {
@@ -65,6 +73,10 @@ pub struct Args {
     /// Print a JSON array with one object per server instead of the text report.
     #[arg(long, conflicts_with = "serve", env = "KONTOSYNK_HEALTH_JSON")]
     json: bool,
+    /// Print (text or JSON) only the unhealthy servers; the summary and exit code still count
+    /// every server.
+    #[arg(long, env = "KONTOSYNK_HEALTH_ONLY_FAILURES")]
+    only_failures: bool,
     /// Also write a self-contained HTML report to FILE.
     #[arg(long, value_name = "FILE", conflicts_with = "serve", env = "KONTOSYNK_HEALTH_HTML")]
     html: Option<PathBuf>,
@@ -77,6 +89,17 @@ pub struct Args {
     /// With --serve: the SQLite history file.
     #[arg(long, value_name = "FILE", default_value = "kontosynk-health.sqlite", env = "KONTOSYNK_HEALTH_HISTORY")]
     history: PathBuf,
+    /// Language of the HTML report and the dashboard's default (the dashboard follows the
+    /// browser's Accept-Language when it names sv or en): sv (svenska) or en (English).
+    #[arg(long, value_name = "LANG", default_value = "sv", value_parser = parse_lang, env = "KONTOSYNK_HEALTH_LANG")]
+    lang: Lang,
+    /// With --serve: POST a JSON alert to this URL once per change (server went down, pin
+    /// mismatch, certificate expiring within --alert-expiry-days, back to ok).
+    #[arg(long, value_name = "URL", requires = "serve", env = "KONTOSYNK_HEALTH_ALERT_WEBHOOK")]
+    alert_webhook: Option<reqwest::Url>,
+    /// With --serve: alert when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14, env = "KONTOSYNK_HEALTH_ALERT_EXPIRY_DAYS")]
+    alert_expiry_days: i64,
     /// With --serve: days of history to keep.
     #[arg(long, value_name = "DAYS", default_value_t = 30, env = "KONTOSYNK_HEALTH_KEEP_DAYS")]
     keep_days: i64,
@@ -138,15 +161,37 @@ impl Args {
             )));
         }
         let options = self.options();
-        let results = check_all(&found, cert, &options).await;
+        let bar = progress_bar(found.servers.len() + found.skipped.len());
+        let mut failures = 0_u64;
+        let results = check_all_with_progress(&found, cert, &options, |health| {
+            if let Some(bar) = &bar {
+                if !health.healthy {
+                    failures += 1;
+                    bar.set_message(format!("{failures} unhealthy"));
+                }
+                bar.inc(1);
+            }
+        })
+        .await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let shown: Vec<&ServerHealth> = results
+            .iter()
+            .filter(|r| !self.only_failures || !r.healthy)
+            .collect();
         if let Some(path) = &self.html {
             let context = ReportContext {
-                title: "Federation health".to_owned(),
+                title: match self.lang {
+                    Lang::Sv => "Federationens hälsa".to_owned(),
+                    Lang::En => "Federation health".to_owned(),
+                },
                 metadata_source: self.federation.metadata_label(),
                 metadata_iss: kontosynk_client::health::metadata_issuers(&snapshot),
                 metadata_expires: Some(rfc3339(snapshot.expires_at())),
                 checked_at: rfc3339(fedtls::verify::unix_now()),
                 expiry_warning_days: self.expiry_warning_days,
+                lang: self.lang,
                 ..ReportContext::default()
             };
             std::fs::write(path, html::render(&results, &context)).map_err(|e| {
@@ -154,11 +199,19 @@ impl Args {
             })?;
         }
         if self.json {
-            let text = serde_json::to_string_pretty(&results)
+            let text = serde_json::to_string_pretty(&shown)
                 .map_err(|e| CliError::failed(format!("cannot serialize the results: {e}")))?;
             println!("{text}");
+            eprintln!(
+                "{}",
+                Summary::of(&results, self.expiry_warning_days).line(self.expiry_warning_days)
+            );
         } else {
-            print_text(&results, self.expiry_warning_days);
+            print_text(&shown);
+            println!(
+                "{}",
+                Summary::of(&results, self.expiry_warning_days).line(self.expiry_warning_days)
+            );
         }
         Ok(if results.iter().all(|r| r.healthy) {
             ExitCode::SUCCESS
@@ -178,7 +231,7 @@ impl Args {
             .await
             .map_err(|e| CliError::failed(format!("cannot listen on {addr}: {e}")))?;
         let refresh = store.spawn();
-        let monitor = Arc::new(Monitor::new(
+        let mut monitor = Monitor::new(
             Arc::new(store.clone()),
             cert,
             MonitorConfig {
@@ -187,11 +240,21 @@ impl Args {
                 interval: Duration::from_secs(self.interval),
                 keep_days: self.keep_days,
                 uptime_runs: 288,
-                title: "Federation health".to_owned(),
+                title: match self.lang {
+                    Lang::Sv => "Federationens hälsa".to_owned(),
+                    Lang::En => "Federation health".to_owned(),
+                },
                 metadata_label: self.federation.metadata_label(),
+                lang: self.lang,
+                alert_expiry_days: self.alert_expiry_days,
             },
             history,
-        ));
+        )
+        .with_sources(store.clone());
+        if let Some(url) = &self.alert_webhook {
+            monitor = monitor.with_webhook(Webhook::new(url.clone()).map_err(CliError::failed)?);
+        }
+        let monitor = Arc::new(monitor);
         let local = listener.local_addr().map_or(addr, |a| a);
         eprintln!("kontosynk health: serving http://{local}/ (also /metrics, /api/results); checking every {} s", self.interval);
         let checker = tokio::spawn(Arc::clone(&monitor).run_forever());
@@ -205,9 +268,34 @@ impl Args {
     }
 }
 
-fn print_text(results: &[ServerHealth], expiry_warning_days: i64) {
+fn parse_lang(text: &str) -> Result<Lang, String> {
+    text.parse().map_err(|e: kontosynk_client::health::i18n::UnknownLang| e.to_string())
+}
+
+/// A progress bar on stderr for `total` checks, when stderr is a terminal.
+fn progress_bar(total: usize) -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(u64::MAX));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} servers checked, {msg} · {per_sec} · ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("0 unhealthy");
+    Some(bar)
+}
+
+fn print_text(results: &[&ServerHealth]) {
     for r in results {
-        if r.healthy {
+        if r.state == HealthState::RefusedClient {
+            println!(
+                "REFUSED  {}  {}  reachable, pin OK; the server refused our client certificate",
+                r.entity_id, r.base_uri
+            );
+        } else if r.healthy {
             println!(
                 "OK    {}  {}  HTTP {}  {} ms  certificate until {}",
                 r.entity_id,
@@ -228,9 +316,4 @@ fn print_text(results: &[ServerHealth], expiry_warning_days: i64) {
             println!("WARN  {}  {}  {warning}", r.entity_id, r.base_uri);
         }
     }
-    let s = Summary::of(results, expiry_warning_days);
-    println!(
-        "{} server(s): {} healthy, {} unhealthy, {} certificate(s) expiring within {expiry_warning_days} days",
-        s.total, s.healthy, s.unhealthy, s.expiring
-    );
 }

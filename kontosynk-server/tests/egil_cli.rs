@@ -12,20 +12,8 @@ use kontosynk_testbed::egil::{organisation, pupil, school_unit, uuid};
 use serde_json::Value;
 
 fn command(fed: &TestFederation, db: &str, extra: &[&str]) -> Command {
-    let server = fed.party("supplier-server").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
-    command
-        .args(["egil", "--listen", "127.0.0.1:0", "--db", db])
-        .arg("--cert")
-        .arg(&server.cert)
-        .arg("--key")
-        .arg(&server.key)
-        .arg("--metadata")
-        .arg(&fed.metadata_jws)
-        .arg("--jwks")
-        .arg(&fed.jwks)
-        .args(extra)
-        .env("RUST_LOG", "info");
+    let mut command = process::serve_command("egil", fed, "supplier-server");
+    command.args(["--db", db]).args(extra);
     command
 }
 

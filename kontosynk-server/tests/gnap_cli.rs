@@ -15,19 +15,8 @@ use serde_json::{Value, json};
 const ISSUER: &str = "https://gnap.test.example";
 
 fn command(fed: &TestFederation) -> Command {
-    let server = fed.party("authserver").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
-    command
-        .args(["gnap", "--listen", "127.0.0.1:0"])
-        .arg("--cert")
-        .arg(&server.cert)
-        .arg("--key")
-        .arg(&server.key)
-        .arg("--metadata")
-        .arg(&fed.metadata_jws)
-        .arg("--jwks")
-        .arg(&fed.jwks)
-        .args(["--issuer", ISSUER]);
+    let mut command = process::serve_command("gnap", fed, "authserver");
+    command.args(["--issuer", ISSUER]).env_remove("RUST_LOG");
     command
 }
 

@@ -15,20 +15,8 @@ use ss12000::{Collection, Database, Store, Timestamp};
 const LOCATION: &str = "https://school.example/ss12000/v2.0";
 
 fn command(fed: &TestFederation, db: &str, extra: &[&str]) -> Command {
-    let server = fed.party("school-server").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
-    command
-        .args(["ss12000", "--listen", "127.0.0.1:0", "--db", db])
-        .arg("--cert")
-        .arg(&server.cert)
-        .arg("--key")
-        .arg(&server.key)
-        .arg("--metadata")
-        .arg(&fed.metadata_jws)
-        .arg("--jwks")
-        .arg(&fed.jwks)
-        .args(extra)
-        .env("RUST_LOG", "info");
+    let mut command = process::serve_command("ss12000", fed, "school-server");
+    command.args(["--db", db]).args(extra);
     command
 }
 

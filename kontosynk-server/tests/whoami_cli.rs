@@ -10,20 +10,8 @@ use serde_json::Value;
 
 /// Starts whoami on an ephemeral port and reads the bound address from its log.
 fn start(fed: &TestFederation, extra: &[&str]) -> Server {
-    let server = fed.party("school-server").unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
-    command
-        .args(["whoami", "--listen", "127.0.0.1:0"])
-        .arg("--cert")
-        .arg(&server.cert)
-        .arg("--key")
-        .arg(&server.key)
-        .arg("--metadata")
-        .arg(&fed.metadata_jws)
-        .arg("--jwks")
-        .arg(&fed.jwks)
-        .args(extra)
-        .env("RUST_LOG", "info");
+    let mut command = process::serve_command("whoami", fed, "school-server");
+    command.args(extra);
     process::spawn(command, "whoami listening")
 }
 

@@ -9,6 +9,29 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `kontosynk-server SUBCOMMAND --listen 127.0.0.1:0` as `party` of `fed`: its certificate and
+/// key, the federation's metadata and trust anchor, info logging.
+pub fn serve_command(
+    subcommand: &str,
+    fed: &fedtls::testfed::TestFederation,
+    party: &str,
+) -> Command {
+    let server = fed.party(party).expect("a party of the test federation");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kontosynk-server"));
+    command
+        .args([subcommand, "--listen", "127.0.0.1:0"])
+        .arg("--cert")
+        .arg(&server.cert)
+        .arg("--key")
+        .arg(&server.key)
+        .arg("--metadata")
+        .arg(&fed.metadata_jws)
+        .arg("--jwks")
+        .arg(&fed.jwks)
+        .env("RUST_LOG", "info");
+    command
+}
+
 /// A running server process; killed and reaped when dropped.
 pub struct Server {
     /// The child process (tests send it signals).

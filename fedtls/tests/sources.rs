@@ -303,3 +303,30 @@ fn names_must_be_unique_and_present() {
     assert_eq!(one.members()[0].name, prod.published.display().to_string());
     let _ = Arc::new(one);
 }
+
+/// A library user who converts one store and never spawns the merge loop still sees every
+/// new document (and a new generation, so open connections are re-checked).
+#[tokio::test]
+async fn one_store_without_the_merge_loop_stays_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut prod = Federation::new(&dir.path().join("prod"), "https://prod.fed.example");
+    let sources = MetadataSources::from(prod.store());
+    sources.load().await.unwrap();
+    let before = sources.generation();
+    let entities = sources.current().unwrap().index().entities().len();
+    if let Some(Value::Array(list)) = prod.payload.get_mut("entities") {
+        list.pop();
+    }
+    // A later iat than the first document's.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    prod.publish(86_400);
+    sources.members()[0].store.refresh().await.unwrap();
+    assert!(
+        sources.generation() > before,
+        "a new document is a new generation"
+    );
+    assert_eq!(
+        sources.current().unwrap().index().entities().len(),
+        entities - 1
+    );
+}

@@ -9,6 +9,7 @@
 //! that expires takes only its own entities with it: the merged view is rebuilt at once,
 //! and a snapshot that would still hold the expired source's entities is never returned.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -79,6 +80,11 @@ struct Inner {
     /// The member generations (0 = not included) the cell's snapshot was built from;
     /// serializes rebuilds.
     built_from: Mutex<Vec<u64>>,
+    /// Each member store's generation when the view was last built, included or not: a
+    /// member with a newer document makes the view stale.
+    seen: Vec<AtomicU64>,
+    /// The earliest `exp` among the view's parts: from then on the view is stale.
+    valid_until: AtomicI64,
 }
 
 impl From<MetadataStore> for MetadataSources {
@@ -116,12 +122,15 @@ impl MetadataSources {
 
     fn build(members: Vec<NamedStore>, readiness: Readiness) -> Self {
         let built_from = Mutex::new(vec![0; members.len()]);
+        let seen = members.iter().map(|_| AtomicU64::new(0)).collect();
         Self {
             inner: Arc::new(Inner {
                 members,
                 readiness,
                 cell: SnapshotCell::new(),
                 built_from,
+                seen,
+                valid_until: AtomicI64::new(i64::MIN),
             }),
         }
     }
@@ -240,6 +249,18 @@ impl MetadataSources {
         }
     }
 
+    /// True when a member has a newer document than the view was built from, or a part of
+    /// the view has expired: a few atomic loads, so every read can afford it.
+    fn is_stale(&self) -> bool {
+        let inner = &self.inner;
+        unix_now() >= inner.valid_until.load(Ordering::Acquire)
+            || inner
+                .members
+                .iter()
+                .zip(&inner.seen)
+                .any(|(m, seen)| m.store.generation() != seen.load(Ordering::Acquire))
+    }
+
     /// Builds the merged snapshot from the sources valid now, unless it is already built
     /// from exactly those documents. Returns the current merged snapshot.
     fn rebuild(&self) -> Option<Arc<Snapshot>> {
@@ -248,27 +269,37 @@ impl MetadataSources {
             .built_from
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Generations first: a document stored after this read leaves the view stale, so
+        // the next read rebuilds it.
+        let generations: Vec<u64> = inner.members.iter().map(|m| m.store.generation()).collect();
         let parts: Vec<Option<Arc<Snapshot>>> =
             inner.members.iter().map(|m| m.store.current()).collect();
         let key: Vec<u64> = parts
             .iter()
             .map(|p| p.as_ref().map_or(0, |s| s.generation()))
             .collect();
-        if key == *built_from
+        let current = if key == *built_from
             && let Some(current) = inner.cell.current()
         {
-            return Some(current);
+            Some(current)
+        } else {
+            let named: Vec<(&str, &Snapshot)> = inner
+                .members
+                .iter()
+                .zip(&parts)
+                .filter_map(|(m, p)| p.as_deref().map(|s| (m.name.as_str(), s)))
+                .collect();
+            let merged = Snapshot::merge(&named);
+            self.log_change(&built_from, &key);
+            *built_from = key;
+            merged.map(|snapshot| inner.cell.store(snapshot))
+        };
+        for (seen, generation) in inner.seen.iter().zip(generations) {
+            seen.store(generation, Ordering::Release);
         }
-        let named: Vec<(&str, &Snapshot)> = inner
-            .members
-            .iter()
-            .zip(&parts)
-            .filter_map(|(m, p)| p.as_deref().map(|s| (m.name.as_str(), s)))
-            .collect();
-        let merged = Snapshot::merge(&named);
-        self.log_change(&built_from, &key);
-        *built_from = key;
-        merged.map(|snapshot| inner.cell.store(snapshot))
+        let valid_until = current.as_ref().map_or(i64::MAX, |s| s.expires_at());
+        inner.valid_until.store(valid_until, Ordering::Release);
+        current
     }
 
     /// Logs sources that joined or left the merged view.
@@ -328,16 +359,23 @@ impl MetadataSources {
 }
 
 impl SnapshotSource for MetadataSources {
-    /// The merged snapshot of the sources valid now. When a source has expired since the
-    /// last merge, the view is rebuilt without it before answering (fail closed per source).
+    /// The merged snapshot of the sources valid now. When a source has a newer document or
+    /// has expired since the last merge, the view is rebuilt before answering (fail closed
+    /// per source), so it is current even without [`MetadataSources::spawn`]'s merge loop.
     fn current(&self) -> Option<Arc<Snapshot>> {
-        match self.inner.cell.current() {
-            Some(snapshot) => Some(snapshot),
-            None => self.rebuild(),
+        if self.is_stale() {
+            self.rebuild()
+        } else {
+            self.inner.cell.current()
         }
     }
 
+    /// The merged view's generation, after rebuilding a stale view (so a new document or an
+    /// expired source shows as a new generation to whoever checks it).
     fn generation(&self) -> u64 {
+        if self.is_stale() {
+            self.rebuild();
+        }
         self.inner.cell.generation()
     }
 }

@@ -247,11 +247,20 @@ async fn requiring_every_source_changes_readiness_and_start_up() {
     );
     assert!(!all.status().ready);
 
-    // No source at all: the first failure, named.
-    let none = MetadataSources::new(vec![named("only", missing())], Readiness::AnySource).unwrap();
+    // Both missing: the first failure, named.
+    let none = MetadataSources::new(
+        vec![named("first", missing()), named("second", missing())],
+        Readiness::AnySource,
+    )
+    .unwrap();
     let err = none.load().await.unwrap_err();
-    assert!(err.to_string().contains("\"only\""), "{err}");
+    assert!(err.to_string().contains("\"first\""), "{err}");
     assert!(none.current().is_none(), "fail closed");
+    // A single source's error is its own, without a source name around it.
+    let only = MetadataSources::new(vec![named("only", missing())], Readiness::AnySource).unwrap();
+    let err = only.load().await.unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    assert!(only.current().is_none(), "fail closed");
 
     // Both valid but one expiring: with every source required, readiness goes with it.
     trial.publish(2);

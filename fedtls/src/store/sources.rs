@@ -178,6 +178,10 @@ impl MetadataSources {
         if let Some((position, error)) = failures.into_iter().next()
             && (loaded == 0 || self.inner.readiness == Readiness::AllSources)
         {
+            // One source needs no "which source" around its error.
+            if self.inner.members.len() == 1 {
+                return Err(error);
+            }
             return Err(StoreError::Source {
                 name: self.inner.members[position].name.clone(),
                 required: self.inner.readiness == Readiness::AllSources,

@@ -371,3 +371,31 @@ fn expired_metadata_banner_names_the_expired_source_and_the_valid_ones() {
         "no banner while every source is valid"
     );
 }
+
+/// Names come from members' metadata and problems from their servers: markup in them is
+/// shown as text, never run, in the table (rendered by the page's script) and in a group.
+#[test]
+fn markup_in_member_names_and_problems_is_shown_not_run() {
+    const RUN: &str = "<img src=x onerror=\"document.title='pwned'\">";
+    const CLOSE: &str = "</script><script>document.title='pwned'</script>";
+    let mut results = federation(10);
+    results[0].organization = Some(format!("Kommun {RUN}"));
+    results[0].entity_id = format!("https://evil.example.se/{CLOSE}");
+    results[0].healthy = false;
+    results[0].error = Some(format!("tls: {RUN}"));
+    results[0].state = HealthState::of(&results[0]);
+    results[5].organization = Some(format!("Healthy {CLOSE}"));
+    let path = artefacts().join("markup.html");
+    std::fs::write(&path, html::render(&results, &context(Lang::En))).unwrap();
+    let dom = dom(&path, "");
+    assert!(
+        dom.contains("<title>Federationens hälsa</title>"),
+        "a script ran: {dom}"
+    );
+    assert!(!dom.contains("<img src=\"x\""), "markup became an element");
+    assert!(
+        dom.contains("tls: &lt;img src=x onerror=\"document.title='pwned'\"&gt;"),
+        "the problem is shown as text: {dom}"
+    );
+    assert!(dom.contains("Healthy &lt;/script&gt;"), "{dom}");
+}

@@ -366,6 +366,13 @@ fn verify(token: &str, jwks: &jsonwebtoken::jwk::JwkSet) -> Result<Value, String
         .map_err(|e| e.to_string())
 }
 
+/// The refusal's `error.description`.
+fn description(reply: &Reply) -> &str {
+    reply.body["error"]["description"]
+        .as_str()
+        .expect("an error description")
+}
+
 fn assert_error(reply: &Reply, status: StatusCode, code: &str) {
     assert_eq!(reply.status, status, "{}", reply.body);
     assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
@@ -538,12 +545,7 @@ async fn authentication_failures_are_401_request_denied() {
     .await
     .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
-    assert!(
-        reply.body["error"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("https://nobody.example")
-    );
+    assert!(description(&reply).contains("https://nobody.example"));
     // A Client-Cert header sent over mutual TLS is ignored: the handshake decides.
     let forged = b64_encode(fed.leaf("supplier-client"));
     let token = json!({"access": provisioning_access(), "flags": ["bearer"]});
@@ -580,12 +582,7 @@ async fn an_expired_listed_certificate_is_401_invalid_request() {
         .await
         .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "invalid_request");
-    assert!(
-        reply.body["error"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert!(description(&reply).contains("expired"));
     // Claiming another entity with it: SUNET (the default rule) looks at the validity period
     // before matching the certificate, so it is 401 invalid_request as well...
     let reply = call(server.addr, Some(&expired), request_for(SCHOOL))
@@ -947,12 +944,7 @@ async fn behind_a_terminator_every_client_cert_format_works_and_spoofing_is_refu
     .await
     .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
-    assert!(
-        reply.body["error"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("untrusted_proxy")
-    );
+    assert!(description(&reply).contains("untrusted_proxy"));
 }
 
 /// A grant request for SCHOOL with `access`.
@@ -1003,8 +995,8 @@ async fn access_beyond_the_limits_is_400_invalid_request_naming_the_limit() {
             .await
             .unwrap();
         assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
-        let description = reply.body["error"]["description"].as_str().unwrap();
-        assert!(description.contains(expected), "{description}");
+        let text = description(&reply);
+        assert!(text.contains(expected), "{text}");
     }
     // A real request, and one far larger than any real one, still get their token.
     let reply = call(
@@ -1039,11 +1031,10 @@ async fn a_transaction_body_beyond_64_kib_is_413() {
         let request = post(body.clone(), Some("application/json"), &headers);
         let reply = call(server.addr, Some(&school), request).await.unwrap();
         assert_error(&reply, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request");
-        let description = reply.body["error"]["description"].as_str().unwrap();
+        let text = description(&reply);
         assert!(
-            description.contains("larger than 65536 bytes")
-                && description.contains("--max-transaction-body"),
-            "chunked {chunked}: {description}"
+            text.contains("larger than 65536 bytes") && text.contains("--max-transaction-body"),
+            "chunked {chunked}: {text}"
         );
     }
     // A smaller configured limit applies.
@@ -1085,10 +1076,10 @@ async fn the_sunet_rule_is_the_default_and_refuses_a_leaf_listed_only_by_its_ca(
         .await
         .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
-    let description = reply.body["error"]["description"].as_str().unwrap();
+    let text = description(&reply);
     assert!(
-        description.contains(SUPPLIER) && description.contains("add the client certificate itself"),
-        "{description}"
+        text.contains(SUPPLIER) && text.contains("add the client certificate itself"),
+        "{text}"
     );
     for (name, server) in [("pin", &pin), ("either", &either)] {
         let reply = call(server.addr, Some(&supplier), request_for(SUPPLIER))
@@ -1112,10 +1103,7 @@ async fn the_sunet_rule_is_the_default_and_refuses_a_leaf_listed_only_by_its_ca(
         .await
         .unwrap();
     assert!(
-        reply.body["error"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("not a client pin"),
+        description(&reply).contains("not a client pin"),
         "{}",
         reply.body
     );
@@ -1450,10 +1438,7 @@ async fn public_endpoints_answer_without_a_client_certificate() {
         .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
     assert!(
-        reply.body["error"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("no client certificate"),
+        description(&reply).contains("no client certificate"),
         "{}",
         reply.body
     );
@@ -1530,14 +1515,7 @@ async fn without_valid_metadata_grants_are_401_request_denied_and_health_fails()
     .await
     .unwrap();
     assert_error(&reply, StatusCode::UNAUTHORIZED, "request_denied");
-    assert!(
-        reply.body["error"]["description"]
-            .as_str()
-            .unwrap()
-            .contains("metadata"),
-        "{}",
-        reply.body
-    );
+    assert!(description(&reply).contains("metadata"), "{}", reply.body);
     // Over TLS, anonymously: the health check says it cannot work, with SUNET's 200.
     let builder = ServerBuilder::new(empty.clone()).tls(fed.resolver());
     let tls = start(builder, service()).await;

@@ -4,6 +4,9 @@
 from /proc), outbound connections seen by the target and stored records."""
 import http.client, json, os, socket, ssl, subprocess, sys, threading, time, uuid
 
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+from server import memory, start  # noqa: E402
+
 BIN, REPO, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 EXTRA = sys.argv[4:]
 os.makedirs(WORK, exist_ok=True)
@@ -28,24 +31,11 @@ threading.Thread(target=accept, daemon=True).start()
 
 c = lambda p: os.path.join(REPO, "certs", p)
 port = 18443
-server = subprocess.Popen(
-    [BIN, "ss12000", "--listen", f"127.0.0.1:{port}", "--cert", c("certs/school-server.pem"),
-     "--key", c("certs/school-server.key"), "--metadata", c("metadata.jws"), "--jwks", c("jwks.json"),
-     "--db", f"sqlite:{db}", "--poll-interval", "1", *EXTRA],
-    stderr=open(os.path.join(WORK, "server.log"), "w"), env={**os.environ, "RUST_LOG": "warn"})
-for _ in range(200):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        break
-    except OSError:
-        time.sleep(0.05)
-
-def status():
-    d = {}
-    for line in open(f"/proc/{server.pid}/status"):
-        k, _, v = line.partition(":")
-        d[k] = v.strip()
-    return d["VmRSS"], d["VmHWM"]
+server = start(BIN, REPO, WORK, "ss12000", port, "school-server",
+               ["--db", f"sqlite:{db}", "--poll-interval", "1", *EXTRA])
+status = lambda: memory(server)
+# The API answers under the path of the school server's base_uri in certs/metadata.jws.
+API = "/ss12000/v2.0"
 
 ctx = ssl.create_default_context()
 ctx.check_hostname = False
@@ -62,7 +52,7 @@ for i in range(2000):
         try:
             if conn is None:
                 conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
-            conn.request("POST", "/subscriptions", json.dumps(
+            conn.request("POST", f"{API}/subscriptions", json.dumps(
                 {"name": f"s{i}", "target": target, "resourceTypes": [{"resource": "Person"}]}),
                 {"Content-Type": "application/json"})
             r = conn.getresponse()

@@ -1,29 +1,17 @@
 """16 concurrent ~9.9 MB grant requests against a real `kontosynk-server gnap`; prints VmHWM
 and what each request got back."""
-import http.client, json, os, socket, ssl, subprocess, sys, threading, time
+import http.client, json, os, ssl, sys, threading, time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the repository
+from server import memory, start  # noqa: E402
 
 BIN, REPO, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
 c = lambda p: os.path.join(REPO, "certs", p)
 port = 17443
-server = subprocess.Popen(
-    [BIN, "gnap", "--listen", f"127.0.0.1:{port}", "--cert", c("certs/authserver.pem"),
-     "--key", c("certs/authserver.key"), "--metadata", c("metadata.jws"), "--jwks", c("jwks.json"),
-     "--signing-key", c("federation-signing-key.jwk"), "--issuer", "https://auth.test.example"],
-    stderr=open(os.path.join(WORK, "server.log"), "w"), env={**os.environ, "RUST_LOG": "warn"})
-for _ in range(200):
-    try:
-        socket.create_connection(("127.0.0.1", port), 0.2).close()
-        break
-    except OSError:
-        time.sleep(0.05)
-
-def status():
-    d = {}
-    for line in open(f"/proc/{server.pid}/status"):
-        k, _, v = line.partition(":")
-        d[k] = v.strip()
-    return d["VmRSS"], d["VmHWM"]
+server = start(BIN, REPO, WORK, "gnap", port, "authserver",
+               ["--signing-key", c("federation-signing-key.jwk"), "--issuer", "https://auth.test.example"])
+status = lambda: memory(server)
 
 location = "https://api.skolverket.se/provtjanst/provisioning/v1/" + "x" * 46  # 100 bytes
 n = 9_900_000 // (len(location) + 3)

@@ -80,10 +80,9 @@ async fn run(persons: usize) {
     )
     .unwrap();
     let api = Ss12000Api::new(server_store.clone(), config, webhooks);
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_owned(), key.to_owned());
-    let addr =
-        kontosynk_testbed::federation::serve(Arc::clone(&cell), &cert, &key, api.handler()).await;
+    let addr = fed
+        .serve_as("school-server", Arc::clone(&cell), api.handler())
+        .await;
     fed.set_base_uri(
         SCHOOL,
         &format!("https://localhost:{}/ss12000/v2.0", addr.port()),

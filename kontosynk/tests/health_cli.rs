@@ -8,7 +8,7 @@ use fedtls::verify::unix_now;
 use http::{Request, Response, StatusCode};
 use kontosynk_framework::RequestBody;
 use kontosynk_framework::response::{self, Body};
-use kontosynk_testbed::federation::{Fed, SCHOOL, SUPPLIER, serve};
+use kontosynk_testbed::federation::{Fed, SCHOOL, SUPPLIER};
 
 async fn ok(_request: Request<RequestBody>) -> Response<Body> {
     response::json(StatusCode::OK, &serde_json::json!({"ok": true}))
@@ -19,9 +19,7 @@ async fn ok(_request: Request<RequestBody>) -> Response<Body> {
 async fn setup() -> Fed {
     let mut fed = Fed::new();
     let cell = Arc::new(SnapshotCell::new());
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
-    let addr = serve(Arc::clone(&cell), &cert, &key, ok).await;
+    let addr = fed.serve_as("school-server", Arc::clone(&cell), ok).await;
     fed.set_base_uri(
         SCHOOL,
         &format!("https://127.0.0.1:{}/ss12000/v2.0/", addr.port()),

@@ -43,9 +43,9 @@ async fn school(store: Store) -> School {
 async fn listed_school(handler: impl kontosynk_framework::Handler) -> School {
     let mut fed = Fed::new();
     let cell = Arc::new(SnapshotCell::with(fed.snapshot()));
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_owned(), key.to_owned());
-    let addr = kontosynk_testbed::federation::serve(Arc::clone(&cell), &cert, &key, handler).await;
+    let addr = fed
+        .serve_as("school-server", Arc::clone(&cell), handler)
+        .await;
     let base = format!("https://localhost:{}/ss12000/v2.0", addr.port());
     fed.set_base_uri(SCHOOL, &base);
     cell.store(fed.snapshot());

@@ -225,6 +225,17 @@ impl Fed {
         let p = self.fed.party(party).unwrap();
         (&p.cert, &p.key)
     }
+
+    /// [`serve`] as `party` (its certificate and key), checking clients against `cell`.
+    pub async fn serve_as(
+        &self,
+        party: &str,
+        cell: Arc<SnapshotCell>,
+        handler: impl Handler,
+    ) -> SocketAddr {
+        let (cert, key) = self.files(party);
+        serve(cell, cert, key, handler).await
+    }
 }
 
 /// Starts a kontosynk-server on 127.0.0.1 with `party`'s certificate, checking clients

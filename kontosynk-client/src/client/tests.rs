@@ -12,7 +12,7 @@ use kontosynk_framework::RequestBody;
 use kontosynk_framework::response::{self, Body};
 
 use super::*;
-use crate::testsupport::{Fed, SCHOOL, SUPPLIER, serve};
+use crate::testsupport::{Fed, SCHOOL, SUPPLIER};
 
 /// A header map of `(name, value)` pairs, for the tests of the header readers.
 pub(super) fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
@@ -50,9 +50,9 @@ async fn school_with(
 ) -> (Fed, Arc<SnapshotCell>, FederationClient) {
     let mut fed = Fed::new();
     let cell = Arc::new(SnapshotCell::new());
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
-    let addr = serve(Arc::clone(&cell), &cert, &key, handler).await;
+    let addr = fed
+        .serve_as("school-server", Arc::clone(&cell), handler)
+        .await;
     fed.set_base_uri(
         SCHOOL,
         &format!("https://localhost:{}/ss12000/v2.0", addr.port()),

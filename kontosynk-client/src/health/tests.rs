@@ -34,9 +34,7 @@ pub(crate) async fn federation_of_cases() -> (Fed, Vec<ServerHealth>) {
     let now = unix_now();
 
     // Healthy: the school's own server and certificate.
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
-    let healthy = serve(Arc::clone(&cell), &cert, &key, ok).await;
+    let healthy = fed.serve_as("school-server", Arc::clone(&cell), ok).await;
     fed.set_base_uri(
         SCHOOL,
         &format!("https://127.0.0.1:{}/ss12000/v2.0/", healthy.port()),
@@ -586,9 +584,7 @@ async fn monitor_keeps_history_and_serves_page_metrics_and_api() {
 
     let mut fed = Fed::new();
     let cell = Arc::new(SnapshotCell::new());
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
-    let addr = serve(Arc::clone(&cell), &cert, &key, ok).await;
+    let addr = fed.serve_as("school-server", Arc::clone(&cell), ok).await;
     fed.set_base_uri(
         SCHOOL,
         &format!("https://127.0.0.1:{}/ss12000/v2.0/", addr.port()),
@@ -849,9 +845,7 @@ async fn alerts_are_posted_once_per_change() {
 
     let mut fed = Fed::new();
     let cell = Arc::new(SnapshotCell::new());
-    let (cert, key) = fed.files("school-server");
-    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
-    let up = serve(Arc::clone(&cell), &cert, &key, ok).await;
+    let up = fed.serve_as("school-server", Arc::clone(&cell), ok).await;
     let healthy_uri = format!("https://127.0.0.1:{}/", up.port());
     fed.set_base_uri(SCHOOL, &healthy_uri);
     cell.store(fed.snapshot());

@@ -19,6 +19,7 @@ use kontosynk_framework::{ClientCertificate, ConnectionInfo, RequestBody};
 use crate::backend::{BackendClients, BackendError};
 use crate::config::{ClientCertFormat, Encoding, HeadersConfig, HostHeader};
 use crate::h1pool::{Checkin, H1Pool, ReturningBody};
+use crate::h2conn::H2Conn;
 use crate::per_thread::PerThread;
 
 pub use crate::backend::BackendClient;
@@ -54,6 +55,27 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authorization",
 ];
 
+/// The request as an HTTP/2 backend expects it: the host it is for as the URI's authority
+/// (sent as `:authority`), and no `Host` header beside it (RFC 9113 §8.3.1; nginx refuses a
+/// request with both). A `Host` that is not a plain `host[:port]` leaves the backend's own
+/// authority in place; the client's host is in `X-Forwarded-Host` either way.
+fn h2_form(mut request: Request<UpstreamBody>) -> Request<UpstreamBody> {
+    let Some(host) = request.headers_mut().remove(header::HOST) else {
+        return request;
+    };
+    let authority = http::uri::Authority::try_from(host.as_bytes())
+        .ok()
+        .filter(|a| !a.as_str().contains('@'));
+    if let Some(authority) = authority {
+        let mut parts = request.uri().clone().into_parts();
+        parts.authority = Some(authority);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
 /// True for a hop-by-hop header.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
@@ -64,6 +86,8 @@ pub struct Forwarder {
     clients: BackendClients,
     /// The per-thread HTTP/1.1 pool, for a plain-HTTP backend (not h2c).
     pool: Option<H1Pool>,
+    /// The per-thread h2c connections, for a plain-HTTP backend spoken to in HTTP/2.
+    h2c: Option<H2Conn>,
     /// Scheme and authority of the backend, and its path prefix without a trailing `/`.
     scheme: http::uri::Scheme,
     authority: http::uri::Authority,
@@ -114,11 +138,13 @@ impl Forwarder {
             )),
             _ => None,
         };
-        let pool = (scheme == http::uri::Scheme::HTTP && !clients.h2c())
-            .then(|| H1Pool::new(&authority, backend_timeout));
+        let plain = scheme == http::uri::Scheme::HTTP;
+        let pool = (plain && !clients.h2c()).then(|| H1Pool::new(&authority, backend_timeout));
+        let h2c = (plain && clients.h2c()).then(|| H2Conn::new(&authority, backend_timeout));
         Ok(Self {
             clients,
             pool,
+            h2c,
             scheme,
             authority,
             prefix,
@@ -224,12 +250,16 @@ impl Forwarder {
     }
 
     /// Sends `request` to the backend: on this thread's HTTP/1.1 pool for a plain-HTTP
-    /// backend, otherwise on this thread's general client. The [`Checkin`], when given,
-    /// returns the connection to the pool once the response body has been read.
+    /// backend, on this thread's h2c connection for a plain-HTTP/2 one, otherwise on this
+    /// thread's general client. The [`Checkin`], when given, returns the connection to the
+    /// pool once the response body has been read.
     async fn send(
         &self,
         request: Request<UpstreamBody>,
     ) -> Result<(Response<hyper::body::Incoming>, Option<Checkin>), BoxError> {
+        if let Some(h2c) = &self.h2c {
+            return h2c.send(h2_form(request)).await.map(|r| (r, None));
+        }
         match &self.pool {
             Some(pool) => pool
                 .send(request)

@@ -9,6 +9,7 @@ pub mod bowness;
 pub mod config;
 pub mod forward;
 pub mod h1pool;
+mod h2conn;
 mod per_thread;
 mod upstream;
 

@@ -86,6 +86,8 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
         })
         .collect();
     let path = request.uri().path_and_query().map(|p| p.to_string());
+    // HTTP/2's `:authority` (HTTP/1.1 requests in origin form have none).
+    let authority = request.uri().authority().map(|a| a.to_string());
     let version = format!("{:?}", request.version());
     // Count the body as it streams; never hold it.
     let mut body = request.into_body();
@@ -95,7 +97,7 @@ async fn echo(mut request: Request<Incoming>) -> Result<Response<Full<Bytes>>, h
             received += data.len() as u64;
         }
     }
-    let reply = json!({"headers": headers, "header_list": header_list, "received": received, "path": path, "version": version});
+    let reply = json!({"headers": headers, "header_list": header_list, "received": received, "path": path, "authority": authority, "version": version});
     Ok(Response::new(Full::new(Bytes::from(reply.to_string()))))
 }
 
@@ -503,6 +505,30 @@ async fn http2_clients_are_served() {
     let (status, echo) = send(&mut sender, get("/")).await.unwrap();
     assert_eq!(status, StatusCode::OK, "{echo}");
     assert_eq!(echo["version"], "HTTP/2.0");
+    // The client's host goes as `:authority`, with no `Host` header beside it: nginx
+    // refuses an h2 request with both ("client sent duplicate host header").
+    assert_eq!(echo["authority"], "proxy.example", "{echo}");
+    assert!(echo["headers"].get("host").is_none(), "{echo}");
+    assert_eq!(echo["headers"]["x-forwarded-host"], "proxy.example");
+    assert_eq!(
+        echo["headers"]["x-fedtlsauth-entity-id"],
+        "https://school.test.example"
+    );
+
+    // With `host = "backend"`, `:authority` is the backend's own.
+    let proxy = start_proxy(
+        &fed,
+        &format!("http://{backend}"),
+        "backend_h2c = true\n[headers]\nhost = \"backend\"",
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, echo) = send(&mut sender, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    assert_eq!(echo["authority"], backend.to_string(), "{echo}");
+    assert!(echo["headers"].get("host").is_none(), "{echo}");
 }
 
 #[tokio::test]

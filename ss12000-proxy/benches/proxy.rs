@@ -1,32 +1,42 @@
-//! ss12000-proxy against its baselines, measured in one run on this machine, against one
-//! backend:
+//! ss12000-proxy against nginx and HAProxy, measured in one run on this machine, in front of
+//! one backend:
 //!
-//! - (a) the backend directly (plain HTTP/1.1 keep-alive);
-//! - (b) through ss12000-proxy (mutual TLS keep-alive, client `school-client`, server pinned
-//!   to `school-server`);
-//! - (c) through nginx doing mutual TLS (`ssl_verify_client on` against the federation's
-//!   issuer certificates) and `proxy_pass` with upstream keep-alive, once with
-//!   `worker_processes auto` (2 workers on 2 cores, the comparison that counts: the proxy's
-//!   multi-threaded tokio runtime also uses every core) and once with `worker_processes 1`.
+//! - (a) the backend directly (plain HTTP/1.1, or h2c);
+//! - (b) ss12000-proxy (mutual TLS, client `school-client`, server pinned to
+//!   `school-server`; identity headers and pin checks on, as a member runs it);
+//! - (c) nginx, `worker_processes auto` (2 workers on 2 cores), mutual TLS with
+//!   `ssl_verify_client on` against the federation's issuer certificates, `proxy_pass` with
+//!   upstream keep-alive and two identity headers;
+//! - (d) HAProxy, `nbthread 2`, mutual TLS with `verify required` against the same issuers,
+//!   `http-reuse always` and the same two headers.
 //!
-//! Throughput: 32 keep-alive connections, one request in flight each, GETs back to back.
-//! Latency: 1 connection, so the percentiles are per-request cost, not queueing. Every
-//! target gets a warm-up, then the targets alternate over two rounds so drift hits all alike.
-//! Then 1,000 idle mutual-TLS connections (one request each) are held open against the proxy
-//! and nginx, and their resident memory read from `/proc/PID/status`.
+//! Access logs are off for all three front ends. The backend is nginx with one worker
+//! answering a ~200-byte JSON body (`return 200`), HTTP/1.1 on one port and h2c on another;
+//! with `BENCH_BACKEND=hyper`, or without nginx, it is this binary re-executed (one tokio
+//! thread, both protocols on one port).
 //!
-//! Targets: proxy throughput ≥ 100 % of nginx (`auto`); proxy p50 latency ≤ direct + 0.3 ms;
-//! proxy RSS ≤ 100 MB with 1,000 idle connections. They are printed, never asserted.
+//! Phases, each with the subjects alternating over the rounds (default 5) so drift hits all
+//! alike, after a warm-up:
+//! 1. HTTP/1.1 keep-alive throughput: 32 connections, one request in flight each;
+//! 2. latency: 1 connection, so the percentiles are per-request cost, not queueing;
+//! 3. new connections: 32 workers, each request on a connection of its own (TCP, a full
+//!    TLS 1.3 handshake with the P-256 client certificate, no resumption, one GET, close);
+//! 4. HTTP/2: h2 by ALPN from the client; the proxy and HAProxy speak h2 (h2c) to the
+//!    backend too, nginx cannot (its upstream is HTTP/1.1);
+//! 5. 1,000 idle mutual-TLS connections held open, resident memory from `/proc/PID/status`.
 //!
-//! The backend is this bench binary re-executed as a separate process (one tokio runtime
-//! thread, a ~200-byte JSON answer), so its CPU does not mix with the load generator's. The
-//! load generator (`common/loadgen.rs`, also the `loadgen` example) runs in this process on
-//! one runtime thread. Everything shares the machine's cores, so each row also shows the
-//! server side's CPU time per request, which does not depend on who else is busy.
+//! Targets (printed, never asserted): the proxy's throughput, new connections per second and
+//! h2 throughput ≥ 110 % of the better of nginx and HAProxy (the median of per-round
+//! ratios), with p99 latency no worse; p50 latency ≤ direct + 0.3 ms; RSS ≤ 100 MB with
+//! 1,000 idle connections. The load generator (`common/loadgen.rs`, also the `loadgen`
+//! example) runs in this process on one runtime thread. Everything shares the machine's
+//! cores, so each row also shows the server side's CPU time per request, which depends much
+//! less on who else is busy.
 //!
-//! Run: `cargo bench -p ss12000-proxy --bench proxy` (`QUICK=1` for 2 s runs). Needs nginx
-//! on PATH for (c) (`apt-get install nginx-light`); without it (c) is skipped. Exits 1 when
-//! ss12000-proxy does not start or does not answer.
+//! Run: `cargo bench -p ss12000-proxy --bench proxy` (`QUICK=1` for 2 rounds of 2 s,
+//! `ROUNDS=N`). Needs nginx and HAProxy on PATH (`apt-get install nginx-light haproxy`);
+//! without one, its rows are skipped. Exits 1 when ss12000-proxy does not start or does not
+//! answer.
 
 #[path = "common/loadgen.rs"]
 mod loadgen;
@@ -46,10 +56,13 @@ use fedtls::testfed::{FederationOptions, TestFederation};
 use http::{Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use loadgen::{Client, Connection, Report, Target, TlsOptions};
+use loadgen::{Client, Connection, Report, Reuse, Target, TlsOptions};
 
 /// Set in the environment of the re-executed bench binary that serves as the backend.
 const BACKEND_ENV: &str = "SS12000_PROXY_BENCH_BACKEND";
+
+/// `hyper` makes this binary the backend even when nginx is installed.
+const BACKEND_KIND_ENV: &str = "BENCH_BACKEND";
 
 /// Overrides the `RUST_LOG` the proxy runs with.
 const PROXY_LOG_ENV: &str = "PROXY_RUST_LOG";
@@ -293,6 +306,7 @@ fn start_proxy(
     dir: &Path,
     fed: &TestFederation,
     backend: SocketAddr,
+    h2c: bool,
 ) -> Result<ProxyProcess, String> {
     let server = fed
         .party("school-server")
@@ -307,6 +321,9 @@ fn start_proxy(
         ("listen", "127.0.0.1:0".to_owned()),
         ("backend", format!("http://{backend}")),
     ]);
+    if h2c {
+        config.insert("backend_h2c".into(), toml::Value::Boolean(true));
+    }
     config.insert(
         "tls".into(),
         toml::Value::Table(table(&[
@@ -321,7 +338,7 @@ fn start_proxy(
             ("jwks", fed.jwks.display().to_string()),
         ])),
     );
-    let path = dir.join("proxy.toml");
+    let path = dir.join(if h2c { "proxy-h2.toml" } else { "proxy.toml" });
     std::fs::write(&path, config.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
     let log = std::env::var(PROXY_LOG_ENV).unwrap_or_else(|_| PROXY_LOG_DEFAULT.to_owned());
     let exe = std::env::var(PROXY_BIN_ENV)
@@ -456,22 +473,77 @@ fn is_root() -> bool {
     })
 }
 
-/// Starts nginx with `worker_processes` = `workers` ("auto" or a number) as mutual-TLS
-/// reverse proxy in front of `backend`, with everything under `prefix`.
-fn start_nginx(
-    nginx: &Path,
-    prefix: &Path,
+/// The nginx configuration of a mutual-TLS reverse proxy in front of `backend` on `port`
+/// (`h2`: HTTP/2 by ALPN on the client side; upstream is always HTTP/1.1 keep-alive, the only
+/// upstream protocol nginx's proxy module has).
+fn nginx_front_end(
     fed: &TestFederation,
+    issuers: &Path,
     backend: SocketAddr,
-    workers: &str,
-) -> Result<NginxProcess, String> {
-    let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
-    std::fs::create_dir_all(prefix.join("tmp")).map_err(|e| io(prefix, e))?;
-    let issuers = prefix.join("issuers.pem");
-    std::fs::write(&issuers, issuer_bundle(fed)?).map_err(|e| io(&issuers, e))?;
+    port: u16,
+    h2: bool,
+) -> Result<String, String> {
     let server = fed
         .party("school-server")
         .ok_or("the test federation has no school-server")?;
+    let http2 = if h2 { " http2" } else { "" };
+    Ok(format!(
+        r#"    upstream backend {{
+        server {backend};
+        keepalive 64;
+        keepalive_requests 1000000;
+    }}
+    server {{
+        listen 127.0.0.1:{port} ssl{http2};
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_tickets off;
+        ssl_verify_client on;
+        ssl_verify_depth 2;
+        ssl_client_certificate {issuers};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Client-Fingerprint $ssl_client_fingerprint;
+            proxy_set_header X-Client-Subject $ssl_client_s_dn;
+        }}
+    }}
+"#,
+        cert = server.cert.display(),
+        key = server.key.display(),
+        issuers = issuers.display(),
+    ))
+}
+
+/// The nginx configuration of a backend answering every GET with [`BODY`]: HTTP/1.1 on
+/// `port`, HTTP/2 with prior knowledge (h2c) on `h2c_port`.
+fn nginx_backend(port: u16, h2c_port: u16) -> String {
+    format!(
+        r#"    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{h2c_port} http2;
+        location / {{
+            default_type application/json;
+            return 200 '{BODY}';
+        }}
+    }}
+"#
+    )
+}
+
+/// Starts nginx with `worker_processes` = `workers` ("auto" or a number) and `servers` (the
+/// inside of its `http` block) listening on `port`, with everything under `prefix`.
+fn start_nginx(
+    nginx: &Path,
+    prefix: &Path,
+    workers: &str,
+    port: u16,
+    servers: &str,
+) -> Result<NginxProcess, String> {
+    let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+    std::fs::create_dir_all(prefix.join("tmp")).map_err(|e| io(prefix, e))?;
     // Temp paths for the modules this nginx has; Debian's defaults are under /var/lib/nginx.
     let version = Command::new(nginx)
         .arg("-V")
@@ -491,7 +563,6 @@ fn start_nginx(
             temp_paths.push_str(&format!("    {directive} {p}/tmp/{option};\n"));
         }
     }
-    let port = free_port()?;
     let user = if is_root() { "user root;\n" } else { "" };
     let config = format!(
         r#"{user}worker_processes {workers};
@@ -505,33 +576,8 @@ http {{
     access_log off;
 {temp_paths}    keepalive_timeout 75s;
     keepalive_requests 1000000;
-    upstream backend {{
-        server {backend};
-        keepalive 64;
-        keepalive_requests 1000000;
-    }}
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets off;
-        ssl_verify_client on;
-        ssl_verify_depth 2;
-        ssl_client_certificate {issuers};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Client-Fingerprint $ssl_client_fingerprint;
-            proxy_set_header X-Client-Subject $ssl_client_s_dn;
-        }}
-    }}
-}}
-"#,
-        cert = server.cert.display(),
-        key = server.key.display(),
-        issuers = issuers.display(),
+{servers}}}
+"#
     );
     let conf = prefix.join("nginx.conf");
     std::fs::write(&conf, config).map_err(|e| io(&conf, e))?;
@@ -550,12 +596,11 @@ http {{
         .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", nginx.display()))?;
-    let mut process = Process {
+    let process = Process {
         name: format!("nginx ({workers})"),
         child,
         terminate_first: true,
     };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let logs = || {
         let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
         format!(
@@ -564,26 +609,12 @@ http {{
             read(prefix.join("error.log"))
         )
     };
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = process.exited() {
-            return Err(format!("nginx exited ({status}):\n{}", logs()));
-        }
-        if StdTcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            break;
-        }
-        if Instant::now() > until {
-            return Err(format!(
-                "nginx did not listen on {addr} within 10 s:\n{}",
-                logs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (process, addr) = wait_for_port(process, port, logs)?;
     // Wait for the workers to be forked, then remember them for CPU and memory readings.
     let expected = workers
         .parse()
         .unwrap_or_else(|_| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let until = Instant::now() + Duration::from_secs(10);
     let mut worker_pids = children_of(process.pid());
     while worker_pids.len() < expected && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
@@ -594,6 +625,116 @@ http {{
         addr,
         workers: worker_pids,
         prefix: prefix.to_path_buf(),
+    })
+}
+
+/// Waits up to 10 s for `process` to accept connections on loopback `port`; `logs` says why
+/// when it exits or never listens.
+fn wait_for_port(
+    mut process: Process,
+    port: u16,
+    logs: impl Fn() -> String,
+) -> Result<(Process, SocketAddr), String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = process.exited() {
+            return Err(format!("{} exited ({status}):\n{}", process.name, logs()));
+        }
+        if StdTcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok((process, addr));
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "{} did not listen on {addr} within 10 s:\n{}",
+                process.name,
+                logs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// HAProxy on PATH (or in /usr/sbin).
+fn find_haproxy() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("haproxy"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Starts HAProxy with `nbthread 2` as mutual-TLS reverse proxy in front of `backend`
+/// (`verify required` against the federation's issuers, upstream keep-alive with
+/// `http-reuse always`, no logging). `h2`: h2 by ALPN on the client side and h2 with prior
+/// knowledge to the backend (`h2_backend`), HAProxy's end-to-end HTTP/2.
+fn start_haproxy(
+    haproxy: &Path,
+    dir: &Path,
+    fed: &TestFederation,
+    issuers: &Path,
+    backend: SocketAddr,
+    h2: bool,
+) -> Result<(Process, SocketAddr), String> {
+    let io = |what: &Path, e: std::io::Error| format!("{}: {e}", what.display());
+    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let server = fed
+        .party("school-server")
+        .ok_or("the test federation has no school-server")?;
+    // HAProxy wants the certificate and its key in one file.
+    let crt = dir.join("server.pem");
+    let mut combined = std::fs::read_to_string(&server.cert).map_err(|e| io(&server.cert, e))?;
+    combined.push_str(&std::fs::read_to_string(&server.key).map_err(|e| io(&server.key, e))?);
+    std::fs::write(&crt, combined).map_err(|e| io(&crt, e))?;
+    let port = free_port()?;
+    let (alpn, proto) = if h2 {
+        ("h2", " proto h2")
+    } else {
+        ("http/1.1", "")
+    };
+    let config = format!(
+        r#"global
+    nbthread 2
+    maxconn 8192
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 75s
+    timeout server 75s
+    timeout http-keep-alive 75s
+    option http-keep-alive
+    http-reuse always
+frontend mtls
+    bind 127.0.0.1:{port} ssl crt {crt} verify required ca-file {issuers} alpn {alpn} no-tls-tickets ssl-min-ver TLSv1.2
+    http-request set-header X-Client-Fingerprint %[ssl_c_sha1,hex]
+    http-request set-header X-Client-Subject %{{+Q}}[ssl_c_s_dn]
+    default_backend app
+backend app
+    server app {backend}{proto}
+"#,
+        crt = crt.display(),
+        issuers = issuers.display(),
+    );
+    let conf = dir.join("haproxy.cfg");
+    std::fs::write(&conf, config).map_err(|e| io(&conf, e))?;
+    let stderr_path = dir.join("stderr.log");
+    let stderr = std::fs::File::create(&stderr_path).map_err(|e| io(&stderr_path, e))?;
+    let child = Command::new(haproxy)
+        .arg("-db")
+        .arg("-f")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", haproxy.display()))?;
+    let process = Process {
+        name: "haproxy".into(),
+        child,
+        terminate_first: true,
+    };
+    wait_for_port(process, port, || {
+        std::fs::read_to_string(&stderr_path).unwrap_or_default()
     })
 }
 
@@ -661,9 +802,16 @@ enum Kind {
     /// (b) ss12000-proxy.
     Proxy,
     /// (c) nginx, `worker_processes auto`.
-    NginxAuto,
-    /// (c) nginx, `worker_processes 1`.
-    NginxOne,
+    Nginx,
+    /// (d) HAProxy, `nbthread 2`.
+    Haproxy,
+}
+
+impl Kind {
+    /// Whether this is one of the front ends the proxy is measured against.
+    fn is_rival(self) -> bool {
+        matches!(self, Kind::Nginx | Kind::Haproxy)
+    }
 }
 
 /// One thing measured: a URL, a client for it and the server processes behind it.
@@ -673,10 +821,12 @@ struct Subject {
     client: Arc<Client>,
     /// Server-side processes whose CPU time is charged to this subject.
     pids: Vec<u32>,
-    /// Throughput runs (concurrency [`CONCURRENCY`]), one per round.
+    /// Keep-alive throughput runs (concurrency [`CONCURRENCY`]), one per round.
     loaded: Vec<Run>,
-    /// Latency runs (concurrency 1), one per round.
+    /// Keep-alive latency runs (concurrency 1), one per round.
     single: Vec<Run>,
+    /// New-connection runs (concurrency [`CONCURRENCY`], a full handshake per request).
+    fresh: Vec<Run>,
     /// Memory with [`IDLE_CONNECTIONS`] idle connections (TLS subjects).
     idle: Option<IdleMemory>,
 }
@@ -690,7 +840,21 @@ impl Subject {
             pids,
             loaded: Vec::new(),
             single: Vec::new(),
+            fresh: Vec::new(),
             idle: None,
+        }
+    }
+
+    /// The server processes now (nginx may have replaced a worker).
+    fn live_pids(&self) -> Vec<u32> {
+        match self.kind {
+            Kind::Nginx => {
+                let master = self.pids[0];
+                let mut pids = vec![master];
+                pids.extend(children_of(master));
+                pids
+            }
+            _ => self.pids.clone(),
         }
     }
 }
@@ -730,17 +894,20 @@ fn measure(
     subject: &Subject,
     concurrency: usize,
     length: Duration,
+    reuse: Reuse,
 ) -> Run {
-    let server_before = cpu_ticks(&subject.pids);
+    let pids = subject.live_pids();
+    let server_before = cpu_ticks(&pids);
     let loadgen_before = thread_cpu_ticks(LOADGEN_THREAD);
     let report = runtime.block_on(loadgen::run(
         Arc::clone(&subject.client),
         concurrency,
         length,
+        reuse,
     ));
     Run {
         report,
-        server_ticks: cpu_ticks(&subject.pids).saturating_sub(server_before),
+        server_ticks: cpu_ticks(&pids).saturating_sub(server_before),
         loadgen_ticks: thread_cpu_ticks(LOADGEN_THREAD).saturating_sub(loadgen_before),
     }
 }
@@ -843,8 +1010,13 @@ fn federation() -> Result<(tempfile::TempDir, TestFederation), String> {
 }
 
 /// A mutual-TLS load generator client for `addr` with `party`'s identity, pinning
-/// `school-server`.
-fn mtls_client(fed: &TestFederation, addr: SocketAddr, party: &str) -> Result<Client, String> {
+/// `school-server`; `http2` offers only h2 in ALPN.
+fn mtls_client(
+    fed: &TestFederation,
+    addr: SocketAddr,
+    party: &str,
+    http2: bool,
+) -> Result<Client, String> {
     let client = fed
         .party(party)
         .ok_or_else(|| format!("the test federation has no {party}"))?;
@@ -854,12 +1026,12 @@ fn mtls_client(fed: &TestFederation, addr: SocketAddr, party: &str) -> Result<Cl
     let tls = loadgen::tls_config(&TlsOptions {
         identity: Some((&client.cert, &client.key)),
         server_pin: server.pin,
-        http2: false,
+        http2,
     })?;
     Client::new(
         Target::parse(&format!("https://{addr}/v2/persons/1"))?,
         Some(tls),
-        false,
+        http2,
     )
 }
 
@@ -897,16 +1069,73 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// The backend every front end forwards to.
+struct Backend {
+    /// Its process (nginx: the master), stopped when this is dropped.
+    _process: Process,
+    /// Every process whose CPU is the backend's.
+    pids: Vec<u32>,
+    /// HTTP/1.1.
+    h1: SocketAddr,
+    /// HTTP/2 with prior knowledge (h2c).
+    h2c: SocketAddr,
+    label: String,
+}
+
+/// nginx answering [`BODY`] with one worker, unless `BENCH_BACKEND=hyper` or nginx is
+/// missing: then this binary re-executed (one tokio thread, HTTP/1.1 and h2c on one port).
+fn start_any_backend(dir: &Path) -> Result<Backend, String> {
+    let want_hyper = std::env::var(BACKEND_KIND_ENV).is_ok_and(|v| v == "hyper");
+    if !want_hyper && let Some(nginx) = find_nginx() {
+        let (port, h2c_port) = (free_port()?, free_port()?);
+        let backend = start_nginx(
+            &nginx,
+            &dir.join("nginx-backend"),
+            "1",
+            port,
+            &nginx_backend(port, h2c_port),
+        )?;
+        let mut pids = vec![backend.process.pid()];
+        pids.extend(&backend.workers);
+        return Ok(Backend {
+            _process: backend.process,
+            pids,
+            h1: backend.addr,
+            h2c: SocketAddr::from(([127, 0, 0, 1], h2c_port)),
+            label: "nginx, 1 worker, `return 200`".into(),
+        });
+    }
+    let (process, addr) = start_backend()?;
+    Ok(Backend {
+        pids: vec![process.pid()],
+        _process: process,
+        h1: addr,
+        h2c: addr,
+        label: "hyper, 1 runtime thread (this binary)".into(),
+    })
+}
+
+/// Rounds, run length and warm-up: `QUICK=1` for a short look, `ROUNDS=N` to override.
+fn plan() -> (usize, Duration, Duration) {
+    let (rounds, length, warmup) = if quick() {
+        (2, Duration::from_secs(2), Duration::from_millis(500))
+    } else {
+        (5, Duration::from_secs(5), Duration::from_secs(1))
+    };
+    let rounds = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .filter(|&r: &usize| r > 0)
+        .unwrap_or(rounds);
+    (rounds, length, warmup)
+}
+
 /// The whole bench. Returns the exit code; child processes are stopped before it returns.
 fn bench() -> i32 {
-    let (length, warmup, rounds) = if quick() {
-        (Duration::from_secs(2), Duration::from_millis(500), 2)
-    } else {
-        (Duration::from_secs(5), Duration::from_secs(1), 3)
-    };
+    let (rounds, length, warmup) = plan();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "ss12000-proxy bench: {cores} cores (1-min load average before: {}; anything else running skews the numbers); load generator: 1 runtime thread in the bench process; backend: 1 runtime thread in its own process",
+        "ss12000-proxy bench: {cores} cores (1-min load average before: {}; anything else running skews the numbers); load generator: 1 runtime thread in the bench process",
         load_average()
     );
 
@@ -917,13 +1146,21 @@ fn bench() -> i32 {
             return 1;
         }
     };
-    let (backend, backend_addr) = match start_backend() {
+    let issuers = dir.path().join("issuers.pem");
+    if let Err(e) = issuer_bundle(&fed)
+        .and_then(|pem| std::fs::write(&issuers, pem).map_err(|e| format!("issuers.pem: {e}")))
+    {
+        eprintln!("bench: {e}");
+        return 1;
+    }
+    let backend = match start_any_backend(dir.path()) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("bench: {e}");
+            eprintln!("bench: backend: {e}");
             return 1;
         }
     };
+    println!("backend: {}", backend.label);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(LOADGEN_THREAD)
@@ -937,70 +1174,105 @@ fn bench() -> i32 {
         }
     };
 
-    let mut subjects = Vec::new();
     let mut problems = Vec::new();
     let mut proxy_failed = false;
+    // Everything started is kept here and stopped at the end.
+    let mut proxies = Vec::new();
+    let mut others: Vec<Process> = Vec::new();
+    let mut nginx_prefixes = Vec::new();
+    // HTTP/1.1 subjects and HTTP/2 subjects.
+    let mut h1 = Vec::new();
+    let mut h2 = Vec::new();
 
-    match Target::parse(&format!("http://{backend_addr}/v2/persons/1"))
-        .and_then(|t| Client::new(t, None, false))
-    {
-        Ok(client) => subjects.push(Subject::new(
-            Kind::Direct,
-            "(a) backend direct, HTTP",
-            client,
-            vec![backend.pid()],
-        )),
-        Err(e) => problems.push(format!("(a) backend direct: {e}")),
-    }
-
-    let proxy = match start_proxy(dir.path(), &fed, backend_addr) {
-        Ok(proxy) => {
-            match mtls_client(&fed, proxy.addr, "school-client") {
-                Ok(client) => subjects.push(Subject::new(
-                    Kind::Proxy,
-                    "(b) ss12000-proxy, mTLS",
-                    client,
-                    vec![proxy.process.pid()],
-                )),
-                Err(e) => {
-                    problems.push(format!("(b) ss12000-proxy: load generator: {e}"));
-                    proxy_failed = true;
+    for http2 in [false, true] {
+        let (list, backend_addr, suffix) = if http2 {
+            (&mut h2, backend.h2c, ", h2")
+        } else {
+            (&mut h1, backend.h1, "")
+        };
+        let plain = Target::parse(&format!("http://{backend_addr}/v2/persons/1"))
+            .and_then(|t| Client::new(t, None, http2));
+        match plain {
+            Ok(client) => list.push(Subject::new(
+                Kind::Direct,
+                format!(
+                    "(a) backend direct{}",
+                    if http2 { ", h2c" } else { ", HTTP" }
+                ),
+                client,
+                backend.pids.clone(),
+            )),
+            Err(e) => problems.push(format!("(a) backend direct: {e}")),
+        }
+        match start_proxy(dir.path(), &fed, backend_addr, http2) {
+            Ok(proxy) => {
+                match mtls_client(&fed, proxy.addr, "school-client", http2) {
+                    Ok(client) => list.push(Subject::new(
+                        Kind::Proxy,
+                        format!("(b) ss12000-proxy{suffix}"),
+                        client,
+                        vec![proxy.process.pid()],
+                    )),
+                    Err(e) => {
+                        problems.push(format!("(b) ss12000-proxy: load generator: {e}"));
+                        proxy_failed = true;
+                    }
                 }
+                proxies.push(proxy);
             }
-            Some(proxy)
+            Err(e) => {
+                problems.push(format!("(b) ss12000-proxy{suffix} did not start: {e}"));
+                proxy_failed = true;
+            }
         }
-        Err(e) => {
-            problems.push(format!("(b) ss12000-proxy did not start: {e}"));
-            proxy_failed = true;
-            None
-        }
-    };
-
-    let mut nginxes = Vec::new();
-    match find_nginx() {
-        None => problems.push(
-            "(c) skipped: nginx is not installed; install it with `apt-get install nginx-light` (or `nginx`)"
-                .into(),
-        ),
-        Some(nginx) => {
-            for (kind, workers) in [(Kind::NginxAuto, "auto"), (Kind::NginxOne, "1")] {
-                let prefix = dir.path().join(format!("nginx-{workers}"));
-                match start_nginx(&nginx, &prefix, &fed, backend_addr, workers)
-                    .and_then(|n| mtls_client(&fed, n.addr, "school-client").map(|c| (n, c)))
-                {
+        match find_nginx() {
+            None => problems.push(
+                "(c) skipped: nginx is not installed; install it with `apt-get install nginx-light`"
+                    .into(),
+            ),
+            Some(nginx) => {
+                let prefix = dir.path().join(format!("nginx-front{}", u8::from(http2)));
+                let started = free_port().and_then(|port| {
+                    let servers = nginx_front_end(&fed, &issuers, backend.h1, port, http2)?;
+                    start_nginx(&nginx, &prefix, "auto", port, &servers)
+                });
+                match started.and_then(|n| {
+                    mtls_client(&fed, n.addr, "school-client", http2).map(|c| (n, c))
+                }) {
                     Ok((n, client)) => {
-                        let label = match kind {
-                            Kind::NginxAuto => {
-                                format!("(c) nginx mTLS, auto = {} workers", n.workers.len())
-                            }
-                            _ => "(c) nginx mTLS, 1 worker".to_owned(),
-                        };
                         let mut pids = vec![n.process.pid()];
                         pids.extend(&n.workers);
-                        subjects.push(Subject::new(kind, label, client, pids));
-                        nginxes.push(n);
+                        let label = format!("(c) nginx, {} workers{suffix}", n.workers.len());
+                        list.push(Subject::new(Kind::Nginx, label, client, pids));
+                        nginx_prefixes.push((n.addr, n.prefix.clone()));
+                        others.push(n.process);
                     }
-                    Err(e) => problems.push(format!("(c) nginx worker_processes {workers}: {e}")),
+                    Err(e) => problems.push(format!("(c) nginx{suffix}: {e}")),
+                }
+            }
+        }
+        match find_haproxy() {
+            None => problems.push(
+                "(d) skipped: HAProxy is not installed; install it with `apt-get install haproxy`"
+                    .into(),
+            ),
+            Some(haproxy) => {
+                let haproxy_dir = dir.path().join(format!("haproxy{}", u8::from(http2)));
+                let target = if http2 { backend.h2c } else { backend.h1 };
+                match start_haproxy(&haproxy, &haproxy_dir, &fed, &issuers, target, http2).and_then(
+                    |(p, addr)| mtls_client(&fed, addr, "school-client", http2).map(|c| (p, c)),
+                ) {
+                    Ok((process, client)) => {
+                        let label = format!("(d) haproxy, 2 threads{suffix}");
+                        list.push(Subject::new(
+                            Kind::Haproxy,
+                            label,
+                            client,
+                            vec![process.pid()],
+                        ));
+                        others.push(process);
+                    }
+                    Err(e) => problems.push(format!("(d) haproxy{suffix}: {e}")),
                 }
             }
         }
@@ -1008,49 +1280,48 @@ fn bench() -> i32 {
 
     // Every subject must answer one request before it is measured, and the TLS ones must
     // refuse a client the federation does not list (else the comparison is meaningless).
-    subjects.retain(|subject| match check(&runtime, &fed, &subject.client) {
-        Ok(()) => true,
-        Err(e) => {
-            problems.push(format!("{}: not measured: {e}", subject.label));
-            if subject.kind == Kind::Proxy {
-                proxy_failed = true;
+    for list in [&mut h1, &mut h2] {
+        list.retain(|subject| match check(&runtime, &fed, &subject.client) {
+            Ok(()) => true,
+            Err(e) => {
+                problems.push(format!("{}: not measured: {e}", subject.label));
+                if subject.kind == Kind::Proxy {
+                    proxy_failed = true;
+                }
+                false
             }
-            false
-        }
-    });
+        });
+    }
 
     println!(
-        "throughput: {CONCURRENCY} keep-alive connections (one request in flight each); latency: 1 connection; HTTP/1.1 GET; {:.0} s runs, targets alternating over {rounds} rounds, after {:.1} s warm-up each",
+        "each phase: {:.0} s runs, the subjects alternating over {rounds} rounds after {:.1} s warm-up each; throughput and new connections: {CONCURRENCY} workers, one request in flight each",
         length.as_secs_f64(),
         warmup.as_secs_f64()
     );
-    for subject in &subjects {
-        measure(&runtime, subject, CONCURRENCY, warmup);
+    let keep_alive = Reuse::KeepAlive;
+    for subject in h1.iter().chain(&h2) {
+        measure(&runtime, subject, CONCURRENCY, warmup, keep_alive);
     }
     for _ in 0..rounds {
-        for subject in &mut subjects {
-            let run = measure(&runtime, subject, CONCURRENCY, length);
+        for subject in h1.iter_mut().chain(h2.iter_mut()) {
+            let run = measure(&runtime, subject, CONCURRENCY, length, keep_alive);
             subject.loaded.push(run);
         }
     }
     for _ in 0..rounds {
-        for subject in &mut subjects {
-            let run = measure(&runtime, subject, 1, length);
+        for subject in &mut h1 {
+            let run = measure(&runtime, subject, 1, length, keep_alive);
             subject.single.push(run);
         }
     }
-    for subject in &mut subjects {
-        let pids = match subject.kind {
-            Kind::Direct => continue,
-            Kind::Proxy => subject.pids.clone(),
-            Kind::NginxAuto | Kind::NginxOne => {
-                // Workers may have been replaced; read the live set.
-                let master = subject.pids[0];
-                let mut pids = vec![master];
-                pids.extend(children_of(master));
-                pids
-            }
-        };
+    for _ in 0..rounds {
+        for subject in h1.iter_mut().filter(|s| s.kind != Kind::Direct) {
+            let run = measure(&runtime, subject, CONCURRENCY, length, Reuse::NewConnection);
+            subject.fresh.push(run);
+        }
+    }
+    for subject in h1.iter_mut().filter(|s| s.kind != Kind::Direct) {
+        let pids = subject.live_pids();
         subject.idle = Some(idle_memory(
             &runtime,
             &subject.client,
@@ -1059,9 +1330,9 @@ fn bench() -> i32 {
         ));
     }
 
-    print_report(&subjects);
+    print_report(&h1, &h2);
 
-    if let Some(proxy) = &proxy {
+    for proxy in &proxies {
         let lines = proxy.lines_after_start.load(Ordering::Relaxed);
         if lines > 100 {
             println!(
@@ -1070,32 +1341,31 @@ fn bench() -> i32 {
             );
         }
     }
-    for nginx in &nginxes {
-        let log = std::fs::read_to_string(nginx.prefix.join("error.log")).unwrap_or_default();
+    for (addr, prefix) in &nginx_prefixes {
+        let log = std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default();
         let errors: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("[error]") || l.contains("[crit]") || l.contains("[alert]"))
             .take(3)
             .collect();
         if !errors.is_empty() {
-            println!("nginx ({}) error.log: {}", nginx.addr, errors.join(" | "));
+            println!("nginx ({addr}) error.log: {}", errors.join(" | "));
         }
     }
-    let mut proxy = proxy;
-    if let Some(p) = proxy.as_mut()
-        && let Some(status) = p.process.exited()
-    {
-        problems.push(format!(
-            "(b) ss12000-proxy exited during the run ({status}). stderr:\n{}",
-            tail_text(&p.tail)
-        ));
-        proxy_failed = true;
+    for proxy in &mut proxies {
+        if let Some(status) = proxy.process.exited() {
+            problems.push(format!(
+                "(b) ss12000-proxy exited during the run ({status}). stderr:\n{}",
+                tail_text(&proxy.tail)
+            ));
+            proxy_failed = true;
+        }
     }
     for problem in &problems {
         println!("{problem}");
     }
-    drop(nginxes);
-    drop(proxy);
+    drop(others);
+    drop(proxies);
     drop(backend);
     drop(dir);
     if proxy_failed {
@@ -1121,84 +1391,136 @@ fn check(
         .host
         .parse()
         .map_err(|e| format!("{}: {e}", target.host))?;
-    let unlisted = mtls_client(fed, SocketAddr::new(host, target.port), "unlisted-client")?;
+    let unlisted = mtls_client(
+        fed,
+        SocketAddr::new(host, target.port),
+        "unlisted-client",
+        client.http2(),
+    )?;
     match probe(runtime, &unlisted) {
         Ok(()) => Err("it answered a client the federation does not list (unlisted-client)".into()),
         Err(_) => Ok(()),
     }
 }
 
-/// The table, the per-round figures, idle memory and the targets.
-fn print_report(subjects: &[Subject]) {
+/// One table row per subject for the runs `runs` picks, with its per-round rates.
+fn print_table(title: &str, subjects: &[Subject], runs: impl Fn(&Subject) -> &[Run], unit: &str) {
     println!();
+    println!("{title}");
     println!(
-        "{:<34} {:>10} {:>7} {:>7} {:>6} {:>6} {:>6} | {:>9} {:>7} {:>7} {:>6}",
-        "",
-        format!("c={CONCURRENCY} req/s"),
-        "p50 ms",
-        "p99 ms",
-        "srv us",
-        "gen us",
-        "errors",
-        "c=1 req/s",
-        "p50 ms",
-        "p99 ms",
-        "srv us",
+        "  {:<34} {:>10} {:>8} {:>8} {:>7} {:>7} {:>6}   per round",
+        "", unit, "p50 ms", "p99 ms", "srv us", "gen us", "errors"
     );
     for subject in subjects {
-        let loaded = summary(&subject.loaded);
-        let single = summary(&subject.single);
-        let (l, s) = (&loaded.report, &single.report);
+        let runs = runs(subject);
+        if runs.is_empty() {
+            continue;
+        }
+        let folded = summary(runs);
+        let r = &folded.report;
+        let rounds: Vec<String> = runs
+            .iter()
+            .map(|run| format!("{:.0}", run.report.per_second()))
+            .collect();
         println!(
-            "{:<34} {:>10.0} {:>7} {:>7} {:>6.1} {:>6.1} {:>6} | {:>9.0} {:>7} {:>7} {:>6.1}",
+            "  {:<34} {:>10.0} {:>8} {:>8} {:>7.1} {:>7.1} {:>6}   {}",
             subject.label,
-            l.per_second(),
-            ms(l.percentile_ms(0.50)),
-            ms(l.percentile_ms(0.99)),
-            loaded.server_us,
-            loaded.loadgen_us,
-            l.errors + s.errors,
-            s.per_second(),
-            ms(s.percentile_ms(0.50)),
-            ms(s.percentile_ms(0.99)),
-            single.server_us,
+            r.per_second(),
+            ms(r.percentile_ms(0.50)),
+            ms(r.percentile_ms(0.99)),
+            folded.server_us,
+            folded.loadgen_us,
+            r.errors,
+            rounds.join(" / "),
         );
-        for report in [l, s] {
-            if let Some((message, n)) = report.top_error() {
-                println!("    most frequent error (x{n}): {message}");
-            }
-            if report.reconnects > 0 {
-                println!(
-                    "    {} connections closed by the server and reopened",
-                    report.reconnects
-                );
-            }
+        if let Some((message, n)) = r.top_error() {
+            println!("      most frequent error (x{n}): {message}");
+        }
+        if r.reconnects > 0 {
+            println!(
+                "      {} connections closed by the server and reopened",
+                r.reconnects
+            );
         }
     }
-    println!(
-        "srv us: server-side CPU time per request (the backend for (a), the proxy for (b), nginx master+workers for (c); the backend's CPU is not in (b) and (c)); gen us: the load generator's"
-    );
-    println!("per round:");
-    for subject in subjects {
-        let rates: Vec<String> = subject
-            .loaded
-            .iter()
-            .map(|r| format!("{:.0}", r.report.per_second()))
-            .collect();
-        let p50s: Vec<String> = subject
-            .single
-            .iter()
-            .map(|r| ms(r.report.percentile_ms(0.5)))
-            .collect();
-        println!(
-            "  {:<32} c={CONCURRENCY} req/s {}; c=1 p50 ms {}",
-            subject.label,
-            rates.join(" / "),
-            p50s.join(" / ")
-        );
+}
+
+/// The proxy against the better of its rivals in each round: the median of per-round
+/// throughput ratios, the per-round ratios, and the ratio by server CPU per request.
+struct Versus {
+    median: f64,
+    rounds: Vec<f64>,
+    by_cpu: f64,
+    p99_ratio: f64,
+}
+
+fn versus(subjects: &[Subject], runs: impl Fn(&Subject) -> &[Run]) -> Option<Versus> {
+    let proxy = subjects.iter().find(|s| s.kind == Kind::Proxy)?;
+    let rivals: Vec<&Subject> = subjects.iter().filter(|s| s.kind.is_rival()).collect();
+    if rivals.is_empty() || runs(proxy).is_empty() {
+        return None;
     }
+    let mut ratios = Vec::new();
+    let mut p99s = Vec::new();
+    for (round, mine) in runs(proxy).iter().enumerate() {
+        let theirs: Vec<&Run> = rivals.iter().filter_map(|r| runs(r).get(round)).collect();
+        let best = theirs
+            .iter()
+            .map(|r| r.report.per_second())
+            .fold(0.0, f64::max);
+        let best_p99 = theirs
+            .iter()
+            .map(|r| r.report.percentile_ms(0.99))
+            .fold(f64::INFINITY, f64::min);
+        ratios.push(100.0 * mine.report.per_second() / best);
+        p99s.push(mine.report.percentile_ms(0.99) / best_p99);
+    }
+    let proxy_us = summary(runs(proxy)).server_us;
+    let best_us = rivals
+        .iter()
+        .map(|r| summary(runs(r)).server_us)
+        .fold(f64::INFINITY, f64::min);
+    Some(Versus {
+        median: median(ratios.clone()),
+        rounds: ratios,
+        by_cpu: 100.0 * best_us / proxy_us,
+        p99_ratio: median(p99s),
+    })
+}
+
+/// The tables, idle memory and the targets.
+fn print_report(h1: &[Subject], h2: &[Subject]) {
+    print_table(
+        &format!("HTTP/1.1 keep-alive, {CONCURRENCY} connections:"),
+        h1,
+        |s| &s.loaded,
+        "req/s",
+    );
+    print_table(
+        "HTTP/1.1 keep-alive, 1 connection (per-request latency):",
+        h1,
+        |s| &s.single,
+        "req/s",
+    );
+    print_table(
+        &format!(
+            "new mutual-TLS connections, {CONCURRENCY} workers (TCP + full TLS 1.3 handshake, P-256 client certificate, no resumption, one GET):"
+        ),
+        h1,
+        |s| &s.fresh,
+        "conn/s",
+    );
+    print_table(
+        &format!("HTTP/2 keep-alive, {CONCURRENCY} connections:"),
+        h2,
+        |s| &s.loaded,
+        "req/s",
+    );
+    println!(
+        "srv us: server-side CPU per request (or per connection): the backend for (a), the front end alone for (b)-(d); gen us: the load generator's"
+    );
     println!("{IDLE_CONNECTIONS} idle mTLS connections (one request each):");
-    for subject in subjects {
+    for subject in h1 {
         let Some(memory) = &subject.idle else {
             continue;
         };
@@ -1215,69 +1537,66 @@ fn print_report(subjects: &[Subject]) {
                 Some(first) => format!("; {} failed, first: {first}", memory.errors.len()),
                 None => String::new(),
             },
-            if subject.kind == Kind::Proxy {
-                ""
-            } else {
+            if subject.kind == Kind::Nginx {
                 " [sum over master and workers]"
+            } else {
+                ""
             }
         );
     }
 
-    // Targets, from paired rounds so that drift between rounds cancels out.
-    let find = |kind: Kind| subjects.iter().find(|s| s.kind == kind);
     let verdict = |ok: bool| if ok { "MET" } else { "NOT MET" };
-    let Some(proxy) = find(Kind::Proxy) else {
-        return;
+    let list = |values: &[f64]| {
+        values
+            .iter()
+            .map(|r| format!("{r:.1}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
     };
     println!();
-    for (kind, name) in [
-        (Kind::NginxAuto, "nginx worker_processes auto"),
-        (Kind::NginxOne, "nginx worker_processes 1"),
+    println!("targets (the proxy against the better of nginx and HAProxy in each round):");
+    for (what, subjects, runs) in [
+        (
+            "HTTP/1.1 keep-alive throughput",
+            h1,
+            (|s: &Subject| s.loaded.as_slice()) as fn(&Subject) -> &[Run],
+        ),
+        ("new mTLS connections per second", h1, |s| &s.fresh),
+        ("HTTP/2 throughput", h2, |s| &s.loaded),
     ] {
-        let Some(nginx) = find(kind) else { continue };
-        let ratios: Vec<f64> = proxy
-            .loaded
-            .iter()
-            .zip(&nginx.loaded)
-            .map(|(p, n)| 100.0 * p.report.per_second() / n.report.per_second())
-            .collect();
-        let ratio = median(ratios.clone());
-        let capacity = 100.0 * summary(&nginx.loaded).server_us / summary(&proxy.loaded).server_us;
-        let marker = if kind == Kind::NginxAuto {
-            format!(" (target >= 100 %: {})", verdict(ratio >= 100.0))
-        } else {
-            String::new()
+        let Some(v) = versus(subjects, runs) else {
+            println!("  {what}: not measured");
+            continue;
         };
         println!(
-            "proxy throughput vs {name}: {ratio:.1} %{marker} [median of rounds {}]; by server CPU per request: {capacity:.1} %",
-            ratios
+            "  {what}: {:.1} % (target >= 110 %: {}) [rounds {}]; by server CPU per request: {:.1} %; p99 latency {:.2}x theirs (target <= 1: {})",
+            v.median,
+            verdict(v.median >= 110.0),
+            list(&v.rounds),
+            v.by_cpu,
+            v.p99_ratio,
+            verdict(v.p99_ratio <= 1.0),
+        );
+    }
+    let find = |kind: Kind| h1.iter().find(|s| s.kind == kind);
+    if let (Some(proxy), Some(direct)) = (find(Kind::Proxy), find(Kind::Direct)) {
+        let added = median(
+            proxy
+                .single
                 .iter()
-                .map(|r| format!("{r:.1}"))
-                .collect::<Vec<_>>()
-                .join(" / ")
+                .zip(&direct.single)
+                .map(|(p, d)| p.report.percentile_ms(0.5) - d.report.percentile_ms(0.5))
+                .collect(),
         );
-    }
-    if let Some(direct) = find(Kind::Direct) {
-        let added = |proxy: &[Run], direct: &[Run]| {
-            median(
-                proxy
-                    .iter()
-                    .zip(direct)
-                    .map(|(p, d)| p.report.percentile_ms(0.5) - d.report.percentile_ms(0.5))
-                    .collect(),
-            )
-        };
-        let single = added(&proxy.single, &direct.single);
         println!(
-            "proxy added p50 latency vs direct, 1 connection: {single:.3} ms (target <= 0.3 ms: {}); at {CONCURRENCY} connections (mostly queueing): {:.3} ms",
-            verdict(single <= 0.3),
-            added(&proxy.loaded, &direct.loaded)
+            "  proxy added p50 latency vs direct, 1 connection: {added:.3} ms (target <= 0.3 ms: {})",
+            verdict(added <= 0.3),
         );
     }
-    if let Some(memory) = &proxy.idle {
+    if let Some(memory) = find(Kind::Proxy).and_then(|p| p.idle.as_ref()) {
         let all_open = memory.still_open == IDLE_CONNECTIONS;
         println!(
-            "proxy RSS with {IDLE_CONNECTIONS} idle connections: {:.1} MB (target <= 100 MB: {}{})",
+            "  proxy RSS with {IDLE_CONNECTIONS} idle connections: {:.1} MB (target <= 100 MB: {}{})",
             mb(memory.after_kib),
             verdict(all_open && mb(memory.after_kib) <= 100.0),
             if all_open {

@@ -1,7 +1,8 @@
 //! `loadgen`: the project's closed-loop HTTP load generator, for ss12000-proxy and its peers.
 //!
 //! Each of `--concurrency` workers owns one keep-alive connection (HTTP/1.1, or one HTTP/2
-//! connection with `--http2`) and sends GETs back to back on it. Prints requests/s, latency
+//! connection with `--http2`) and sends GETs back to back on it; with `--new-connections`
+//! every request opens (and closes) its own connection, a full handshake each. Prints requests/s, latency
 //! percentiles and errors; `--json` prints one JSON object instead.
 //!
 //! ```text
@@ -56,6 +57,10 @@ struct Args {
     /// One HTTP/2 connection per worker (ALPN h2 over TLS; prior knowledge over http).
     #[arg(long)]
     http2: bool,
+    /// A new connection for every request (TCP, full TLS handshake without resumption,
+    /// one GET, close): measures new connections per second instead of keep-alive requests.
+    #[arg(long)]
+    new_connections: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -109,11 +114,16 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
+    let reuse = if args.new_connections {
+        loadgen::Reuse::NewConnection
+    } else {
+        loadgen::Reuse::KeepAlive
+    };
     let report = runtime.block_on(async {
         if !warmup.is_zero() {
-            loadgen::run(Arc::clone(&client), args.concurrency, warmup).await;
+            loadgen::run(Arc::clone(&client), args.concurrency, warmup, reuse).await;
         }
-        loadgen::run(Arc::clone(&client), args.concurrency, duration).await
+        loadgen::run(Arc::clone(&client), args.concurrency, duration, reuse).await
     });
     if args.json {
         println!(

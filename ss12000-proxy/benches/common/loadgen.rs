@@ -5,7 +5,10 @@
 //! Each worker owns one keep-alive connection (HTTP/1.1, or one HTTP/2 connection with
 //! `http2`) and sends GETs back to back on it: one request in flight per worker. Workers
 //! connect first; the measured window starts once every worker has tried its first
-//! connection, so handshakes do not count against the rate. Only requests that complete
+//! connection, so handshakes do not count against the rate. With
+//! [`Reuse::NewConnection`] each request instead opens its own connection (TCP, a full TLS
+//! handshake without resumption, the HTTP handshake), sends one GET and closes: the rate is
+//! then new connections per second and the latency includes the handshake. Only requests that complete
 //! inside the window count. Network errors, timeouts and non-2xx answers are counted as
 //! errors, never panics; a worker whose connection broke reconnects and goes on.
 
@@ -194,6 +197,11 @@ impl Client {
     /// The target.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// Whether it speaks HTTP/2.
+    pub fn http2(&self) -> bool {
+        self.http2
     }
 
     /// Connects, with TLS for https, and makes the HTTP handshake, within [`CONNECT_TIMEOUT`].
@@ -424,14 +432,33 @@ impl Report {
     }
 }
 
+/// Whether workers keep their connection or open one per request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reuse {
+    /// One keep-alive connection per worker, requests back to back on it.
+    KeepAlive,
+    /// A new connection (and full handshake) for every request, closed after its answer.
+    NewConnection,
+}
+
 /// Runs `concurrency` workers against the client's target for `duration` and reports.
 /// Must be called inside a tokio runtime.
-pub async fn run(client: Arc<Client>, concurrency: usize, duration: Duration) -> Report {
+pub async fn run(
+    client: Arc<Client>,
+    concurrency: usize,
+    duration: Duration,
+    reuse: Reuse,
+) -> Report {
     let concurrency = concurrency.max(1);
     let start = Arc::new(tokio::sync::Barrier::new(concurrency + 1));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
-        workers.spawn(worker(Arc::clone(&client), Arc::clone(&start), duration));
+        workers.spawn(worker(
+            Arc::clone(&client),
+            Arc::clone(&start),
+            duration,
+            reuse,
+        ));
     }
     start.wait().await;
     let mut report = Report {
@@ -461,7 +488,11 @@ async fn worker(
     client: Arc<Client>,
     start: Arc<tokio::sync::Barrier>,
     duration: Duration,
+    reuse: Reuse,
 ) -> Report {
+    if reuse == Reuse::NewConnection {
+        return fresh_worker(client, start, duration).await;
+    }
     let mut report = Report::default();
     let mut connection = match client.connect().await {
         Ok(connection) => Some(connection),
@@ -513,6 +544,52 @@ async fn worker(
             }
             Err(_) => {
                 // Still in flight when the window closed: not counted, unless it was stuck.
+                if done - sent >= STUCK_AFTER {
+                    report.error(format!(
+                        "no response within {:.1} s",
+                        (done - sent).as_secs_f64()
+                    ));
+                }
+                break;
+            }
+        }
+    }
+    report
+}
+
+/// One worker of [`Reuse::NewConnection`]: per request a connection of its own (timed from
+/// the TCP connect to the end of the body), closed afterwards.
+async fn fresh_worker(
+    client: Arc<Client>,
+    start: Arc<tokio::sync::Barrier>,
+    duration: Duration,
+) -> Report {
+    let mut report = Report::default();
+    start.wait().await;
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        let sent = Instant::now();
+        let exchange = async {
+            let mut connection = client.connect().await.map_err(RequestError::broken)?;
+            client.get(&mut connection).await
+        };
+        let outcome = tokio::time::timeout_at(deadline.into(), exchange).await;
+        let done = Instant::now();
+        match outcome {
+            Ok(Ok(())) => {
+                report.requests += 1;
+                report
+                    .latencies_ns
+                    .push(u64::try_from((done - sent).as_nanos()).unwrap_or(u64::MAX));
+            }
+            Ok(Err(error)) => {
+                if done < deadline {
+                    report.error(error.message);
+                    // A server that refuses every connection must not make this a busy loop.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Err(_) => {
                 if done - sent >= STUCK_AFTER {
                     report.error(format!(
                         "no response within {:.1} s",

@@ -16,11 +16,13 @@ use crate::config::BackendTlsConfig;
 use crate::per_thread::PerThread;
 use crate::upstream::UpstreamBody;
 
-/// The backend HTTP client: pooled, HTTP/1.1 and HTTP/2 (by ALPN for https).
+/// The backend HTTP client: pooled; HTTP/1.1 (ALPN `http/1.1` for https), or HTTP/2 with
+/// prior knowledge when configured for a plain-HTTP backend.
 pub type BackendClient = Client<HttpsConnector<HttpConnector>, UpstreamBody>;
 
-/// Makes backend clients that speak HTTP/1.1, and HTTP/2 when an `https` backend offers it
-/// or `h2c` says a plain-HTTP backend speaks it. Hands out one client (one connection pool)
+/// Makes backend clients that speak HTTP/1.1 (also to `https` backends: an h2 request through
+/// this client would carry a `Host` beside `:authority`, which nginx refuses), or HTTP/2 when
+/// `h2c` says a plain-HTTP backend speaks it. Hands out one client (one connection pool)
 /// per thread: a pooled connection is driven by a task on the thread that opened it, so
 /// sharing the pool across threads would move every request between threads.
 pub struct BackendClients {
@@ -114,7 +116,6 @@ pub fn clients(
         .with_tls_config(config)
         .https_or_http()
         .enable_http1()
-        .enable_http2()
         .wrap_connector(http);
     Ok(BackendClients {
         connector,

@@ -50,8 +50,9 @@ pub struct Config {
     /// How an `https` backend is verified.
     #[serde(default)]
     pub backend_tls: BackendTlsConfig,
-    /// Speak HTTP/2 to a plain `http://` backend (prior knowledge, "h2c"); an `https`
-    /// backend gets HTTP/2 whenever it offers it.
+    /// Speak HTTP/2 to a plain `http://` backend (prior knowledge, "h2c"), the client's host
+    /// as `:authority`; an `https` backend is spoken to in HTTP/1.1, as nginx and HAProxy
+    /// do by default.
     #[serde(default)]
     pub backend_h2c: bool,
     /// Plain-HTTP admin listener: `/healthz`, `/readyz`, `/metrics`.
@@ -366,7 +367,8 @@ impl Config {
         }
         if self.backend_h2c && https {
             return Err(
-                "backend_h2c is for http:// backends; https backends negotiate HTTP/2".into(),
+                "backend_h2c is for http:// backends; https backends are spoken to in HTTP/1.1"
+                    .into(),
             );
         }
         if self.backend_tls.pin.is_some() && self.backend_tls.ca_file.is_some() {

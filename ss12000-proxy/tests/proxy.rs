@@ -1355,3 +1355,81 @@ fn check_with_a_bowness_config_prints_the_equivalent_toml() {
     assert_eq!(printed.limits.shutdown_timeout, 15.0);
     assert_eq!(printed.backend.to_string(), "https://api.example:8443/v2");
 }
+
+/// The echo backend behind TLS with `school-server`'s certificate, offering h2 and
+/// HTTP/1.1 by ALPN (as nginx with `listen … ssl http2` does).
+async fn tls_backend(fed: &TestFederation) -> SocketAddr {
+    let party = fed.party("school-server").unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(fedtls::tls::provider())
+        .with_protocol_versions(fedtls::tls::PROTOCOL_VERSIONS)
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            load_cert_chain(&party.cert).unwrap(),
+            load_private_key(&party.key).unwrap(),
+        )
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(echo);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_https_backend_is_pinned_and_spoken_to_in_http_1_1() {
+    let (dir, fed) = federation();
+    let backend = tls_backend(&fed).await;
+    let pin = fed.party("school-server").unwrap().pin;
+    let proxy = start_proxy(
+        &fed,
+        &format!("https://localhost:{}", backend.port()),
+        &format!("[backend_tls]\npin = \"{pin}\""),
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, echo) = send(&mut sender, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{echo}");
+    // HTTP/1.1 although the backend offers h2: the client's Host travels as Host, which an
+    // h2 request could not carry beside :authority.
+    assert_eq!(echo["version"], "HTTP/1.1", "{echo}");
+    assert_eq!(echo["headers"]["host"], "proxy.example", "{echo}");
+    assert_eq!(
+        echo["headers"]["x-fedtlsauth-entity-id"],
+        "https://school.test.example"
+    );
+
+    // Another pin: the backend's certificate is refused, the client gets 502.
+    let other = fed.party("school-client").unwrap().pin;
+    let proxy = start_proxy(
+        &fed,
+        &format!("https://localhost:{}", backend.port()),
+        &format!("[backend_tls]\npin = \"{other}\""),
+        dir.path(),
+    );
+    let mut sender = connect(proxy.addr, &connector(&fed, "school-client", b"http/1.1"))
+        .await
+        .unwrap();
+    let (status, body) = send(&mut sender, get("/")).await.unwrap();
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert_eq!(body["error"], "backend_unavailable");
+}

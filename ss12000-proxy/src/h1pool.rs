@@ -34,9 +34,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct H1Pool {
     /// The backend's host and port, sent as `Host`.
     authority: http::HeaderValue,
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
+    dialer: Dialer,
     idle: PerThread<Vec<Idle>>,
 }
 
@@ -79,7 +77,6 @@ impl H1Pool {
     /// A pool for the backend at `authority` (port 80 unless it names one).
     pub fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
         let host = authority.host();
-        let port = authority.port_u16().unwrap_or(80);
         // Host is host and port only, never userinfo a backend URL may carry.
         let host_header = match authority.port() {
             Some(port) => format!("{host}:{port}"),
@@ -88,12 +85,7 @@ impl H1Pool {
         Self {
             authority: http::HeaderValue::from_str(&host_header)
                 .expect("a parsed host and port are a valid header value"),
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
-            connect_timeout,
+            dialer: Dialer::new(authority, connect_timeout),
             idle: PerThread::default(),
         }
     }
@@ -146,6 +138,40 @@ impl H1Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<UpstreamBody>, BoxError> {
+        let stream = self.dialer.dial().await?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.with_upgrades().await {
+                tracing::debug!(error = %err, "backend connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// Where a plain-HTTP backend is dialled, and for how long: one TCP connection (no Nagle) to
+/// the host and port of its URL (port 80 unless named), for the HTTP/1.1 pool and h2c alike.
+pub(crate) struct Dialer {
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+}
+
+impl Dialer {
+    pub(crate) fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
+        Self {
+            host: authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            connect_timeout,
+        }
+    }
+
+    /// A new connection, or an error naming the address and the time allowed.
+    pub(crate) async fn dial(&self) -> Result<TcpStream, BoxError> {
         let address = (self.host.as_str(), self.port);
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
             .await
@@ -157,13 +183,7 @@ impl H1Pool {
             })?
             .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.with_upgrades().await {
-                tracing::debug!(error = %err, "backend connection ended");
-            }
-        });
-        Ok(sender)
+        Ok(stream)
     }
 }
 
@@ -238,14 +258,17 @@ mod tests {
         let with_userinfo = pool("user:secret@backend.example:8080");
         assert_eq!(with_userinfo.authority, "backend.example:8080");
         assert_eq!(
-            (with_userinfo.host.as_str(), with_userinfo.port),
+            (
+                with_userinfo.dialer.host.as_str(),
+                with_userinfo.dialer.port
+            ),
             ("backend.example", 8080)
         );
         let ipv6 = pool("[::1]:9000");
         assert_eq!(ipv6.authority, "[::1]:9000");
-        assert_eq!((ipv6.host.as_str(), ipv6.port), ("::1", 9000));
+        assert_eq!((ipv6.dialer.host.as_str(), ipv6.dialer.port), ("::1", 9000));
         let default_port = pool("backend.example");
         assert_eq!(default_port.authority, "backend.example");
-        assert_eq!(default_port.port, 80);
+        assert_eq!(default_port.dialer.port, 80);
     }
 }

@@ -19,8 +19,8 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 
+use crate::h1pool::Dialer;
 use crate::per_thread::PerThread;
 use crate::upstream::UpstreamBody;
 
@@ -31,9 +31,7 @@ const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// One h2c backend's connections (one per thread).
 pub struct H2Conn {
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
+    dialer: Dialer,
     senders: PerThread<Option<SendRequest<UpstreamBody>>>,
 }
 
@@ -41,13 +39,7 @@ impl H2Conn {
     /// Connections to the backend at `authority` (port 80 unless it names one).
     pub fn new(authority: &http::uri::Authority, connect_timeout: Duration) -> Self {
         Self {
-            host: authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port: authority.port_u16().unwrap_or(80),
-            connect_timeout,
+            dialer: Dialer::new(authority, connect_timeout),
             senders: PerThread::default(),
         }
     }
@@ -76,17 +68,7 @@ impl H2Conn {
     }
 
     async fn connect(&self) -> Result<SendRequest<UpstreamBody>, BoxError> {
-        let address = (self.host.as_str(), self.port);
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| {
-                format!(
-                    "connecting to {}:{} timed out after {:?}",
-                    self.host, self.port, self.connect_timeout
-                )
-            })?
-            .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
-        let _ = stream.set_nodelay(true);
+        let stream = self.dialer.dial().await?;
         let (sender, connection) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(KEEP_ALIVE_INTERVAL)
